@@ -1,0 +1,114 @@
+"""The typed syntax tree: one frozen node per statement, each with its source span.
+
+Nodes hold text exactly as written; meaning (numbers, resolved addresses,
+scopes) is the validator's job.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from .diagnostics import Span
+
+__all__ = [
+    "Access",
+    "Address",
+    "AddressKind",
+    "Config",
+    "LogCommon",
+    "LogFile",
+    "Option",
+    "PidLogFile",
+    "Port",
+    "Rule",
+    "Statement",
+    "address_kind",
+]
+
+
+class AddressKind(enum.Enum):
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+    ZERO = "zero"  # the bare `0`, which rinetd reads as 0.0.0.0
+    HOSTNAME = "hostname"
+
+
+_IPV4 = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
+
+
+def address_kind(text: str) -> AddressKind:
+    """Which of the four address forms ``text`` (already accepted by the grammar) is."""
+    if ":" in text:
+        return AddressKind.IPV6
+    if text == "0":
+        return AddressKind.ZERO
+    if _IPV4.fullmatch(text):
+        return AddressKind.IPV4
+    return AddressKind.HOSTNAME
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    text: str
+    kind: AddressKind
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    text: str
+    protocol: str  # "tcp" or "udp"; "tcp" when none is written
+    span: Span  # the port text, without the protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str  # "timeout" or "src"
+    value: str
+    span: Span  # the whole `name = value`
+    value_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    bind_address: Address
+    bind_port: Port
+    connect_address: Address
+    connect_port: Port
+    options: tuple[Option, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    kind: str  # "allow" or "deny"
+    pattern: str
+    span: Span  # the pattern
+
+
+@dataclass(frozen=True, slots=True)
+class LogFile:
+    path: str  # as written, quotes included
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class PidLogFile:
+    path: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class LogCommon:
+    span: Span
+
+
+Statement = Rule | Access | LogFile | PidLogFile | LogCommon
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    statements: tuple[Statement, ...]
+    lines: tuple[str, ...]  # the source, one entry per physical line, for carets

@@ -1,0 +1,256 @@
+"""Text -> typed AST.  The only module that touches Lark.
+
+Each physical line is parsed on its own with the ``line`` start rule of
+``grammar.lark``, so one bad line never hides the next: every syntax error of
+a file is reported in one run.  ``_syntax_error`` is the single funnel that
+turns Lark's exceptions into diagnostics; no Lark type leaves this module.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from functools import cache
+from importlib import resources
+
+import lark
+
+from . import ast
+from .diagnostics import Diagnostic, Span, make
+
+__all__ = ["KEYWORDS", "parse"]
+
+KEYWORDS = ("allow", "deny", "logfile", "pidlogfile", "logcommon")
+_LOWERCASE_WORDS = (*KEYWORDS, "timeout", "src", "/tcp", "/udp")
+_WORD = re.compile(r"[^ \t\r\n]+")
+
+# What the grammar's terminals mean to an operator, for "expected ..." lists.
+_TERMINAL_NAMES = {
+    "ADDRESS": "an address or host name",
+    "PORT": "a port number or service name",
+    "PROTO": "/tcp or /udp",
+    "PATTERN": "an address pattern",
+    "FILENAME": "a file name",
+    "NUMBER": "a number",
+    "TIMEOUT": "timeout",
+    "SRC": "src",
+    "ALLOW": "allow",
+    "DENY": "deny",
+    "LOGFILE": "logfile",
+    "PIDLOGFILE": "pidlogfile",
+    "LOGCOMMON": "logcommon",
+    "LSQB": "[",
+    "RSQB": "]",
+    "COMMA": ",",
+    "EQUAL": "=",
+    "_EOL": "the end of the line",
+}
+
+
+@cache
+def _parser() -> lark.Lark:
+    grammar = resources.files(__package__).joinpath("grammar.lark").read_text("utf-8")
+    return lark.Lark(grammar, parser="lalr", start=["config", "line"], maybe_placeholders=False)
+
+
+def parse(text: str) -> tuple[ast.Config, list[Diagnostic]]:
+    """Parse a whole configuration; return its statements and the syntax diagnostics."""
+    physical = text.split("\n")
+    diagnostics: list[Diagnostic] = []
+    if physical[-1] == "":
+        physical.pop()
+    else:
+        last = len(physical)
+        diagnostics.append(
+            make(
+                "W105",
+                "the last line has no newline: rinetd 0.73 ignores it",
+                Span(last, len(physical[-1].rstrip("\r")) + 1, len(physical[-1].rstrip("\r")) + 2),
+                hint="end the file with a newline",
+            )
+        )
+    statements: list[ast.Statement] = []
+    parser = _parser()
+    for number, raw in enumerate(physical, start=1):
+        try:
+            tree = parser.parse(raw + "\n", start="line")
+        except lark.exceptions.UnexpectedInput as error:
+            diagnostics.append(_syntax_error(error, raw, number))
+            continue
+        for child in tree.children:
+            if isinstance(child, lark.Tree):
+                statement, found = _statement(child, number)
+                statements.append(statement)
+                diagnostics.extend(found)
+    lines = tuple(line.rstrip("\r") for line in physical)
+    return ast.Config(statements=tuple(statements), lines=lines), diagnostics
+
+
+# -- tree -> AST --------------------------------------------------------------
+
+
+def _span(token: lark.Token, line: int) -> Span:
+    assert token.column is not None and token.end_column is not None
+    return Span(line, token.column, token.end_column)
+
+
+def _tokens(tree: lark.Tree[lark.Token]) -> list[lark.Token]:
+    return [child for child in tree.children if isinstance(child, lark.Token)]
+
+
+def _address(token: lark.Token, line: int) -> ast.Address:
+    text = str(token)
+    return ast.Address(text=text, kind=ast.address_kind(text), span=_span(token, line))
+
+
+def _port(tree: lark.Tree[lark.Token], line: int) -> ast.Port:
+    tokens = _tokens(tree)
+    protocol = str(tokens[1])[1:] if len(tokens) > 1 else "tcp"
+    return ast.Port(text=str(tokens[0]), protocol=protocol, span=_span(tokens[0], line))
+
+
+def _option(tree: lark.Tree[lark.Token], line: int) -> ast.Option:
+    name, value = _tokens(tree)
+    whole = Span(line, _span(name, line).column, _span(value, line).end_column)
+    return ast.Option(name=str(name), value=str(value), span=whole, value_span=_span(value, line))
+
+
+def _statement(
+    tree: lark.Tree[lark.Token], line: int
+) -> tuple[ast.Statement, list[Diagnostic]]:
+    kind = tree.data
+    if kind == "rule":
+        parts = [child for child in tree.children if isinstance(child, lark.Tree)]
+        bind_address, connect_address = (_address(_tokens(parts[i])[0], line) for i in (0, 2))
+        options = tuple(_option(o, line) for o in parts[4].children) if len(parts) > 4 else ()
+        first, last = bind_address.span, options[-1].span if options else _port(parts[3], line).span
+        rule = ast.Rule(
+            bind_address=bind_address,
+            bind_port=_port(parts[1], line),
+            connect_address=connect_address,
+            connect_port=_port(parts[3], line),
+            options=options,  # type: ignore[arg-type]
+            span=Span(line, first.column, last.end_column),
+        )
+        return rule, []
+    tokens = _tokens(tree)
+    if kind == "access":
+        keyword, pattern = tokens
+        return ast.Access(kind=str(keyword), pattern=str(pattern), span=_span(pattern, line)), []
+    if kind == "logcommon":
+        return ast.LogCommon(span=Span(line, 1, 1)), []
+    (name,) = tokens
+    span = _span(name, line)
+    found = []
+    if name.startswith('"'):
+        found.append(
+            make(
+                "W107",
+                f"rinetd 0.73 keeps the quotes: the file is named {name} with the quotes",
+                span,
+                hint="write the file name without quotes (0.73 cannot name files with blanks)",
+            )
+        )
+    node = ast.LogFile if kind == "logfile" else ast.PidLogFile
+    return node(path=str(name), span=span), found
+
+
+# -- the funnel: Lark errors -> diagnostics -------------------------------------
+
+
+def _word_at(raw: str, column: int) -> tuple[int, int]:
+    """The 1-based [start, end) columns of the blank-delimited word at or after a column."""
+    match = _WORD.search(raw, column - 1)
+    if match is None:
+        end = len(raw.rstrip("\r")) + 1
+        return end, end + 1
+    return match.start() + 1, match.end() + 1
+
+
+def _expected_text(expected: set[str]) -> str:
+    names = sorted({_TERMINAL_NAMES.get(t, t) for t in expected if t != "_WS"})
+    if not names:
+        return "a blank"
+    if len(names) == 1:
+        return names[0]
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _expected(error: lark.exceptions.UnexpectedInput) -> set[str]:
+    """What the parser could take here, looking past a separator it wants first."""
+    if isinstance(error, lark.exceptions.UnexpectedCharacters):
+        return set(error.allowed or ())
+    if not isinstance(error, lark.exceptions.UnexpectedToken):
+        return set()
+    expected = set(error.expected)
+    if expected == {"_WS"} and error.interactive_parser is not None:
+        after = error.interactive_parser.copy()
+        after.feed_token(lark.Token("_WS", " "))
+        expected = set(after.accepts())
+    return expected
+
+
+def _syntax_error(error: lark.exceptions.UnexpectedInput, raw: str, line: int) -> Diagnostic:
+    expected = _expected(error)
+    column = error.column if isinstance(error.column, int) and error.column > 0 else 1
+    if isinstance(error, lark.exceptions.UnexpectedToken) and error.token.type == "_WS":
+        column = error.token.end_column or column
+    start, end = _word_at(raw, column)
+    word = raw[start - 1 : end - 1]
+    if word and not word.startswith("["):
+        # `[timeout=x]`: the fault is `x`, not the bracket that closes the group.
+        word = word.rstrip("],") or word
+        end = start + len(word)
+    found = f"'{word}'" if word else "the end of the line"
+    code = "E001"
+    message = f"expected {_expected_text(expected)}, found {found}"
+    if "PATTERN" in expected and word:
+        code, message = "E008", f"invalid access pattern '{word}'"
+    elif expected & {"TIMEOUT", "SRC"} and word:
+        name = re.split(r"[=,\]]", word)[0]
+        end = start + len(name)
+        code, message = "E009", f"unknown option '{name}': the options are timeout and src"
+    hint = _hint(raw, word, expected)
+    for other in _WORD.finditer(raw):
+        keyword = _miscased_keyword(other.group())
+        if keyword is not None:
+            hint = f"keywords are lowercase: write '{keyword}'"
+            if other.end() + 1 <= start:
+                start, end = other.start() + 1, other.end() + 1
+            break
+    return make(code, message, Span(line, start, end), hint=hint)
+
+
+def _miscased_keyword(word: str) -> str | None:
+    lowered = word.lower().lstrip("[,")
+    for keyword in _LOWERCASE_WORDS:
+        glued = lowered.startswith(keyword) and not lowered[len(keyword) :][:1].isalnum()
+        if (glued or lowered.endswith(keyword)) and keyword not in word:
+            return keyword
+    return None
+
+
+def _hint(raw: str, word: str, expected: set[str]) -> str | None:
+    if "PATTERN" in expected:
+        if "/" in word:
+            return "no CIDR in rinetd patterns: write 10.1.2.* for 10.1.2.0/24"
+        return "patterns use digits, hex letters, '.', ':' and the globs * and ?, e.g. 10.0.0.*"
+    if "ADDRESS" in expected:
+        if word.startswith("["):
+            return "write IPv6 addresses without brackets, e.g. ::1"
+        if ":" in word and "." in word:
+            return "rinetd 0.73 accepts no IPv4-mapped IPv6 address: write the IPv4 address"
+        if "%" in word:
+            return "rinetd 0.73 accepts no scoped IPv6 address (%interface)"
+        if word.endswith("."):
+            return "drop the trailing dot of the host name"
+    if "PROTO" in expected and "/" in word:
+        return "the protocol is /tcp or /udp, glued to the port"
+    if "_EOL" in expected and "[" in word:
+        return "one statement per line; options go in one [ ] group separated by commas"
+    first = _WORD.search(raw)
+    if first and "PORT" in expected and first.group() not in KEYWORDS:
+        close = difflib.get_close_matches(first.group(), KEYWORDS, n=1)
+        if close:
+            return f"did you mean '{close[0]}'?"
+    return None
