@@ -112,3 +112,4 @@ Statement = Rule | Access | LogFile | PidLogFile | LogCommon
 class Config:
     statements: tuple[Statement, ...]
     lines: tuple[str, ...]  # the source, one entry per physical line, for carets
+    broken: tuple[int, ...] = ()  # lines that did not parse, so hold no statement

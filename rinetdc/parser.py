@@ -70,12 +70,14 @@ def parse(text: str) -> tuple[ast.Config, list[Diagnostic]]:
             )
         )
     statements: list[ast.Statement] = []
+    broken: list[int] = []
     parser = _parser()
     for number, raw in enumerate(physical, start=1):
         try:
             tree = parser.parse(raw + "\n", start="line")
         except lark.exceptions.UnexpectedInput as error:
             diagnostics.append(_syntax_error(error, raw, number))
+            broken.append(number)
             continue
         for child in tree.children:
             if isinstance(child, lark.Tree):
@@ -83,7 +85,8 @@ def parse(text: str) -> tuple[ast.Config, list[Diagnostic]]:
                 statements.append(statement)
                 diagnostics.extend(found)
     lines = tuple(line.rstrip("\r") for line in physical)
-    return ast.Config(statements=tuple(statements), lines=lines), diagnostics
+    config = ast.Config(statements=tuple(statements), lines=lines, broken=tuple(broken))
+    return config, diagnostics
 
 
 # -- tree -> AST --------------------------------------------------------------
@@ -168,6 +171,8 @@ def _word_at(raw: str, column: int) -> tuple[int, int]:
 
 
 def _expected_text(expected: set[str]) -> str:
+    if "LSQB" in expected:
+        expected = expected | {"_EOL"}  # the blanks before the line's end were read already
     names = sorted({_TERMINAL_NAMES.get(t, t) for t in expected if t != "_WS"})
     if not names:
         return "a blank"

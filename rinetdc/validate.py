@@ -59,7 +59,7 @@ def validate(config: ast.Config, resolver: Resolver) -> tuple[model.RuleSet, lis
 
     _check_binds(drafts, found)
     _check_patterns(drafts, global_access, found)
-    if not config.statements or not drafts:
+    if not drafts and not config.broken:
         last = max(len(config.lines), 1)
         found.append(make("W106", "the configuration has no forwarding rules", Span(last, 1, 2)))
     if logcommon is not None and logfile is None:
@@ -339,10 +339,11 @@ def _families(draft: _RuleDraft) -> set[int]:
 
 def _never_matches(pattern: str, family: int) -> str | None:
     """Why ``pattern`` can never match a client of ``family``'s text form, or None."""
-    literal_prefix = pattern.split("*")[0].split("?")[0]
+    # IPv6 text has only hex digits before its first ':'.
+    head = pattern.split("*")[0].split("?")[0].split(":")[0]
     if family == 4 and ":" in pattern:
         return "IPv4 clients have no ':' in their address"
-    if family == 6 and ("." in literal_prefix or not (_GLOBS | {":"}) & set(pattern)):
+    if family == 6 and ("." in head or not (_GLOBS | {":"}) & set(pattern)):
         return "clients of an IPv6 listener have addresses like 2001:db8::1 or ::ffff:10.0.0.1"
     return None
 
