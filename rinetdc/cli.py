@@ -121,13 +121,13 @@ def check_command(config: str, no_resolve: bool, strict: bool, output: str) -> N
 
 @main.command("compile")
 @click.argument("config", metavar="CONFIG")
-@click.option("-o", "--output", "target", required=True, help="The JSON file to write, - for stdout.")
+@click.option(
+    "-o", "--output", "target", required=True, help="The JSON file to write, - for stdout."
+)
 @_no_resolve
 @_strict
 @_format
-def compile_command(
-    config: str, target: str, no_resolve: bool, strict: bool, output: str
-) -> None:
+def compile_command(config: str, target: str, no_resolve: bool, strict: bool, output: str) -> None:
     """Compile CONFIG into the frozen JSON rule set; write nothing if it has errors."""
     result = check(_read(config), _resolver(no_resolve))
     _report(config, result, output, err=True)
@@ -146,7 +146,9 @@ def load_document(path: str) -> dict[str, Any]:
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         _fail(f"{path} is not a rinetdc rule set")
     if document.get("version") != VERSION:
-        _fail(f"{path} has rule set version {document.get('version')!r}; this rinetdc reads {VERSION}")
+        _fail(
+            f"{path} has rule set version {document.get('version')!r}; this rinetdc reads {VERSION}"
+        )
     if document.get("digest") != digest(document):
         _fail(f"{path} was changed after it was compiled (digest mismatch)")
     return document

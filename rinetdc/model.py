@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["AccessEntry", "DEFAULT_TIMEOUT", "Endpoint", "Rule", "RuleSet", "Setting"]
+__all__ = ["DEFAULT_TIMEOUT", "AccessEntry", "Endpoint", "Rule", "RuleSet", "Setting"]
 
 DEFAULT_TIMEOUT = 72  # seconds; rinetd 0.73 uses it for `timeout=0` and for no timeout
 

@@ -118,21 +118,20 @@ def _option(tree: lark.Tree[lark.Token], line: int) -> ast.Option:
     return ast.Option(name=str(name), value=str(value), span=whole, value_span=_span(value, line))
 
 
-def _statement(
-    tree: lark.Tree[lark.Token], line: int
-) -> tuple[ast.Statement, list[Diagnostic]]:
+def _statement(tree: lark.Tree[lark.Token], line: int) -> tuple[ast.Statement, list[Diagnostic]]:
     kind = tree.data
     if kind == "rule":
         parts = [child for child in tree.children if isinstance(child, lark.Tree)]
         bind_address, connect_address = (_address(_tokens(parts[i])[0], line) for i in (0, 2))
-        options = tuple(_option(o, line) for o in parts[4].children) if len(parts) > 4 else ()
+        groups = parts[4].children if len(parts) > 4 else []
+        options = tuple(_option(o, line) for o in groups if isinstance(o, lark.Tree))
         first, last = bind_address.span, options[-1].span if options else _port(parts[3], line).span
         rule = ast.Rule(
             bind_address=bind_address,
             bind_port=_port(parts[1], line),
             connect_address=connect_address,
             connect_port=_port(parts[3], line),
-            options=options,  # type: ignore[arg-type]
+            options=options,
             span=Span(line, first.column, last.end_column),
         )
         return rule, []
@@ -189,7 +188,7 @@ def _expected(error: lark.exceptions.UnexpectedInput) -> set[str]:
         return set()
     expected = set(error.expected)
     if expected == {"_WS"} and error.interactive_parser is not None:
-        after = error.interactive_parser.copy()
+        after = error.interactive_parser.copy()  # type: ignore[no-untyped-call]
         after.feed_token(lark.Token("_WS", " "))
         expected = set(after.accepts())
     return expected

@@ -157,16 +157,22 @@ def _rule(node: ast.Rule, resolver: Resolver, found: list[Diagnostic]) -> _RuleD
                 hint="remove the option, or use /udp on the bind or connect port",
             )
         )
-    if src_address and connect and connect.address and src:
-        if _family(src_address) != _family(connect.address):
-            found.append(
-                make(
-                    "E012",
-                    f"src {src.text} and connect address {connect.host} are of different families",
-                    src.span,
-                    hint="an IPv4 backend needs an IPv4 src, an IPv6 backend an IPv6 src",
-                )
+    mixed = (
+        src is not None
+        and src_address is not None
+        and connect is not None
+        and connect.address is not None
+        and _family(src_address) != _family(connect.address)
+    )
+    if mixed and src is not None and connect is not None:
+        found.append(
+            make(
+                "E012",
+                f"src {src.text} and connect address {connect.host} are of different families",
+                src.span,
+                hint="an IPv4 backend needs an IPv4 src, an IPv6 backend an IPv6 src",
             )
+        )
     return _RuleDraft(
         node=node,
         bind=bind,
@@ -251,8 +257,8 @@ def _port(port: ast.Port, found: list[Diagnostic]) -> int | None:
             )
         )
         return None
-    number = service_port(port.text, port.protocol)
-    if number is None:
+    service = service_port(port.text, port.protocol)
+    if service is None:
         other = "udp" if port.protocol == "tcp" else "tcp"
         hint = (
             f"'{port.text}' is a {other} service: add /{other} or use its number"
@@ -262,7 +268,7 @@ def _port(port: ast.Port, found: list[Diagnostic]) -> int | None:
         found.append(
             make("E005", f"unknown {port.protocol} service '{port.text}'", port.span, hint=hint)
         )
-    return number
+    return service
 
 
 # -- across rules ------------------------------------------------------------
@@ -414,6 +420,8 @@ def _check_reach(
                     "W102",
                     "every client this rule allows is rejected by the global access rules",
                     _bind_span(draft.node),
-                    related=tuple(Related(s, "allowed here, rejected globally") for _e, s in allows),
+                    related=tuple(
+                        Related(s, "allowed here, rejected globally") for _e, s in allows
+                    ),
                 )
             )

@@ -29,4 +29,7 @@ def digest(document: dict[str, Any]) -> str:
 def dumps(document: dict[str, Any]) -> str:
     """The file text: ``document`` with its digest, indented, keys sorted, newline-terminated."""
     sealed = {**document, "digest": digest(document)}
-    return json.dumps(sealed, sort_keys=True, indent=2, separators=(",", ": "), ensure_ascii=True) + "\n"
+    return (
+        json.dumps(sealed, sort_keys=True, indent=2, separators=(",", ": "), ensure_ascii=True)
+        + "\n"
+    )

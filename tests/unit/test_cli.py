@@ -1,0 +1,122 @@
+"""The real `rinetdc` command: exit codes, output formats, atomic writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import CORPUS, run
+
+GOOD = "0 18080 127.0.0.1 8080\n"
+
+
+def _write(tmp_path: Path, text: str | bytes, name: str = "r.conf") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def test_check_clean_config_exits_0_silently(tmp_path: Path) -> None:
+    done = run("rinetdc", "check", str(_write(tmp_path, GOOD)))
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+def test_check_errors_exit_1_with_located_caret_diagnostics(tmp_path: Path) -> None:
+    path = _write(tmp_path, "allow 10.0.0.x\n0 80 127.0.0.1 99999\n")
+    done = run("rinetdc", "check", "--no-resolve", str(path))
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"{path}:1:7: error[E008]: invalid access pattern '10.0.0.x'"
+    assert lines[1] == " 1 | allow 10.0.0.x"
+    assert lines[2] == "   |       ^^^^^^^^"
+    assert lines[3].startswith(" = hint: patterns use")
+    assert f"{path}:2:16: error[E006]: port 99999 is out of range" in lines
+    assert done.stderr.strip() == f"{path}: 2 errors, 0 warnings"
+
+
+def test_warnings_exit_0_unless_strict(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD + "logcommon\n")
+    assert run("rinetdc", "check", str(path)).returncode == 0
+    assert run("rinetdc", "check", "--strict", str(path)).returncode == 1
+
+
+def test_json_format_carries_every_field(tmp_path: Path) -> None:
+    path = _write(tmp_path, "0 80 127.0.0.1 80\n0 80 127.0.0.1 81\n")
+    done = run("rinetdc", "check", "--format", "json", str(path))
+    assert done.returncode == 1
+    document = json.loads(done.stdout)
+    (diagnostic,) = document["diagnostics"]
+    assert diagnostic == {
+        "file": str(path),
+        "line": 2,
+        "column": 1,
+        "end": {"line": 2, "column": 1, "end_column": 5},
+        "code": "E010",
+        "severity": "error",
+        "message": "0 80/tcp is bound twice",
+        "hint": "remove one of the two rules",
+        "related": [{"line": 1, "column": 1, "end_column": 5, "message": "first bound here"}],
+    }
+    assert (document["errors"], document["warnings"]) == (1, 0)
+
+
+def test_io_trouble_exits_2(tmp_path: Path) -> None:
+    cases = {
+        "missing": str(tmp_path / "nope.conf"),
+        "directory": str(tmp_path),
+        "binary": str(_write(tmp_path, b"0 80 \x00\x01\x02", "b.conf")),
+        "latin-1": str(_write(tmp_path, "# caf\xe9\n".encode("latin-1"), "l.conf")),
+    }
+    for name, path in cases.items():
+        done = run("rinetdc", "check", path)
+        assert done.returncode == 2, name
+        assert done.stderr.startswith("rinetdc: "), name
+        assert "Traceback" not in done.stderr
+    assert run("rinetdc", "check").returncode == 2  # usage
+    assert run("rinetdc", "frobnicate").returncode == 2
+
+
+def test_check_reads_stdin() -> None:
+    assert run("rinetdc", "check", "-", stdin=GOOD.encode()).returncode == 0
+    done = run("rinetdc", "check", "-", stdin=b"garbage\n")
+    assert done.returncode == 1 and done.stdout.startswith("<stdin>:1:8: error[E001]")
+
+
+def test_compile_writes_canonical_json_and_is_deterministic(tmp_path: Path) -> None:
+    conf = CORPUS / "valid" / "seed.conf"
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    assert run("rinetdc", "compile", "--no-resolve", str(conf), "-o", str(first)).returncode == 0
+    assert run("rinetdc", "compile", "--no-resolve", str(conf), "-o", str(second)).returncode == 0
+    assert (
+        first.read_bytes() == second.read_bytes() == (CORPUS / "valid" / "seed.json").read_bytes()
+    )
+    out = run("rinetdc", "compile", "--no-resolve", str(conf), "-o", "-")
+    assert out.stdout.encode() == first.read_bytes()
+
+
+def test_compile_with_errors_leaves_the_old_output_untouched(tmp_path: Path) -> None:
+    target = tmp_path / "rules.json"
+    assert run("rinetdc", "compile", str(_write(tmp_path, GOOD)), "-o", str(target)).returncode == 0
+    before = target.read_bytes()
+    bad = _write(tmp_path, GOOD + "0 80 127.0.0.1 99999\n", "bad.conf")
+    done = run("rinetdc", "compile", str(bad), "-o", str(target))
+    assert done.returncode == 1
+    assert "error[E006]" in done.stderr
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.conf", "r.conf", "rules.json"]
+
+
+def test_fmt_writes_conf_and_refuses_edited_json(tmp_path: Path) -> None:
+    compiled = tmp_path / "seed.json"
+    compiled.write_bytes((CORPUS / "valid" / "seed.json").read_bytes())
+    done = run("rinetdc", "fmt", str(compiled))
+    assert done.returncode == 0
+    assert "206.125.69.81 www 10.1.1.2 8080\nallow 141.73.4.*\n" in done.stdout
+    compiled.write_text(compiled.read_text().replace("8080", "8081"))
+    done = run("rinetdc", "fmt", str(compiled))
+    assert (done.returncode, done.stderr.strip()) == (
+        2,
+        f"rinetdc: {compiled} was changed after it was compiled (digest mismatch)",
+    )
+    compiled.write_text("{")
+    assert run("rinetdc", "fmt", str(compiled)).returncode == 2

@@ -1,0 +1,146 @@
+"""Meaning checks: resolution, services, ranges, binds, patterns, scopes."""
+
+from __future__ import annotations
+
+from rinetdc.check import check
+from rinetdc.resolve import NoResolver, SystemResolver
+
+
+class TableResolver:
+    """A resolver with a fixed table, so tests never depend on the network's DNS."""
+
+    enabled = True
+
+    def __init__(self, table: dict[str, str]) -> None:
+        self.table = table
+
+    def resolve(self, host: str) -> str | None:
+        return self.table.get(host)
+
+
+def _codes(text: str, resolver: object = None) -> list[str]:
+    result = check(text, resolver or NoResolver())  # type: ignore[arg-type]
+    return [d.code for d in result.diagnostics]
+
+
+def test_host_names_resolve_or_fail_with_e004() -> None:
+    table = TableResolver({"backend.example": "10.0.0.7"})
+    result = check("0 80 backend.example 80\n0 81 nowhere.example 80\n", table)
+    assert [(d.code, d.span.line, d.span.column) for d in result.diagnostics] == [("E004", 2, 6)]
+    (rule,) = result.ruleset.rules
+    assert (rule.connect.host, rule.connect.address) == ("backend.example", "10.0.0.7")
+
+
+def test_localhost_resolves_with_the_system_resolver() -> None:
+    result = check("127.0.0.1 8080 localhost 80\n", SystemResolver())
+    assert result.errors == 0
+    assert result.ruleset.rules[0].connect.address in ("127.0.0.1", "::1")
+
+
+def test_no_resolve_checks_only_the_syntax_of_names() -> None:
+    result = check("0 80 nowhere.example 80\n", NoResolver())
+    assert result.errors == 0
+    assert result.ruleset.rules[0].connect.address is None
+    assert _codes(f"0 80 {'a' * 64}.example 80\n") == ["E003"]
+
+
+def test_services_are_looked_up_per_protocol() -> None:
+    result = check("0 www 127.0.0.1 8080\n0 53/udp 127.0.0.1 domain/udp\n", NoResolver())
+    assert [(r.bind.port, r.bind.service) for r in result.ruleset.rules] == [
+        (80, "www"),
+        (53, None),
+    ]
+    assert result.ruleset.rules[1].connect.port == 53
+    bad = check("0 80/udp 127.0.0.1 ssh/udp\n", NoResolver())
+    (diagnostic,) = bad.diagnostics
+    assert diagnostic.code == "E005"
+    assert diagnostic.hint == "'ssh' is a tcp service: add /tcp or use its number"
+
+
+def test_port_range() -> None:
+    assert _codes("0 1 127.0.0.1 65535\n") == []
+    assert _codes("0 0 127.0.0.1 65536\n") == ["E006", "E006"]
+    assert _codes("0 99999 127.0.0.1 80\n") == ["E006"]
+
+
+def test_timeout_default_zero_and_range() -> None:
+    rules = check(
+        "0 1/udp 127.0.0.1 1/udp\n0 2/udp 127.0.0.1 2/udp [timeout=0]\n"
+        "0 3/udp 127.0.0.1 3/udp [timeout=5]\n",
+        NoResolver(),
+    ).ruleset.rules
+    assert [r.timeout for r in rules] == [72, 72, 5]
+    assert _codes("0 1/udp 127.0.0.1 1/udp [timeout=2147483648]\n") == ["E007"]
+
+
+def test_src_option_is_resolved_and_family_checked() -> None:
+    result = check("0 80 10.0.0.1 80 [src=10.0.0.2]\n", NoResolver())
+    rule = result.ruleset.rules[0]
+    assert (rule.src_host, rule.src_address) == ("10.0.0.2", "10.0.0.2")
+    assert _codes("0 80 10.0.0.1 80 [src=::1]\n") == ["E012"]
+    assert _codes("0 80 ::1 80 [src=10.0.0.2]\n") == ["E012"]
+
+
+def test_binds_that_collide_point_at_both_lines() -> None:
+    result = check("0 80 127.0.0.1 1\n127.0.0.2 80 127.0.0.1 1\n", NoResolver())
+    (diagnostic,) = result.diagnostics
+    assert diagnostic.code == "E011"
+    assert (diagnostic.span.line, diagnostic.related[0].span.line) == (2, 1)
+
+
+def test_binds_that_do_not_collide() -> None:
+    text = (
+        "127.0.0.1 80 127.0.0.1 1\n127.0.0.2 80 127.0.0.1 1\n"  # two addresses
+        "0 81 127.0.0.1 1\n0 81/udp 127.0.0.1 1/udp\n"  # two protocols
+        "0.0.0.0 82 127.0.0.1 1\n::1 82 ::1 1\n"  # v4 wildcard and a v6 address
+    )
+    assert _codes(text) == []
+
+
+def test_hostname_binds_collide_through_their_resolved_address() -> None:
+    table = TableResolver({"gw.example": "127.0.0.1"})
+    assert _codes("127.0.0.1 80 127.0.0.1 1\ngw.example 80 127.0.0.1 1\n", table) == ["E010"]
+    assert _codes("gw.example 80 127.0.0.1 1\ngw.example 80 127.0.0.1 1\n") == ["E010"]
+
+
+def test_access_scope_global_then_per_rule() -> None:
+    ruleset = check(
+        "allow 10.*\n# comment\n0 80 127.0.0.1 80\nlogfile /tmp/x\ndeny 10.0.0.1\n"
+        "0 81 127.0.0.1 81\nallow 10.1.*\n",
+        NoResolver(),
+    ).ruleset
+    assert [(a.kind, a.pattern, a.line) for a in ruleset.access] == [("allow", "10.*", 1)]
+    assert [[(a.kind, a.line) for a in r.access] for r in ruleset.rules] == [
+        [("deny", 5)],
+        [("allow", 7)],
+    ]
+
+
+def test_patterns_that_can_never_match() -> None:
+    assert _codes("0 80 127.0.0.1 80\nallow 10.0.0.A\n") == ["W101"]
+    assert _codes(":: 80 ::1 80\nallow 10.0.0.*\n") == ["W101"]
+    assert _codes(":: 80 ::1 80\nallow ::ffff:10.0.0.*\n") == []
+    assert _codes(":: 80 ::1 80\nallow *10.0.0.*\n") == []
+    assert _codes("127.0.0.1 80 ::1 80\nallow fe80::*\n") == ["W101"]
+
+
+def test_a_rule_the_global_rules_already_reject() -> None:
+    assert _codes("deny *\n0 80 127.0.0.1 80\n") == ["W102"]
+    assert _codes("allow 10.*\n0 80 127.0.0.1 80\nallow 192.168.0.1\n") == ["W102"]
+    assert _codes("allow 10.*\n0 80 127.0.0.1 80\nallow 10.0.0.1\n") == []
+    assert _codes("deny 10.0.0.1\n0 80 127.0.0.1 80\nallow 10.0.0.1\n") == ["W102"]
+
+
+def test_settings_last_wins() -> None:
+    ruleset = check(
+        "logfile /a\nlogfile /b\npidlogfile /p\n0 80 127.0.0.1 80\nlogcommon\n", NoResolver()
+    ).ruleset
+    assert ruleset.logfile is not None and ruleset.logfile.value == "/b"
+    assert ruleset.pidfile is not None and ruleset.pidfile.line == 3
+    assert ruleset.logcommon == 5
+
+
+def test_empty_config_warns_once() -> None:
+    assert _codes("") == ["W106"]
+    assert _codes("# only a comment\n") == ["W106"]
+    assert _codes("0 80 127.0.0.1\n") == ["E001"]  # a broken rule is not "no rules"
