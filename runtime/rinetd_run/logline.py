@@ -1,0 +1,75 @@
+"""Log lines, byte-compatible with rinetd 0.73 (reference section 3).  Pure functions.
+
+Dates are local time with English month names whatever the locale, as the C
+locale gives them; the tab format keeps 0.73's trailing space after the time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+__all__ = ["Event", "common_line", "tab_line"]
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+# Result words.  "local" is the backend, "remote" the client, as in 0.73.
+OPENED = "opened"
+LOCAL_CLOSED = "done-local-closed"
+REMOTE_CLOSED = "done-remote-closed"
+NOT_ALLOWED = "not-allowed"
+DENIED = "denied"
+ACCEPT_FAILED = "accept-failed -"
+LOCAL_SOCKET_FAILED = "local-socket-failed -"
+LOCAL_CONNECT_FAILED = "local-connect-failed -"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    client: str  # numeric address text, `?` when unknown
+    bind_host: str  # as written in the configuration
+    bind_port: int
+    connect_host: str
+    connect_port: int
+    bytes_from_client: int
+    bytes_to_client: int
+    result: str
+
+
+def _stamp(when: time.struct_time) -> str:
+    return (
+        f"{when.tm_mday:02d}/{_MONTHS[when.tm_mon - 1]}/{when.tm_year:04d}:"
+        f"{when.tm_hour:02d}:{when.tm_min:02d}:{when.tm_sec:02d} "
+    )
+
+
+def tab_line(when: time.struct_time, event: Event) -> str:
+    """The default format: nine tab-separated fields and a newline."""
+    fields = (
+        _stamp(when),
+        event.client,
+        event.bind_host,
+        str(event.bind_port),
+        event.connect_host,
+        str(event.connect_port),
+        str(event.bytes_from_client),
+        str(event.bytes_to_client),
+        event.result,
+    )
+    return "\t".join(fields) + "\n"
+
+
+def common_line(when: time.struct_time, event: Event) -> str:
+    """The `logcommon` format, a fake web log line that web analysers accept."""
+    offset_minutes = (when.tm_gmtoff or 0) // 60
+    sign = "-" if offset_minutes < 0 else "+"
+    offset_minutes = abs(offset_minutes)
+    zone = f"{sign}{offset_minutes // 60:02d}{offset_minutes % 60:02d}"
+    path = (
+        f"/rinetd-services/{event.bind_host}/{event.bind_port}/"
+        f"{event.connect_host}/{event.connect_port}/{event.result}"
+    )
+    return (
+        f'{event.client} - - [{_stamp(when)} {zone}] "GET {path} HTTP/1.0" 200 '
+        f"{event.bytes_to_client} - - - {event.bytes_from_client}\n"
+    )

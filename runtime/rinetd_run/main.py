@@ -1,0 +1,112 @@
+"""The ``rinetd-run`` command: load a compiled rule set and forward until told to stop.
+
+Runs in the foreground (systemd ``Type=simple``).  Exit codes: 0 after
+SIGTERM/SIGINT, 1 when a socket or the log cannot be opened at start, 2 when
+the rule set is refused (bad JSON, unknown version, digest mismatch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .ruleset import RuleSet, RuleSetError, load, resolve
+from .server import BindError, Server
+
+__all__ = ["main"]
+
+
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="rinetd-run", description="Forward TCP and UDP from a rule set made by rinetdc."
+    )
+    parser.add_argument("rules", metavar="RULES.json", help="the compiled rule set")
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, how long open connections may finish (default: 30)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="event loop; uvloop only if it is installed (default: asyncio)",
+    )
+    parser.add_argument("--version", action="version", version=f"rinetd-run {__version__}")
+    return parser.parse_args(argv)
+
+
+def _write_pidfile(path: str) -> None:
+    try:
+        with open(path, "w", encoding="ascii") as handle:
+            handle.write(f"{os.getpid()}\n")
+    except OSError as error:
+        # 0.73 goes on without a pid file too; say so and keep forwarding.
+        print(f"rinetd-run: cannot write pid file {path}: {error.strerror}", file=sys.stderr)
+
+
+async def _serve(path: str, ruleset: RuleSet, grace: float) -> int:
+    try:
+        server = Server(path, ruleset)
+    except OSError as error:
+        print(f"rinetd-run: cannot open log {ruleset.logfile}: {error.strerror}", file=sys.stderr)
+        return 1
+    try:
+        await server.start()
+    except BindError as error:
+        print(f"rinetd-run: {error}", file=sys.stderr)
+        server.logger.close()
+        return 1
+    pidfile = ruleset.pidfile
+    if pidfile:
+        _write_pidfile(pidfile)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def hup() -> None:
+        task = loop.create_task(server.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hup)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    print(f"rinetd-run: forwarding {len(ruleset.rules)} rules from {path}", file=sys.stderr)
+    try:
+        await stop.wait()
+        await server.stop(grace)
+    finally:
+        if pidfile:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(pidfile)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    arguments = _arguments(argv)
+    try:
+        ruleset = resolve(load(arguments.rules))
+    except RuleSetError as error:
+        print(f"rinetd-run: {error}", file=sys.stderr)
+        sys.exit(2)
+    if arguments.loop == "uvloop":
+        try:
+            import uvloop  # type: ignore[import-not-found]
+        except ImportError:
+            print(
+                "rinetd-run: --loop uvloop asked for, but uvloop is not installed", file=sys.stderr
+            )
+            sys.exit(2)
+        runner = uvloop.run
+    else:
+        runner = asyncio.run
+    sys.exit(runner(_serve(arguments.rules, ruleset, arguments.grace)))

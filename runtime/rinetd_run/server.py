@@ -1,0 +1,164 @@
+"""The running forwarder: listening sockets, reload, and a draining stop.
+
+Listening sockets are made here (SO_REUSEADDR, dual-stack ``::``, a deep
+backlog) and handed to asyncio; a reload opens every new socket before it
+closes any old one, and gives up whole if one cannot be opened, so a bad
+rule set never leaves the server half-changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import socket
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from . import logline
+from .context import Context, Listening
+from .logger import LogWriter
+from .plan import Key, plan_reload
+from .ruleset import Rule, RuleSet, RuleSetError, load, resolve
+from .tcp import ClientStream
+from .udp import UdpListener
+
+__all__ = ["BACKLOG", "BindError", "Server"]
+
+BACKLOG = 1024
+
+
+class BindError(Exception):
+    """A listening socket could not be opened; names the rule's source line."""
+
+
+@dataclass
+class _Listener:
+    listening: Listening
+    sock: socket.socket
+    server: asyncio.Server | None = None
+    transport: asyncio.DatagramTransport | None = None
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        if self.transport is not None:
+            self.transport.close()
+
+
+def open_socket(rule: Rule) -> socket.socket:
+    """A bound, non-blocking socket for a rule's bind address; BindError if it cannot be."""
+    protocol, address, port = rule.listener
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
+    sock = socket.socket(family, kind)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            # `::` takes IPv4 clients too, as in 0.73; they appear as ::ffff:a.b.c.d.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if address == "::" else 1)
+        sock.bind((address, port))
+        sock.setblocking(False)
+    except OSError as error:
+        sock.close()
+        raise BindError(
+            f"cannot bind {rule.bind.host} {port}/{protocol} (rule of line {rule.line}): "
+            f"{error.strerror or error}"
+        ) from None
+    return sock
+
+
+class Server:
+    def __init__(self, path: str, ruleset: RuleSet) -> None:
+        self.path = path
+        self.ruleset = ruleset
+        self.logger = LogWriter(ruleset.logfile, ruleset.logcommon)
+        self.context = Context(global_access=ruleset.access, log=self.logger.log)
+        self.listeners: dict[Key, _Listener] = {}
+
+    async def start(self) -> None:
+        """Bind every rule; BindError (nothing left open) if one fails."""
+        asyncio.get_running_loop().set_exception_handler(self._loop_exception)
+        plan = plan_reload((), self.ruleset.rules)
+        self.listeners = await self._open(plan.open)
+
+    async def _open(self, rules: dict[Key, Rule]) -> dict[Key, _Listener]:
+        opened: dict[Key, _Listener] = {}
+        try:
+            for key, rule in rules.items():
+                opened[key] = _Listener(Listening(rule, self.context), open_socket(rule))
+        except BindError:
+            for listener in opened.values():
+                listener.sock.close()
+            raise
+        loop = asyncio.get_running_loop()
+        for key, listener in opened.items():
+            listening = listener.listening
+            if key[0] == "tcp":
+                listener.server = await loop.create_server(
+                    functools.partial(ClientStream, listening), sock=listener.sock, backlog=BACKLOG
+                )
+            else:
+                transport, _protocol = await loop.create_datagram_endpoint(
+                    functools.partial(UdpListener, listening), sock=listener.sock
+                )
+                listener.transport = transport
+        return opened
+
+    async def reload(self) -> bool:
+        """Re-read the rule set; on any trouble keep serving the old one and say why."""
+        print("rinetd-run: received SIGHUP, reloading configuration...", file=sys.stderr)
+        try:
+            ruleset = resolve(load(self.path))
+            plan = plan_reload(self.listeners, ruleset.rules)
+            opened = await self._open(plan.open)
+        except (RuleSetError, BindError) as error:
+            print(f"rinetd-run: reload failed, keeping the old rules: {error}", file=sys.stderr)
+            return False
+        for key in plan.close:
+            self.listeners.pop(key).close()
+        for key, rule in plan.keep.items():
+            self.listeners[key].listening.rule = rule
+        self.listeners.update(opened)
+        self.ruleset = ruleset
+        self.context.global_access = ruleset.access
+        self.logger.reconfigure(ruleset.logfile, ruleset.logcommon)
+        return True
+
+    async def stop(self, grace: float) -> None:
+        """Stop accepting, let open connections finish for ``grace`` seconds, end the rest."""
+        for listener in self.listeners.values():
+            if listener.server is not None:
+                listener.server.close()
+        deadline = asyncio.get_running_loop().time() + grace
+        while self.context.links and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for link in list(self.context.links):
+            link.finish(abort=True)
+        for listener in self.listeners.values():
+            listener.close()
+        self.listeners.clear()
+        self.logger.close()
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """Accept failures (EMFILE, ENFILE): asyncio backs off for a second; we log them too."""
+        if "accept" in str(context.get("message", "")):
+            listening = self._listening_of(context.get("socket"))
+            if listening is not None:
+                rule = listening.rule
+                self.context.log(
+                    logline.Event(
+                        "?", rule.bind.host, rule.bind.port, rule.connect.host,
+                        rule.connect.port, 0, 0, logline.ACCEPT_FAILED,
+                    )
+                )  # fmt: skip
+        logging.getLogger("rinetd-run").debug("asyncio: %s", context.get("message"))
+        loop.default_exception_handler(context)
+
+    def _listening_of(self, sock: object) -> Listening | None:
+        fileno = getattr(sock, "fileno", lambda: -1)()
+        for listener in self.listeners.values():
+            if listener.sock.fileno() == fileno:
+                return listener.listening
+        return None

@@ -1,0 +1,97 @@
+"""UDP listeners: one session per client address and port, each with its own backend socket.
+
+A session opens on the first datagram that passes access control, lives while
+datagrams flow either way, and ends after the rule's idle timeout.  Unlike
+0.73, nothing is sent to the backend but the client's own datagrams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from . import logline
+from .access import verdict
+from .backend import connect_backend
+from .context import Listening
+from .ends import ClientDatagramEnd
+from .link import Link
+
+__all__ = ["UdpListener"]
+
+
+class _Session:
+    def __init__(self, link: Link, timeout: float, loop: asyncio.AbstractEventLoop) -> None:
+        self.link = link
+        self.timeout = timeout
+        self.loop = loop
+        self.last = loop.time()
+        self.timer = loop.call_later(timeout, self._expire)
+        link.on_traffic = self.touch
+
+    def touch(self) -> None:
+        self.last = self.loop.time()
+
+    def _expire(self) -> None:
+        idle = self.loop.time() - self.last
+        if idle < self.timeout:
+            # Re-arm lazily rather than on every datagram: traffic stays cheap.
+            self.timer = self.loop.call_later(self.timeout - idle, self._expire)
+            return
+        self.link.first_closed = self.link.first_closed or "remote"
+        self.link.finish(abort=False)
+
+    def cancel(self) -> None:
+        self.timer.cancel()
+
+
+class UdpListener(asyncio.DatagramProtocol):
+    def __init__(self, listening: Listening) -> None:
+        self.listening = listening
+        self.sessions: dict[tuple[str, int], _Session] = {}
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.DatagramTransport, transport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, ...]) -> None:
+        key = (str(addr[0]), int(addr[1]))
+        session = self.sessions.get(key)
+        if session is None:
+            session = self._open(key)
+            if session is None:
+                return
+        session.touch()
+        session.link.from_client(data)
+
+    def _open(self, key: tuple[str, int]) -> _Session | None:
+        assert self.transport is not None
+        rule, context = self.listening.rule, self.listening.context
+        link = Link(rule, key[0], context.log)
+        found = verdict(context.global_access, rule.access, key[0])
+        if found != "allowed":
+            context.log(link.event(logline.DENIED if found == "denied" else logline.NOT_ALLOWED))
+            return None
+        context.track(link)
+        session = _Session(link, rule.timeout, asyncio.get_running_loop())
+        self.sessions[key] = session
+        tracked = link.on_finish
+
+        def ended(done: Link) -> None:
+            session.cancel()
+            self.sessions.pop(key, None)
+            if tracked is not None:
+                tracked(done)
+
+        link.on_finish = ended
+        link.opened(ClientDatagramEnd(self.transport, key))
+        connect_backend(link)
+        return session
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # an ICMP error for one reply: the sessions go on
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for session in list(self.sessions.values()):
+            session.link.finish(abort=False)

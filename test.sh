@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Run every test: lint, format, types, unit tests, and the integration suite.
+# Sets itself up on a fresh Debian machine with Python 3.11: Debian packages
+# when run as root, then a virtual environment in .venv with the test extras.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+[ -f /etc/services ] || need+=(netbase)
+command -v rinetd >/dev/null || [ -x /usr/sbin/rinetd ] || need+=(rinetd)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "test.sh: installing Debian packages: ${need[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+        # The rinetd package starts a daemon; the tests start their own.
+        systemctl disable --now rinetd >/dev/null 2>&1 || pkill -x rinetd || true
+    else
+        echo "test.sh: missing Debian packages (${need[*]}); run as root to install them" >&2
+    fi
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy --strict rinetdc runtime/rinetd_run
+.venv/bin/python -m pytest "$@"
