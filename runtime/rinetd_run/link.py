@@ -95,8 +95,9 @@ class Link:
             self._maybe_done()
 
     def backend_failed(self) -> None:
-        """The backend could not be reached: 0.73 logs this as the backend closing first."""
-        self.first_closed = self.first_closed or "local"
+        """The backend could not be reached: logged as the backend closing first, as 0.73 does,
+        even when the client had already sent its EOF."""
+        self.first_closed = "local"
         self.finish(abort=False)
 
     # -- data ------------------------------------------------------------------

@@ -1,0 +1,256 @@
+"""Real sockets on loopback: backends in threads, rinetd-run (or rinetd 0.73) as a process.
+
+Every process and socket a test starts is stopped by the fixture that made it,
+whether the test passes or not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.conftest import BIN
+
+
+def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, kind) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_tcp(host: str, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on {host}:{port}")
+
+
+@dataclass
+class TcpEcho:
+    """Echoes, then passes the client's EOF back; counts connections it accepted."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    accepted: int = 0
+    peers: list[str] = field(default_factory=list)
+    _sock: socket.socket | None = None
+
+    def start(self) -> TcpEcho:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((self.host, self.port))
+        self._sock.listen(1024)
+        self.port = self._sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+        return self
+
+    def _serve(self) -> None:
+        assert self._sock is not None
+        while True:
+            try:
+                conn, peer = self._sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self.peers.append(peer[0])
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _echo(conn: socket.socket) -> None:
+        with conn:
+            try:
+                while data := conn.recv(1 << 16):
+                    conn.sendall(data)
+                conn.shutdown(socket.SHUT_WR)
+                conn.recv(1)  # until the forwarder closes
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+            self._sock.close()
+
+
+@dataclass
+class UdpEcho:
+    host: str = "127.0.0.1"
+    port: int = 0
+    received: list[int] = field(default_factory=list)
+    _sock: socket.socket | None = None
+
+    def start(self) -> UdpEcho:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_DGRAM)
+        self._sock.bind((self.host, self.port))
+        self.port = self._sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+        return self
+
+    def _serve(self) -> None:
+        assert self._sock is not None
+        while True:
+            try:
+                data, peer = self._sock.recvfrom(1 << 17)
+            except OSError:
+                return
+            self.received.append(len(data))
+            with contextlib.suppress(OSError):
+                self._sock.sendto(data, peer)
+
+    def stop(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+
+
+@dataclass
+class Forwarder:
+    """A running rinetd-run process with its files in ``workdir``; stderr is collected."""
+
+    process: subprocess.Popen[bytes]
+    workdir: Path
+    rules: Path
+    errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        threading.Thread(target=self._collect, daemon=True).start()
+
+    def _collect(self) -> None:
+        assert self.process.stderr is not None
+        for raw in self.process.stderr:
+            self.errors.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def wait_for_stderr(self, text: str, count: int = 1, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(text in line for line in self.errors) >= count:
+                return
+            if self.process.poll() is not None:
+                time.sleep(0.1)
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"rinetd-run did not say {text!r}: {self.errors}")
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "rinetd.log"
+
+    def log_lines(self, count: int, timeout: float = 10.0) -> list[str]:
+        """Wait until the log holds at least ``count`` lines; return them all."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log.exists():
+                lines = self.log.read_text().splitlines()
+                if len(lines) >= count:
+                    return lines
+            time.sleep(0.02)
+        found = self.log.read_text().splitlines() if self.log.exists() else []
+        raise AssertionError(f"expected {count} log lines, got {found}")
+
+    def signal(self, number: int) -> None:
+        self.process.send_signal(number)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+
+def compile_config(text: str, workdir: Path) -> Path:
+    conf, rules = workdir / "rinetd.conf", workdir / "rules.json"
+    conf.write_text(text.replace("LOG", str(workdir / "rinetd.log")))
+    done = subprocess.run(
+        [str(BIN / "rinetdc"), "compile", str(conf), "-o", str(rules)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return rules
+
+
+def start_forwarder(rules: Path, *extra: str, ready: bool = True) -> Forwarder:
+    """Start rinetd-run; with ``ready``, return once every listener is open."""
+    process = subprocess.Popen(
+        [str(BIN / "rinetd-run"), str(rules), *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    forwarder = Forwarder(process, rules.parent, rules)
+    if ready:
+        try:
+            forwarder.wait_for_stderr("rinetd-run: forwarding")
+        except AssertionError:
+            forwarder.stop()
+            raise
+    return forwarder
+
+
+@contextlib.contextmanager
+def running(text: str, workdir: Path, *extra: str) -> Iterator[Forwarder]:
+    forwarder = start_forwarder(compile_config(text, workdir), *extra)
+    try:
+        yield forwarder
+    finally:
+        forwarder.stop()
+
+
+def connect_from(source: str, port: int, host: str = "127.0.0.1") -> socket.socket:
+    """A TCP connection to ``host:port`` from the loopback address ``source``."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.settimeout(10)
+    sock.bind((source, 0))
+    sock.connect((host, port))
+    return sock
+
+
+def recv_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while data := sock.recv(1 << 20):
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+TAB_FIELDS = (
+    "date", "client", "bind_host", "bind_port", "connect_host", "connect_port",
+    "bytes_in", "bytes_out", "result",
+)  # fmt: skip
+_COMMON = re.compile(
+    r'(?P<client>\S+) - - \[(?P<date>\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d)  (?P<zone>[-+]\d{4})\] '
+    r'"GET /rinetd-services/(?P<bind_host>[^/]+)/(?P<bind_port>\d+)/(?P<connect_host>[^/]+)/'
+    r'(?P<connect_port>\d+)/(?P<result>[^"]+) HTTP/1\.0" 200 (?P<bytes_out>\d+) - - - '
+    r"(?P<bytes_in>\d+)"
+)
+
+
+def parse_tab(line: str) -> dict[str, str]:
+    """One tab-format line, field by field; the date keeps 0.73's trailing space."""
+    fields = line.split("\t")
+    assert len(fields) == 9, line
+    assert re.fullmatch(r"\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d ", fields[0]), fields[0]
+    return dict(zip(TAB_FIELDS, fields, strict=True))
+
+
+def parse_common(line: str) -> dict[str, str]:
+    match = _COMMON.fullmatch(line)
+    assert match is not None, line
+    return match.groupdict()

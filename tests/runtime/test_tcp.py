@@ -1,0 +1,240 @@
+"""TCP forwarding through a real rinetd-run on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import resource
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.runtime.harness import (
+    TcpEcho,
+    connect_from,
+    free_port,
+    parse_common,
+    recv_all,
+    running,
+)
+
+
+def _round_trip(sock: socket.socket, payload: bytes) -> bytes:
+    def send() -> None:
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    echoed = recv_all(sock)
+    sender.join()
+    return echoed
+
+
+@pytest.mark.parametrize("size", [0, 1, 65_536, 1_000_003, 64 * 1024 * 1024])
+def test_payload_arrives_intact(tmp_path: Path, tcp_echo: TcpEcho, size: int) -> None:
+    port = free_port()
+    payload = os.urandom(size)
+    with running(f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\nlogfile LOG\n", tmp_path) as fw:
+        with connect_from("127.0.0.1", port) as sock:
+            echoed = _round_trip(sock, payload)
+        assert hashlib.sha256(echoed).digest() == hashlib.sha256(payload).digest()
+        lines = fw.log_lines(2)
+    fields = lines[1].split("\t")
+    assert fields[6:] == [str(size), str(size), "done-remote-closed"]
+
+
+def test_500_concurrent_connections(tmp_path: Path, tcp_echo: TcpEcho) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    port = free_port()
+    with running(f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\n", tmp_path):
+        socks = [connect_from("127.0.0.1", port) for _ in range(500)]
+        try:
+            payloads = {s.fileno(): os.urandom(4096) for s in socks}
+            for s in socks:
+                s.sendall(payloads[s.fileno()])
+            for s in socks:
+                got = b""
+                while len(got) < 4096:
+                    got += s.recv(4096 - len(got))
+                assert got == payloads[s.fileno()]
+        finally:
+            for s in socks:
+                s.close()
+    assert tcp_echo.accepted == 500
+
+
+def test_half_close_from_the_client(tmp_path: Path, tcp_echo: TcpEcho) -> None:
+    """The client stops sending; the backend's answer still arrives after that EOF."""
+    port = free_port()
+    with running(f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\n", tmp_path):
+        with connect_from("127.0.0.1", port) as sock:
+            sock.sendall(b"question")
+            sock.shutdown(socket.SHUT_WR)
+            time.sleep(0.2)  # the echo answers only now, after seeing EOF
+            assert recv_all(sock) == b"question"
+
+
+def test_half_close_from_the_backend(tmp_path: Path) -> None:
+    """The backend says all it has and shuts its side; the client can still send."""
+    backend = socket.socket()
+    backend.bind(("127.0.0.1", 0))
+    backend.listen()
+    received: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = backend.accept()
+        with conn:
+            conn.sendall(b"banner")
+            conn.shutdown(socket.SHUT_WR)
+            received.append(recv_all(conn))
+
+    server = threading.Thread(target=serve)
+    server.start()
+    port = free_port()
+    try:
+        conf = f"127.0.0.1 {port} 127.0.0.1 {backend.getsockname()[1]}\nlogfile LOG\n"
+        with running(conf, tmp_path) as fw:
+            with connect_from("127.0.0.1", port) as sock:
+                assert recv_all(sock) == b"banner"  # EOF passed on to the client
+                sock.sendall(b"after the backend's EOF")
+                sock.shutdown(socket.SHUT_WR)
+                server.join(timeout=10)
+            assert received == [b"after the backend's EOF"]
+            assert fw.log_lines(2)[1].split("\t")[6:] == ["23", "6", "done-local-closed"]
+    finally:
+        backend.close()
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_slow_reader_keeps_memory_bounded(tmp_path: Path) -> None:
+    """A backend that does not read: the client is paused, the forwarder does not grow."""
+    backend = socket.socket()
+    backend.bind(("127.0.0.1", 0))
+    backend.listen()
+    port = free_port()
+    conf = f"127.0.0.1 {port} 127.0.0.1 {backend.getsockname()[1]}\n"
+    with running(conf, tmp_path) as fw:
+        client = connect_from("127.0.0.1", port)
+        conn, _ = backend.accept()
+        before = _rss_kib(fw.process.pid)
+        client.setblocking(False)
+        sent, deadline = 0, time.monotonic() + 5
+        chunk = b"x" * 65536
+        while time.monotonic() < deadline and sent < 64 * 1024 * 1024:
+            try:
+                sent += client.send(chunk)
+            except BlockingIOError:
+                time.sleep(0.01)
+        grown = _rss_kib(fw.process.pid) - before
+        assert sent < 32 * 1024 * 1024, "nothing pushed back on the client"
+        assert grown < 8 * 1024, f"forwarder grew by {grown} KiB"
+        # Now read: everything that was sent arrives.
+        conn.setblocking(True)
+        client.shutdown(socket.SHUT_WR)
+        assert len(recv_all(conn)) == sent
+        client.close()
+        conn.close()
+    backend.close()
+
+
+def _try_connect(source: str, port: int) -> bytes:
+    with connect_from(source, port) as sock:
+        sock.sendall(b"ping")
+        sock.shutdown(socket.SHUT_WR)
+        try:
+            return recv_all(sock)
+        except ConnectionResetError:
+            return b""
+
+
+def test_allow_and_deny_global_and_per_rule(tmp_path: Path, tcp_echo: TcpEcho) -> None:
+    open_port, guarded_port = free_port(), free_port()
+    conf = (
+        "allow 127.0.0.*\n"
+        "deny 127.0.0.66\n"
+        f"127.0.0.1 {open_port} 127.0.0.1 {tcp_echo.port}\n"
+        f"127.0.0.1 {guarded_port} 127.0.0.1 {tcp_echo.port}\n"
+        "allow 127.0.0.1?\n"
+        "deny 127.0.0.13\n"
+        "logfile LOG\n"
+    )
+    with running(conf, tmp_path) as fw:
+        assert _try_connect("127.0.0.2", open_port) == b"ping"
+        assert _try_connect("127.0.0.66", open_port) == b""  # global deny
+        assert _try_connect("127.1.0.1", open_port) == b""  # no global allow matches
+        assert _try_connect("127.0.0.12", guarded_port) == b"ping"
+        assert _try_connect("127.0.0.2", guarded_port) == b""  # per-rule allow misses
+        assert _try_connect("127.0.0.13", guarded_port) == b""  # per-rule deny
+        lines = fw.log_lines(8)
+    assert tcp_echo.accepted == 2  # no rejected client reached the backend
+    results = [(line.split("\t")[1], line.split("\t")[3], line.split("\t")[8]) for line in lines]
+    assert results == [
+        ("127.0.0.2", str(open_port), "opened"),
+        ("127.0.0.2", str(open_port), "done-remote-closed"),
+        ("127.0.0.66", str(open_port), "denied"),
+        ("127.1.0.1", str(open_port), "not-allowed"),
+        ("127.0.0.12", str(guarded_port), "opened"),
+        ("127.0.0.12", str(guarded_port), "done-remote-closed"),
+        ("127.0.0.2", str(guarded_port), "not-allowed"),
+        ("127.0.0.13", str(guarded_port), "denied"),
+    ]
+
+
+def test_dead_backend_is_logged_and_the_client_closed(tmp_path: Path) -> None:
+    port, dead = free_port(), free_port()
+    with running(f"127.0.0.1 {port} 127.0.0.1 {dead}\nlogfile LOG\nlogcommon\n", tmp_path) as fw:
+        assert _try_connect("127.0.0.1", port) == b""
+        lines = fw.log_lines(2)
+    parsed = [parse_common(line) for line in lines]
+    assert [p["result"] for p in parsed] == ["opened", "done-local-closed"]
+    assert parsed[1]["bind_port"] == str(port) and parsed[1]["connect_port"] == str(dead)
+    assert (parsed[1]["bytes_in"], parsed[1]["bytes_out"]) == ("0", "0")
+
+
+def test_unusable_src_address_is_local_connect_failed(tmp_path: Path, tcp_echo: TcpEcho) -> None:
+    port = free_port()
+    conf = f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port} [src=192.0.2.1]\nlogfile LOG\n"
+    with running(conf, tmp_path) as fw:
+        assert _try_connect("127.0.0.1", port) == b""
+        lines = fw.log_lines(2)
+    assert [line.split("\t")[8] for line in lines] == ["opened", "local-connect-failed -"]
+    assert tcp_echo.accepted == 0
+
+
+def test_src_option_sets_the_backend_source(tmp_path: Path, tcp_echo: TcpEcho) -> None:
+    port = free_port()
+    conf = f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port} [src=127.0.0.9]\n"
+    with running(conf, tmp_path):
+        assert _try_connect("127.0.0.1", port) == b"ping"
+    assert tcp_echo.peers == ["127.0.0.9"]
+
+
+def test_ipv6_and_dual_stack(tmp_path: Path, tcp_echo: TcpEcho) -> None:
+    """`::` takes IPv4 clients too; they are matched as ::ffff:a.b.c.d, as in 0.73."""
+    port = free_port(host="::")
+    conf = f":: {port} 127.0.0.1 {tcp_echo.port}\nallow ::ffff:127.0.0.5\nallow ::1\nlogfile LOG\n"
+    with running(conf, tmp_path) as fw:
+        with connect_from("::1", port, host="::1") as sock:
+            assert _round_trip(sock, b"six") == b"six"
+        with connect_from("127.0.0.5", port) as sock:
+            assert _round_trip(sock, b"four") == b"four"
+        assert _try_connect("127.0.0.6", port) == b""
+        lines = fw.log_lines(5)
+    assert [(line.split("\t")[1], line.split("\t")[8]) for line in lines] == [
+        ("::1", "opened"),
+        ("::1", "done-remote-closed"),
+        ("::ffff:127.0.0.5", "opened"),
+        ("::ffff:127.0.0.5", "done-remote-closed"),
+        ("::ffff:127.0.0.6", "not-allowed"),
+    ]

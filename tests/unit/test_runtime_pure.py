@@ -1,0 +1,124 @@
+"""The runtime's decisions, as plain functions: access, log lines, reload plans, loading."""
+
+from __future__ import annotations
+
+import errno
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from rinetd_run import logline
+from rinetd_run.access import AccessRule, matches, verdict
+from rinetd_run.canonical import dumps
+from rinetd_run.ends import connect_failure
+from rinetd_run.plan import plan_reload
+from rinetd_run.ruleset import RuleSetError, parse, resolve
+from tests.conftest import CORPUS
+
+A, D = "allow", "deny"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "address", "expected"),
+    [
+        ("127.0.0.1", "127.0.0.1", True),
+        ("127.0.0.*", "127.0.0.15", True),
+        ("127.0.0.?", "127.0.0.15", False),
+        ("127.0.0.??", "127.0.0.15", True),
+        ("*", "::1", True),
+        ("10.*", "110.0.0.1", False),
+        ("*.1", "10.0.0.1", True),
+        ("::FFFF:*", "::ffff:10.0.0.1", False),  # case-sensitive
+        ("[::1]", "[::1]", True),  # brackets are plain characters
+        ("[::1]", ":", False),
+        ("::ffff:10.*", "::ffff:10.9.9.9", True),
+    ],
+)
+def test_glob_matching(pattern: str, address: str, expected: bool) -> None:
+    assert matches(pattern, address) is expected
+
+
+def _rules(*pairs: tuple[str, str]) -> tuple[AccessRule, ...]:
+    return tuple(AccessRule(kind, pattern) for kind, pattern in pairs)  # type: ignore[arg-type]
+
+
+def test_verdict_follows_the_four_steps_in_order() -> None:
+    glob = _rules((A, "10.*"), (D, "10.0.0.66"))
+    rule = _rules((A, "10.0.*"), (D, "10.0.0.7"))
+    assert verdict(glob, rule, "192.168.0.1") == "not-allowed"  # 1. no global allow matches
+    assert verdict(glob, rule, "10.0.0.66") == "denied"  # 2. a global deny matches
+    assert verdict(glob, rule, "10.1.0.1") == "not-allowed"  # 3. no rule allow matches
+    assert verdict(glob, rule, "10.0.0.7") == "denied"  # 4. a rule deny matches
+    assert verdict(glob, rule, "10.0.0.8") == "allowed"
+    assert verdict((), (), "anything") == "allowed"
+    assert verdict(_rules((D, "1.*")), _rules((A, "1.2.3.4")), "1.2.3.4") == "denied"
+
+
+EVENT = logline.Event("127.0.0.1", "0", 42001, "localhost", 41001, 6, 7, "done-remote-closed")
+WHEN = time.struct_time((2026, 11, 25, 5, 27, 9, 2, 329, 0, "IST", 19800))
+
+
+def test_tab_line_is_byte_compatible() -> None:
+    assert logline.tab_line(WHEN, EVENT) == (
+        "25/Nov/2026:05:27:09 \t127.0.0.1\t0\t42001\tlocalhost\t41001\t6\t7\tdone-remote-closed\n"
+    )
+
+
+def test_common_line_is_byte_compatible() -> None:
+    assert logline.common_line(WHEN, EVENT) == (
+        '127.0.0.1 - - [25/Nov/2026:05:27:09  +0530] "GET /rinetd-services/0/42001/'
+        'localhost/41001/done-remote-closed HTTP/1.0" 200 7 - - - 6\n'
+    )
+    west = time.struct_time((2026, 1, 2, 3, 4, 5, 4, 2, 0, "X", -(3 * 3600 + 30 * 60)))
+    assert "[02/Jan/2026:03:04:05  -0330]" in logline.common_line(west, EVENT)
+
+
+def test_connect_failure_words() -> None:
+    assert connect_failure(errno.ECONNREFUSED) is None  # logged as the backend closing
+    assert connect_failure(errno.EMFILE) == "local-socket-failed -"
+    assert connect_failure(errno.EADDRNOTAVAIL) == "local-connect-failed -"
+
+
+def _document(**changes: object) -> str:
+    document = json.loads((CORPUS / "valid" / "everything.json").read_text())
+    document.pop("digest")
+    document.update(changes)
+    return dumps(document)
+
+
+def test_reload_plan_keeps_opens_and_closes() -> None:
+    ruleset = resolve(parse(_document()))
+    keys = [r.listener for r in ruleset.rules]
+    current = [keys[0], keys[1], ("tcp", "127.0.0.1", 1)]
+    plan = plan_reload(current, ruleset.rules)
+    assert set(plan.keep) == {keys[0], keys[1]}
+    assert set(plan.open) == set(keys[2:])
+    assert plan.close == (("tcp", "127.0.0.1", 1),)
+
+
+def test_loading_refuses_what_rinetdc_did_not_write(tmp_path: Path) -> None:
+    assert len(parse(_document()).rules) == 4
+    with pytest.raises(RuleSetError, match="not valid JSON"):
+        parse(_document()[:-20])
+    with pytest.raises(RuleSetError, match="version 2"):
+        parse(_document(version=2))
+    edited = _document().replace('"port": 8443', '"port": 8444')
+    with pytest.raises(RuleSetError, match="digest mismatch"):
+        parse(edited)
+    with pytest.raises(RuleSetError, match="not a rinetdc rule set"):
+        parse("[]")
+    with pytest.raises(RuleSetError, match="schema"):
+        parse(_document(rules=[{"line": 1}]))
+
+
+def test_host_names_resolve_at_load() -> None:
+    text = (CORPUS / "valid" / "hostnames.json").read_text()
+    table = {"gateway.example.com": "127.0.0.1", "backend-1.internal.example.com": "10.0.0.1"}
+    with pytest.raises(RuleSetError, match='rule of line 3: cannot resolve host "a_b.example"'):
+        resolve(parse(text), table.get)
+    table |= {"a_b.example": "127.0.0.2", "db": "10.0.0.2"}
+    rules = resolve(parse(text), table.get).rules
+    assert [r.bind.address for r in rules] == ["127.0.0.1", "127.0.0.2"]
+    assert rules[0].bind.host == "gateway.example.com"  # logs keep the written name
