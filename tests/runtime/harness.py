@@ -174,7 +174,6 @@ class Forwarder:
         return self.process.returncode
 
 
-
 def compile_config(text: str, workdir: Path) -> Path:
     conf, rules = workdir / "rinetd.conf", workdir / "rules.json"
     conf.write_text(text.replace("LOG", str(workdir / "rinetd.log")))
@@ -235,7 +234,7 @@ TAB_FIELDS = (
     "bytes_in", "bytes_out", "result",
 )  # fmt: skip
 _COMMON = re.compile(
-    r'(?P<client>\S+) - - \[(?P<date>\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d)  (?P<zone>[-+]\d{4})\] '
+    r"(?P<client>\S+) - - \[(?P<date>\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d)  (?P<zone>[-+]\d{4})\] "
     r'"GET /rinetd-services/(?P<bind_host>[^/]+)/(?P<bind_port>\d+)/(?P<connect_host>[^/]+)/'
     r'(?P<connect_port>\d+)/(?P<result>[^"]+) HTTP/1\.0" 200 (?P<bytes_out>\d+) - - - '
     r"(?P<bytes_in>\d+)"
