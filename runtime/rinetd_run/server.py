@@ -127,17 +127,17 @@ class Server:
         return True
 
     async def stop(self, grace: float) -> None:
-        """Stop accepting, let open connections finish for ``grace`` seconds, end the rest."""
+        """Stop accepting, let TCP connections finish for ``grace`` seconds, end the rest.
+
+        UDP sessions end at once: they have no end of their own but the idle timeout.
+        """
         for listener in self.listeners.values():
-            if listener.server is not None:
-                listener.server.close()
+            listener.close()
         deadline = asyncio.get_running_loop().time() + grace
         while self.context.links and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         for link in list(self.context.links):
             link.finish(abort=True)
-        for listener in self.listeners.values():
-            listener.close()
         self.listeners.clear()
         self.logger.close()
 

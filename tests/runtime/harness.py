@@ -160,6 +160,16 @@ class Forwarder:
         found = self.log.read_text().splitlines() if self.log.exists() else []
         raise AssertionError(f"expected {count} log lines, got {found}")
 
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> list[str]:
+        """Wait until some log line contains ``text``; return all lines."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = self.log.read_text().splitlines() if self.log.exists() else []
+            if any(text in line for line in lines):
+                return lines
+            time.sleep(0.02)
+        raise AssertionError(f"no log line with {text!r}")
+
     def signal(self, number: int) -> None:
         self.process.send_signal(number)
 
