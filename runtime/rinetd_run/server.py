@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import socket
 import sys
 from dataclasses import dataclass
-from typing import Any
 
 from . import logline
+from .acceptor import Acceptor
 from .context import Context, Listening
 from .logger import LogWriter
 from .plan import Key, plan_reload
@@ -37,12 +36,12 @@ class BindError(Exception):
 class _Listener:
     listening: Listening
     sock: socket.socket
-    server: asyncio.Server | None = None
+    acceptor: Acceptor | None = None
     transport: asyncio.DatagramTransport | None = None
 
     def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
+        if self.acceptor is not None:
+            self.acceptor.close()
         if self.transport is not None:
             self.transport.close()
 
@@ -79,7 +78,6 @@ class Server:
 
     async def start(self) -> None:
         """Bind every rule; BindError (nothing left open) if one fails."""
-        asyncio.get_running_loop().set_exception_handler(self._loop_exception)
         plan = plan_reload((), self.ruleset.rules)
         self.listeners = await self._open(plan.open)
 
@@ -96,9 +94,12 @@ class Server:
         for key, listener in opened.items():
             listening = listener.listening
             if key[0] == "tcp":
-                listener.server = await loop.create_server(
-                    functools.partial(ClientStream, listening), sock=listener.sock, backlog=BACKLOG
+                listener.acceptor = Acceptor(
+                    listener.sock,
+                    functools.partial(ClientStream, listening),
+                    functools.partial(self._accept_failed, listening),
                 )
+                listener.acceptor.start(BACKLOG)
             else:
                 transport, _protocol = await loop.create_datagram_endpoint(
                     functools.partial(UdpListener, listening), sock=listener.sock
@@ -141,24 +142,12 @@ class Server:
         self.listeners.clear()
         self.logger.close()
 
-    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        """Accept failures (EMFILE, ENFILE): asyncio backs off for a second; we log them too."""
-        if "accept" in str(context.get("message", "")):
-            listening = self._listening_of(context.get("socket"))
-            if listening is not None:
-                rule = listening.rule
-                self.context.log(
-                    logline.Event(
-                        "?", rule.bind.host, rule.bind.port, rule.connect.host,
-                        rule.connect.port, 0, 0, logline.ACCEPT_FAILED,
-                    )
-                )  # fmt: skip
-        logging.getLogger("rinetd-run").debug("asyncio: %s", context.get("message"))
-        loop.default_exception_handler(context)
-
-    def _listening_of(self, sock: object) -> Listening | None:
-        fileno = getattr(sock, "fileno", lambda: -1)()
-        for listener in self.listeners.values():
-            if listener.sock.fileno() == fileno:
-                return listener.listening
-        return None
+    def _accept_failed(self, listening: Listening, error: OSError) -> None:
+        rule = listening.rule
+        print(f"rinetd-run: accept on line {rule.line}'s port: {error}", file=sys.stderr)
+        self.context.log(
+            logline.Event(
+                "?", rule.bind.host, rule.bind.port, rule.connect.host, rule.connect.port,
+                0, 0, logline.ACCEPT_FAILED,
+            )
+        )  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -197,12 +198,20 @@ def compile_config(text: str, workdir: Path) -> Path:
     return rules
 
 
-def start_forwarder(rules: Path, *extra: str, ready: bool = True) -> Forwarder:
+def start_forwarder(
+    rules: Path, *extra: str, ready: bool = True, max_files: int | None = None
+) -> Forwarder:
     """Start rinetd-run; with ``ready``, return once every listener is open."""
+
+    def limit() -> None:
+        if max_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
+
     process = subprocess.Popen(
         [str(BIN / "rinetd-run"), str(rules), *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        preexec_fn=limit if max_files is not None else None,
     )
     forwarder = Forwarder(process, rules.parent, rules)
     if ready:

@@ -14,11 +14,14 @@ import pytest
 
 from tests.runtime.harness import (
     TcpEcho,
+    compile_config,
     connect_from,
     free_port,
     parse_common,
+    parse_tab,
     recv_all,
     running,
+    start_forwarder,
 )
 
 
@@ -240,3 +243,38 @@ def test_ipv6_and_dual_stack(tmp_path: Path, tcp_echo: TcpEcho) -> None:
         ("::ffff:127.0.0.5", "done-remote-closed"),
         ("::ffff:127.0.0.6", "not-allowed"),
     ]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_file_descriptors_backs_off_and_recovers(tmp_path: Path, tcp_echo: TcpEcho) -> None:
+    port = free_port()
+    conf = f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\nlogfile LOG\n"
+    fw = start_forwarder(compile_config(conf, tmp_path), max_files=32)
+    clients: list[socket.socket] = []
+    try:
+        for _ in range(40):  # more than the forwarder can hold
+            sock = socket.socket()
+            sock.settimeout(5)
+            sock.connect(("127.0.0.1", port))  # the kernel completes the handshake
+            clients.append(sock)
+        fw.wait_for_log("failed -")
+        time.sleep(1)  # let the first burst of refusals pass
+        before = _cpu_seconds(fw.process.pid)
+        time.sleep(2)
+        assert _cpu_seconds(fw.process.pid) - before < 0.5, "spinning on EMFILE"
+        for sock in clients:
+            sock.close()
+        clients.clear()
+        time.sleep(1.5)  # the accept back-off is one second
+        assert _try_connect("127.0.0.1", port) == b"ping"
+        assert fw.process.poll() is None
+    finally:
+        for sock in clients:
+            sock.close()
+        fw.stop()
+    words = {parse_tab(line)["result"] for line in fw.log.read_text().splitlines()}
+    assert words & {"accept-failed -", "local-socket-failed -"}

@@ -1,0 +1,83 @@
+"""Accepting TCP connections: in batches, without a task per connection, backing off when
+the process runs out of file descriptors.
+
+asyncio's own server (3.11) keeps retrying ``accept`` after EMFILE within one
+wake-up and schedules a retry for each failure, which ends in a busy loop, as
+rinetd 0.73 has.  Here one failure pauses accepting for ``BACKOFF`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Acceptor"]
+
+BATCH = 64  # connections taken per wake-up, so one busy listener cannot starve the rest
+BACKOFF = 1.0  # seconds without accepting after EMFILE/ENFILE
+_RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class Acceptor:
+    def __init__(
+        self,
+        sock: socket.socket,
+        protocol_factory: Callable[[], asyncio.Protocol],
+        on_failure: Callable[[OSError], None],
+    ) -> None:
+        self.sock = sock
+        self.protocol_factory = protocol_factory
+        self.on_failure = on_failure
+        self.loop = asyncio.get_running_loop()
+        self._retry: asyncio.TimerHandle | None = None
+        self._closed = False
+        # The selector loop can wrap an accepted socket at once; other loops
+        # (uvloop) get the public, task-based way.
+        self._make_transport: Any = getattr(self.loop, "_make_socket_transport", None)
+
+    def start(self, backlog: int) -> None:
+        self.sock.listen(backlog)
+        self.loop.add_reader(self.sock.fileno(), self._ready)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._retry is not None:
+            self._retry.cancel()
+        self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+    def _resume(self) -> None:
+        self._retry = None
+        if not self._closed:
+            self.loop.add_reader(self.sock.fileno(), self._ready)
+
+    def _ready(self) -> None:
+        for _ in range(BATCH):
+            try:
+                conn, address = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as error:
+                self.on_failure(error)
+                if error.errno in _RESOURCE_ERRORS:
+                    self.loop.remove_reader(self.sock.fileno())
+                    self._retry = self.loop.call_later(BACKOFF, self._resume)
+                return
+            conn.setblocking(False)
+            self._wrap(conn, address)
+
+    def _wrap(self, conn: socket.socket, address: Any) -> None:
+        protocol = self.protocol_factory()
+        if self._make_transport is not None:
+            self._make_transport(conn, protocol, extra={"peername": address})
+        else:
+            self.loop.create_task(
+                self.loop.connect_accepted_socket(lambda: protocol, conn)  # pragma: no cover
+            )
