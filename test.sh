@@ -9,7 +9,6 @@ need=()
 command -v ip >/dev/null || need+=(iproute2)
 [ -f /etc/services ] || need+=(netbase)
 command -v rinetd >/dev/null || [ -x /usr/sbin/rinetd ] || need+=(rinetd)
-python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "test.sh: installing Debian packages: ${need[*]}"
@@ -22,8 +21,8 @@ if [ ${#need[@]} -gt 0 ]; then
     fi
 fi
 
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+. scripts/setup.sh
+setup_venv "[test]"
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

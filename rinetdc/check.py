@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from . import ast, model
@@ -10,7 +13,7 @@ from .parser import parse
 from .resolve import Resolver
 from .validate import validate
 
-__all__ = ["Result", "check"]
+__all__ = ["Result", "check", "paused_gc"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +31,23 @@ class Result:
         return len(self.diagnostics) - self.errors
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic GC: a big config makes many small objects and no cycles, and the
+    collector's repeated passes over them took a third of a 10,000-rule compile."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def check(text: str, resolver: Resolver) -> Result:
     """Parse and validate ``text``; every problem found is in the result's diagnostics."""
-    config, syntax = parse(text)
-    ruleset, semantic = validate(config, resolver)
+    with paused_gc():
+        config, syntax = parse(text)
+        ruleset, semantic = validate(config, resolver)
     found = sorted([*syntax, *semantic], key=lambda d: (d.span, d.code))
     return Result(config=config, ruleset=ruleset, diagnostics=tuple(found))

@@ -20,7 +20,7 @@ import click
 from rinetd_run.canonical import FORMAT, VERSION, digest
 
 from . import __version__
-from .check import Result, check
+from .check import Result, check, paused_gc
 from .emit import from_document, render
 from .fmt import format_ruleset
 from .render import render_json, render_text, summary
@@ -129,11 +129,14 @@ def check_command(config: str, no_resolve: bool, strict: bool, output: str) -> N
 @_format
 def compile_command(config: str, target: str, no_resolve: bool, strict: bool, output: str) -> None:
     """Compile CONFIG into the frozen JSON rule set; write nothing if it has errors."""
-    result = check(_read(config), _resolver(no_resolve))
+    text = _read(config)
+    with paused_gc():
+        result = check(text, _resolver(no_resolve))
+        code = _exit_code(result, strict)
+        frozen = render(result.ruleset, resolved=not no_resolve) if code == 0 else None
     _report(config, result, output, err=True)
-    code = _exit_code(result, strict)
-    if code == 0:
-        _write(target, render(result.ruleset, resolved=not no_resolve))
+    if frozen is not None:
+        _write(target, frozen)
     sys.exit(code)
 
 

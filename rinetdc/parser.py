@@ -28,7 +28,6 @@ _WORD = re.compile(r"[^ \t\r\n]+")
 _TERMINAL_NAMES = {
     "ADDRESS": "an address or host name",
     "PORT": "a port number or service name",
-    "PROTO": "/tcp or /udp",
     "PATTERN": "an address pattern",
     "FILENAME": "a file name",
     "NUMBER": "a number",
@@ -59,32 +58,40 @@ def parse(text: str) -> tuple[ast.Config, list[Diagnostic]]:
     diagnostics: list[Diagnostic] = []
     if physical[-1] == "":
         physical.pop()
+        body = text
     else:
-        last = len(physical)
+        end = len(physical[-1].rstrip("\r")) + 1
         diagnostics.append(
             make(
                 "W105",
                 "the last line has no newline: rinetd 0.73 ignores it",
-                Span(last, len(physical[-1].rstrip("\r")) + 1, len(physical[-1].rstrip("\r")) + 2),
+                Span(len(physical), end, end + 1),
                 hint="end the file with a newline",
             )
         )
-    statements: list[ast.Statement] = []
-    broken: list[int] = []
-    parser = _parser()
-    for number, raw in enumerate(physical, start=1):
-        try:
-            tree = parser.parse(raw + "\n", start="line")
-        except lark.exceptions.UnexpectedInput as error:
-            diagnostics.append(_syntax_error(error, raw, number))
-            broken.append(number)
-            continue
-        for child in tree.children:
-            if isinstance(child, lark.Tree):
-                statement, found = _statement(child, number)
-                statements.append(statement)
-                diagnostics.extend(found)
+        body = text + "\n"
     lines = tuple(line.rstrip("\r") for line in physical)
+    parser = _parser()
+    try:
+        trees = [(parser.parse(body, start="config"), 0)]
+        broken: list[int] = []
+    except lark.exceptions.UnexpectedInput:
+        # Slow path, only for broken files: line by line, to report every bad line.
+        trees, broken = [], []
+        for offset, raw in enumerate(physical):
+            try:
+                trees.append((parser.parse(raw + "\n", start="line"), offset))
+            except lark.exceptions.UnexpectedInput as error:
+                diagnostics.append(_syntax_error(error, raw, offset + 1))
+                broken.append(offset + 1)
+    statements: list[ast.Statement] = []
+    for tree, offset in trees:
+        for statement in tree.find_data("line"):
+            for child in statement.children:
+                if isinstance(child, lark.Tree):
+                    node, found = _statement(child, offset)
+                    statements.append(node)
+                    diagnostics.extend(found)
     config = ast.Config(statements=tuple(statements), lines=lines, broken=tuple(broken))
     return config, diagnostics
 
@@ -92,57 +99,63 @@ def parse(text: str) -> tuple[ast.Config, list[Diagnostic]]:
 # -- tree -> AST --------------------------------------------------------------
 
 
-def _span(token: lark.Token, line: int) -> Span:
-    assert token.column is not None and token.end_column is not None
-    return Span(line, token.column, token.end_column)
+def _span(token: lark.Token, offset: int, length: int | None = None) -> Span:
+    assert token.line is not None and token.column is not None
+    end = token.column + (len(token) if length is None else length)
+    return Span(token.line + offset, token.column, end)
 
 
 def _tokens(tree: lark.Tree[lark.Token]) -> list[lark.Token]:
     return [child for child in tree.children if isinstance(child, lark.Token)]
 
 
-def _address(token: lark.Token, line: int) -> ast.Address:
+def _address(token: lark.Token, offset: int) -> ast.Address:
     text = str(token)
-    return ast.Address(text=text, kind=ast.address_kind(text), span=_span(token, line))
+    return ast.Address(text=text, kind=ast.address_kind(text), span=_span(token, offset))
 
 
-def _port(tree: lark.Tree[lark.Token], line: int) -> ast.Port:
-    tokens = _tokens(tree)
-    protocol = str(tokens[1])[1:] if len(tokens) > 1 else "tcp"
-    return ast.Port(text=str(tokens[0]), protocol=protocol, span=_span(tokens[0], line))
+def _port(token: lark.Token, offset: int) -> ast.Port:
+    text, _slash, protocol = str(token).partition("/")
+    return ast.Port(text=text, protocol=protocol or "tcp", span=_span(token, offset, len(text)))
 
 
-def _option(tree: lark.Tree[lark.Token], line: int) -> ast.Option:
+def _option(tree: lark.Tree[lark.Token], offset: int) -> ast.Option:
     name, value = _tokens(tree)
-    whole = Span(line, _span(name, line).column, _span(value, line).end_column)
-    return ast.Option(name=str(name), value=str(value), span=whole, value_span=_span(value, line))
+    value_span = _span(value, offset)
+    whole = Span(value_span.line, _span(name, offset).column, value_span.end_column)
+    return ast.Option(name=str(name), value=str(value), span=whole, value_span=value_span)
 
 
-def _statement(tree: lark.Tree[lark.Token], line: int) -> tuple[ast.Statement, list[Diagnostic]]:
+def _statement(tree: lark.Tree[lark.Token], offset: int) -> tuple[ast.Statement, list[Diagnostic]]:
     kind = tree.data
+    tokens = _tokens(tree)
     if kind == "rule":
-        parts = [child for child in tree.children if isinstance(child, lark.Tree)]
-        bind_address, connect_address = (_address(_tokens(parts[i])[0], line) for i in (0, 2))
-        groups = parts[4].children if len(parts) > 4 else []
-        options = tuple(_option(o, line) for o in groups if isinstance(o, lark.Tree))
-        first, last = bind_address.span, options[-1].span if options else _port(parts[3], line).span
+        groups = [child for child in tree.children if isinstance(child, lark.Tree)]
+        options = tuple(
+            _option(o, offset)
+            for group in groups
+            for o in group.children
+            if isinstance(o, lark.Tree)
+        )
+        bind_address = _address(tokens[0], offset)
+        last = options[-1].span if options else _span(tokens[3], offset)
         rule = ast.Rule(
             bind_address=bind_address,
-            bind_port=_port(parts[1], line),
-            connect_address=connect_address,
-            connect_port=_port(parts[3], line),
+            bind_port=_port(tokens[1], offset),
+            connect_address=_address(tokens[2], offset),
+            connect_port=_port(tokens[3], offset),
             options=options,
-            span=Span(line, first.column, last.end_column),
+            span=Span(bind_address.span.line, bind_address.span.column, last.end_column),
         )
         return rule, []
-    tokens = _tokens(tree)
     if kind == "access":
         keyword, pattern = tokens
-        return ast.Access(kind=str(keyword), pattern=str(pattern), span=_span(pattern, line)), []
+        span = _span(pattern, offset)
+        return ast.Access(kind=str(keyword), pattern=str(pattern), span=span), []
     if kind == "logcommon":
-        return ast.LogCommon(span=Span(line, 1, 1)), []
+        return ast.LogCommon(span=_span(tokens[0], offset)), []
     (name,) = tokens
-    span = _span(name, line)
+    span = _span(name, offset)
     found = []
     if name.startswith('"'):
         found.append(
@@ -170,9 +183,7 @@ def _word_at(raw: str, column: int) -> tuple[int, int]:
 
 
 def _expected_text(expected: set[str]) -> str:
-    if "LSQB" in expected:
-        expected = expected | {"_EOL"}  # the blanks before the line's end were read already
-    names = sorted({_TERMINAL_NAMES.get(t, t) for t in expected if t != "_WS"})
+    names = sorted({_TERMINAL_NAMES.get(t, t) for t in expected})
     if not names:
         return "a blank"
     if len(names) == 1:
@@ -181,24 +192,17 @@ def _expected_text(expected: set[str]) -> str:
 
 
 def _expected(error: lark.exceptions.UnexpectedInput) -> set[str]:
-    """What the parser could take here, looking past a separator it wants first."""
+    """What the parser could take where it stopped."""
     if isinstance(error, lark.exceptions.UnexpectedCharacters):
         return set(error.allowed or ())
     if not isinstance(error, lark.exceptions.UnexpectedToken):
         return set()
-    expected = set(error.expected)
-    if expected == {"_WS"} and error.interactive_parser is not None:
-        after = error.interactive_parser.copy()  # type: ignore[no-untyped-call]
-        after.feed_token(lark.Token("_WS", " "))
-        expected = set(after.accepts())
-    return expected
+    return set(error.expected)
 
 
 def _syntax_error(error: lark.exceptions.UnexpectedInput, raw: str, line: int) -> Diagnostic:
     expected = _expected(error)
     column = error.column if isinstance(error.column, int) and error.column > 0 else 1
-    if isinstance(error, lark.exceptions.UnexpectedToken) and error.token.type == "_WS":
-        column = error.token.end_column or column
     start, end = _word_at(raw, column)
     word = raw[start - 1 : end - 1]
     if word and not word.startswith("["):
@@ -210,7 +214,7 @@ def _syntax_error(error: lark.exceptions.UnexpectedInput, raw: str, line: int) -
     message = f"expected {_expected_text(expected)}, found {found}"
     if "PATTERN" in expected and word:
         code, message = "E008", f"invalid access pattern '{word}'"
-    elif expected & {"TIMEOUT", "SRC"} and word:
+    elif expected <= {"TIMEOUT", "SRC"} and word:
         name = re.split(r"[=,\]]", word)[0]
         end = start + len(name)
         code, message = "E009", f"unknown option '{name}': the options are timeout and src"
@@ -248,8 +252,8 @@ def _hint(raw: str, word: str, expected: set[str]) -> str | None:
             return "rinetd 0.73 accepts no scoped IPv6 address (%interface)"
         if word.endswith("."):
             return "drop the trailing dot of the host name"
-    if "PROTO" in expected and "/" in word:
-        return "the protocol is /tcp or /udp, glued to the port"
+    if "PORT" in expected and re.match(r"[-\w]+/", word):
+        return "the protocol is /tcp or /udp, glued to the port: 80/udp"
     if "_EOL" in expected and "[" in word:
         return "one statement per line; options go in one [ ] group separated by commas"
     first = _WORD.search(raw)

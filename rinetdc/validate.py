@@ -67,7 +67,7 @@ def validate(config: ast.Config, resolver: Resolver) -> tuple[model.RuleSet, lis
             make(
                 "W109",
                 "logcommon has no effect without a logfile",
-                Span(logcommon.span.line, 1, len("logcommon") + 1),
+                logcommon.span,
                 hint="add `logfile /var/log/rinetd.log`",
             )
         )

@@ -2,7 +2,7 @@
 
 Shared by the compiler (which writes it) and the runtime (which refuses any
 file whose digest does not match): sorted keys, fixed separators, ASCII, a
-trailing newline.  The digest covers the compact form of everything but the
+trailing newline, one rule per line.  The digest covers the compact form of everything but the
 ``digest`` field itself, so re-indenting the file does not matter but any
 edited value does.
 """
@@ -26,10 +26,24 @@ def digest(document: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(compact.encode("ascii")).hexdigest()
 
 
+def _line(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(", ", ": "), ensure_ascii=True)
+
+
 def dumps(document: dict[str, Any]) -> str:
-    """The file text: ``document`` with its digest, indented, keys sorted, newline-terminated."""
+    """The file text: ``document`` with its digest, keys sorted, newline-terminated.
+
+    One top-level field per line and one list item (a rule, an access line) per
+    line: readable and diffable, and written by the C encoder, where a fully
+    indented dump of 10,000 rules takes a quarter of a second in pure Python.
+    """
     sealed = {**document, "digest": digest(document)}
-    return (
-        json.dumps(sealed, sort_keys=True, indent=2, separators=(",", ": "), ensure_ascii=True)
-        + "\n"
-    )
+    fields = []
+    for key in sorted(sealed):
+        value = sealed[key]
+        if isinstance(value, list) and value:
+            items = ",\n".join("  " + _line(item) for item in value)
+            fields.append(f"{_line(key)}: [\n{items}\n]")
+        else:
+            fields.append(f"{_line(key)}: {_line(value)}")
+    return "{\n" + ",\n".join(fields) + "\n}\n"

@@ -101,7 +101,7 @@ def test_last_line_without_newline_is_parsed_and_warned() -> None:
     ("text", "code", "columns", "hint"),
     [
         ("ALLOW 10.0.0.1\n", "E001", (1, 6), "keywords are lowercase: write 'allow'"),
-        ("0 80/UDP 1.1.1.1 80\n", "E001", (5, 9), "keywords are lowercase: write '/udp'"),
+        ("0 80/UDP 1.1.1.1 80\n", "E001", (3, 9), "keywords are lowercase: write '/udp'"),
         ("allow 10.0.0.x\n", "E008", (7, 15), "patterns use digits"),
         ("allow 1.2.3.0/24\n", "E008", (7, 17), "no CIDR in rinetd patterns"),
         ("deny example.com\n", "E008", (6, 17), "patterns use digits"),
@@ -112,7 +112,7 @@ def test_last_line_without_newline_is_parsed_and_warned() -> None:
         ("0 80 1.1.1.1 80 [tiemout=5]\n", "E009", (18, 25), None),
         ("0 80 1.1.1.1 80 [timeout=1] [src=0]\n", "E001", (29, 36), "one [ ] group"),
         ("logfle /var/log/x\n", "E001", (8, 18), "did you mean 'logfile'?"),
-        ("0 80 1.1.1.1 80/tcpx\n", "E001", (16, 21), "glued to the port"),
+        ("0 80 1.1.1.1 80/tcpx\n", "E001", (14, 21), "glued to the port"),
     ],
 )
 def test_syntax_errors_point_at_the_word_with_a_hint(
