@@ -1,0 +1,258 @@
+"""What the integration tests run inside a namespace: servers, clients, captures.
+
+Invoked as ``ip netns exec NS python agent.py COMMAND ...``; clients print one
+JSON object on stdout, servers print ``ready`` once listening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import urllib.request
+from typing import Any
+
+
+def _ready() -> None:
+    print("ready", flush=True)
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _note_peer(path: str, peer: Any) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(f"{peer[0]}\n")
+
+
+def tcp_echo(args: argparse.Namespace) -> None:
+    server = socket.socket(socket.AF_INET6)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    server.bind(("::", args.port))
+    server.listen(128)
+    _ready()
+
+    def echo(conn: socket.socket) -> None:
+        with conn:
+            try:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+                conn.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    while True:
+        conn, peer = server.accept()
+        _note_peer(args.peers, peer)
+        threading.Thread(target=echo, args=(conn,), daemon=True).start()
+
+
+def udp_echo(args: argparse.Namespace) -> None:
+    server = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    server.bind(("::", args.port))
+    _ready()
+    while True:
+        data, peer = server.recvfrom(1 << 17)
+        _note_peer(args.peers, peer)
+        server.sendto(data, peer)
+
+
+def tcp_client(args: argparse.Namespace) -> dict[str, Any]:
+    payload = os.urandom(args.size)
+    received = bytearray()
+    try:
+        with socket.create_connection((args.host, args.port), timeout=args.timeout) as sock:
+            sender = threading.Thread(
+                target=lambda: (sock.sendall(payload), sock.shutdown(socket.SHUT_WR))
+            )
+            sender.start()
+            while data := sock.recv(1 << 20):
+                received += data
+            sender.join()
+    except OSError as error:
+        return {"error": type(error).__name__, "bytes": len(received)}
+    return {
+        "error": None,
+        "bytes": len(received),
+        "intact": hashlib.sha256(received).digest() == hashlib.sha256(payload).digest(),
+    }
+
+
+def echo_client(args: argparse.Namespace) -> dict[str, Any]:
+    """Send, read the same number of bytes back, then close (no half-close: 0.73 has none)."""
+    payload = os.urandom(args.size)
+    received = bytearray()
+    try:
+        with socket.create_connection((args.host, args.port), timeout=10) as sock:
+            sock.sendall(payload)
+            while len(received) < len(payload) and (data := sock.recv(1 << 20)):
+                received += data
+    except OSError as error:
+        return {"error": type(error).__name__, "bytes": len(received)}
+    return {"error": None, "bytes": len(received), "intact": bytes(received) == payload}
+
+
+def stream(args: argparse.Namespace) -> dict[str, Any]:
+    """One connection kept busy for ``seconds``: every chunk must come back intact."""
+    chunks, deadline = 0, time.monotonic() + args.seconds
+    try:
+        with socket.create_connection((args.host, args.port), timeout=10) as sock:
+            while time.monotonic() < deadline and chunks < 100_000:
+                chunk = os.urandom(4096)
+                sock.sendall(chunk)
+                got = bytearray()
+                while len(got) < len(chunk) and (data := sock.recv(8192)):
+                    got += data
+                if bytes(got) != chunk:
+                    return {"error": "corrupt", "chunks": chunks}
+                chunks += 1
+    except OSError as error:
+        return {"error": type(error).__name__, "chunks": chunks}
+    return {"error": None, "chunks": chunks}
+
+
+def probe(args: argparse.Namespace) -> dict[str, Any]:
+    """New connections, one after another, for ``seconds``: how many were refused."""
+    tries = refused = 0
+    deadline = time.monotonic() + args.seconds
+    while time.monotonic() < deadline and tries < 10_000:
+        tries += 1
+        try:
+            with socket.create_connection((args.host, args.port), timeout=5) as sock:
+                sock.sendall(b"p")
+                sock.recv(1)
+        except ConnectionRefusedError:
+            refused += 1
+        except OSError:
+            pass
+        time.sleep(0.01)
+    return {"tries": tries, "refused": refused}
+
+
+def udp_client(args: argparse.Namespace) -> dict[str, Any]:
+    payload = os.urandom(args.size)
+    with socket.socket(_family(args.host), socket.SOCK_DGRAM) as sock:
+        sock.settimeout(3)
+        sock.sendto(payload, (args.host, args.port))
+        try:
+            data, _peer = sock.recvfrom(1 << 17)
+        except OSError as error:
+            return {"error": type(error).__name__, "bytes": 0}
+    return {"error": None, "bytes": len(data), "intact": data == payload}
+
+
+def http_get(args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(args.url, timeout=10) as response:
+            body = response.read()
+            return {"error": None, "status": response.status, "bytes": len(body)}
+    except OSError as error:
+        return {"error": type(error).__name__, "bytes": 0}
+
+
+def capture(args: argparse.Namespace) -> None:
+    """Record every TCP/UDP packet to or from ``port`` on ``iface`` until stopped."""
+    from scapy.all import IP, TCP, UDP, AsyncSniffer, IPv6
+
+    def relevant(packet: Any) -> bool:
+        layer = packet.getlayer(TCP) or packet.getlayer(UDP)
+        return layer is not None and args.port in (layer.sport, layer.dport)
+
+    sniffer = AsyncSniffer(iface=args.iface, lfilter=relevant, store=True)
+    sniffer.start()
+    time.sleep(0.5)
+    _ready()
+    sys.stdin.read()  # until the test closes our stdin
+    packets = sniffer.stop() or []
+    found = []
+    for packet in packets:
+        ip = packet.getlayer(IP) or packet.getlayer(IPv6)
+        tcp = packet.getlayer(TCP)
+        found.append(
+            {
+                "src": ip.src,
+                "dst": ip.dst,
+                "flags": str(tcp.flags) if tcp is not None else "udp",
+            }
+        )
+    print(json.dumps(found), flush=True)
+
+
+def handshake(args: argparse.Namespace) -> dict[str, Any]:
+    """A crafted SYN, our own ACK, then what the server sends until it goes quiet."""
+    from scapy.all import IP, TCP, AsyncSniffer, conf, send, sr1
+
+    conf.verb = 0
+    sport = args.sport
+    syn = IP(dst=args.host) / TCP(sport=sport, dport=args.port, flags="S", seq=1000)
+    synack = sr1(syn, timeout=3)
+    if synack is None or not synack.haslayer(TCP):
+        return {"flags": []}
+    seen = [str(synack[TCP].flags)]
+    ack = IP(dst=args.host) / TCP(
+        sport=sport, dport=args.port, flags="A", seq=1001, ack=synack[TCP].seq + 1
+    )
+    sniffer = AsyncSniffer(
+        lfilter=lambda p: p.haslayer(TCP) and p[TCP].sport == args.port, store=True
+    )
+    sniffer.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    send(ack)
+    time.sleep(args.wait)
+    packets = sniffer.stop() or []
+    seen += [str(p[TCP].flags) for p in packets]
+    return {"flags": seen, "seconds": time.monotonic() - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("tcp-echo", "udp-echo"):
+        command = sub.add_parser(name)
+        command.add_argument("--port", type=int, required=True)
+        command.add_argument("--peers", required=True)
+    for name in ("tcp-client", "udp-client", "echo-client", "stream", "probe"):
+        command = sub.add_parser(name)
+        command.add_argument("--host", required=True)
+        command.add_argument("--port", type=int, required=True)
+        command.add_argument("--size", type=int, default=1000)
+        command.add_argument("--seconds", type=float, default=3.0)
+        command.add_argument("--timeout", type=float, default=10.0)
+    command = sub.add_parser("http-get")
+    command.add_argument("--url", required=True)
+    command = sub.add_parser("capture")
+    command.add_argument("--iface", required=True)
+    command.add_argument("--port", type=int, required=True)
+    command = sub.add_parser("handshake")
+    command.add_argument("--host", required=True)
+    command.add_argument("--port", type=int, required=True)
+    command.add_argument("--sport", type=int, default=40404)
+    command.add_argument("--wait", type=float, default=1.5)
+    args = parser.parse_args()
+    servers = {"tcp-echo": tcp_echo, "udp-echo": udp_echo, "capture": capture}
+    clients = {
+        "tcp-client": tcp_client,
+        "udp-client": udp_client,
+        "echo-client": echo_client,
+        "stream": stream,
+        "probe": probe,
+        "http-get": http_get,
+        "handshake": handshake,
+    }
+    if args.command in servers:
+        servers[args.command](args)
+    else:
+        print(json.dumps(clients[args.command](args)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
