@@ -51,10 +51,19 @@ def net() -> Iterator[Topology]:
         )
         topology.spawn(
             "be",
-            [sys.executable, "-m", "http.server", str(HTTP), "--bind", "::",
-             "--directory", str(workdir / "www")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "http.server",
+                str(HTTP),
+                "--bind",
+                "::",
+                "--directory",
+                str(workdir / "www"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_tcp(topology, "fw", "10.62.0.2", HTTP)
         topology.workdir = workdir
         yield topology

@@ -54,15 +54,23 @@ class Daemon:
         self.topology.stop(self.process)
 
 
+def compile_rules(work: Path) -> None:
+    """rinetd.conf -> rules.json in ``work``, with the real rinetdc."""
+    conf, rules = str(work / "rinetd.conf"), str(work / "rules.json")
+    done = subprocess.run(
+        [str(BIN / "rinetdc"), "compile", conf, "-o", rules],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def start_ours(topology: Topology, conf: str, name: str) -> Daemon:
     work = topology.workdir / name
     work.mkdir()
     (work / "rinetd.conf").write_text(conf.replace("LOG", str(work / "rinetd.log")))
-    done = subprocess.run(
-        [str(BIN / "rinetdc"), "compile", str(work / "rinetd.conf"), "-o", str(work / "rules.json")],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
+    compile_rules(work)
     process = topology.spawn(
         "fw", [str(BIN / "rinetd-run"), str(work / "rules.json")], stderr=subprocess.PIPE
     )
