@@ -7,6 +7,7 @@ cd "$(dirname "$0")"
 
 need=()
 command -v ip >/dev/null || need+=(iproute2)
+command -v iptables >/dev/null || need+=(iptables)
 [ -f /etc/services ] || need+=(netbase)
 command -v rinetd >/dev/null || [ -x /usr/sbin/rinetd ] || need+=(rinetd)
 if [ ${#need[@]} -gt 0 ]; then

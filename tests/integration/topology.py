@@ -50,8 +50,8 @@ class Topology:
         for role in ("c1", "c2", "fw", "be"):
             _ip("netns", "add", self.namespace(role))
             self.run(role, ["ip", "link", "set", "lo", "up"])
-        self.run("fw", ["sysctl", "-qw", "net.ipv4.ip_forward=0"])
-        self.run("fw", ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"])
+        for knob in ("ipv4/ip_forward", "ipv6/conf/all/forwarding"):
+            self.run("fw", ["sh", "-c", f"echo 0 > /proc/sys/net/{knob}"])
         links = [
             # (role, its address, firewall address, prefix lengths)
             ("c1", ("10.61.4.10", "fd61:4::10"), ("10.61.4.1", "fd61:4::1"), (24, 64)),
