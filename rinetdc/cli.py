@@ -20,6 +20,7 @@ import click
 from rinetd_run.canonical import FORMAT, VERSION, digest
 
 from . import __version__
+from .bundle import bundle
 from .check import Result, check, paused_gc
 from .emit import from_document, render
 from .fmt import format_ruleset
@@ -155,6 +156,25 @@ def load_document(path: str) -> dict[str, Any]:
     if document.get("digest") != digest(document):
         _fail(f"{path} was changed after it was compiled (digest mismatch)")
     return document
+
+
+@main.command("bundle")
+@click.option("-o", "--output", "target", required=True, help="The .pyz file to write.")
+@click.option(
+    "--python",
+    "interpreter",
+    default="/usr/bin/env python3",
+    show_default=True,
+    help="The interpreter named on the archive's first line.",
+)
+def bundle_command(target: str, interpreter: str) -> None:
+    """Pack rinetd-run into one zipapp that needs only Python on the host."""
+    data = bundle(interpreter)
+    try:
+        Path(target).write_bytes(data)
+        os.chmod(target, 0o755)
+    except OSError as error:
+        _fail(f"cannot write {target}: {error.strerror or error}")
 
 
 @main.command("fmt")

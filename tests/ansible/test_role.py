@@ -1,0 +1,238 @@
+"""The Ansible role, run for real: ansible-playbook against localhost into a temporary root."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import BIN, ROOT
+from tests.runtime.harness import TcpEcho, free_port, recv_all
+
+ROLE = ROOT / "ansible" / "roles" / "rinetd"
+PLAYBOOK = Path(__file__).with_name("playbook.yml")
+
+
+class Deployment:
+    def __init__(self, root: Path, echo_port: int) -> None:
+        self.root = root
+        self.echo_port = echo_port
+        self.ports = [free_port(), free_port()]
+        self.runtime: subprocess.Popen[bytes] | None = None
+
+    def variables(self, rules: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+        root = self.root
+        rules = rules if rules is not None else [self.rule(self.ports[0])]
+        return {
+            "rinetd_rules": rules,
+            "rinetd_allow": ["127.0.0.*"],
+            "rinetd_logfile": str(root / "var/log/rinetd-run.log"),
+            "rinetd_pidfile": str(root / "run/rinetd-run.pid"),
+            "rinetd_config_path": str(root / "etc/rinetd/rinetd.conf"),
+            "rinetd_rules_path": str(root / "etc/rinetd/rules.json"),
+            "rinetd_runtime_path": str(root / "usr/local/lib/rinetd/rinetd-run.pyz"),
+            "rinetd_unit_path": str(root / "etc/systemd/system/rinetd-run.service"),
+            "rinetd_python": sys.executable,
+            "rinetd_manage_service": False,
+            "rinetd_rinetdc": str(BIN / "rinetdc"),
+            **extra,
+        }
+
+    def rule(self, port: int, connect_port: int | None = None) -> dict[str, Any]:
+        return {
+            "bind_address": "127.0.0.1",
+            "bind_port": port,
+            "connect_address": "127.0.0.1",
+            "connect_port": connect_port or self.echo_port,
+        }
+
+    def play(self, variables: dict[str, Any], *flags: str) -> subprocess.CompletedProcess[str]:
+        extra = self.root.parent / "vars.json"
+        extra.write_text(json.dumps(variables))
+        env = {
+            **os.environ,
+            "ANSIBLE_ROLES_PATH": str(ROLE.parent),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_LOCALHOST_WARNING": "0",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+            "ANSIBLE_LOCAL_TEMP": str(self.root.parent / "ansible-tmp"),
+            "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+        }
+        command = [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+            "-e",
+            f"@{extra}",
+            str(PLAYBOOK),
+            *flags,
+        ]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+    def files(self) -> dict[str, bytes]:
+        return {
+            str(path.relative_to(self.root)): path.read_bytes()
+            for path in sorted(self.root.rglob("*"))
+            if path.is_file() and "log" not in path.parts and "run" not in path.parts
+        }
+
+    def start(self) -> None:
+        """The deployed runtime, as the unit would run it, with the standard library only."""
+        self.runtime = subprocess.Popen(
+            [
+                sys.executable,
+                "-I",
+                "-S",
+                str(self.root / "usr/local/lib/rinetd/rinetd-run.pyz"),
+                str(self.root / "etc/rinetd/rules.json"),
+            ],
+            stderr=subprocess.PIPE,
+        )
+        assert self.runtime.stderr is not None
+        assert b"forwarding" in self.runtime.stderr.readline()
+
+    def stop(self) -> None:
+        if self.runtime is not None and self.runtime.poll() is None:
+            self.runtime.terminate()
+            self.runtime.wait(timeout=15)
+
+
+def _changed(output: str) -> int:
+    match = re.search(r"changed=(\d+)", output)
+    assert match, output
+    return int(match.group(1))
+
+
+def _forwards(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"through the role")
+            sock.shutdown(socket.SHUT_WR)
+            return recv_all(sock) == b"through the role"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[Deployment]:
+    echo = TcpEcho().start()
+    (tmp_path / "root").mkdir()
+    deployment = Deployment(tmp_path / "root", echo.port)
+    yield deployment
+    deployment.stop()
+    echo.stop()
+
+
+def test_deploy_reload_idempotence_errors_and_check_mode(deployment: Deployment) -> None:
+    first = deployment.play(deployment.variables())
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert _changed(first.stdout) >= 4
+    conf = (deployment.root / "etc/rinetd/rinetd.conf").read_text()
+    assert f"127.0.0.1 {deployment.ports[0]} 127.0.0.1 {deployment.echo_port}" in conf
+    deployment.start()
+    assert _forwards(deployment.ports[0])
+    pid = deployment.runtime.pid if deployment.runtime else 0
+
+    # A new rule: only a reload is asked for, and the running runtime takes it.
+    two_rules = [deployment.rule(deployment.ports[0]), deployment.rule(deployment.ports[1])]
+    second = deployment.play(deployment.variables(two_rules))
+    assert second.returncode == 0, second.stdout
+    assert (
+        "RUNNING HANDLER [rinetd : Reload a running rinetd-run through its pid file.]"
+        in second.stdout
+    )
+    assert "Restart rinetd-run." not in second.stdout
+    assert _changed(second.stdout) == 3  # rinetd.conf, rules.json, the SIGHUP
+    assert _forwards(deployment.ports[1])
+    assert deployment.runtime is not None and deployment.runtime.pid == pid
+    assert deployment.runtime.poll() is None
+
+    # Nothing changed: nothing changes.
+    third = deployment.play(deployment.variables(two_rules))
+    assert third.returncode == 0 and _changed(third.stdout) == 0, third.stdout
+
+    # A broken rule fails the play with the diagnostic; the host keeps its files.
+    before = deployment.files()
+    broken = [*two_rules, deployment.rule(free_port(), connect_port=99999)]
+    fourth = deployment.play(deployment.variables(broken))
+    assert fourth.returncode != 0
+    assert "error[E006]: port 99999 is out of range" in fourth.stdout
+    assert deployment.files() == before
+
+    # Check mode with a change: the diff is shown, nothing is written.
+    one_rule = [deployment.rule(deployment.ports[0])]
+    fifth = deployment.play(deployment.variables(one_rule), "--check", "--diff")
+    assert fifth.returncode == 0, fifth.stdout
+    assert f"-127.0.0.1 {deployment.ports[1]} 127.0.0.1 {deployment.echo_port}" in fifth.stdout
+    assert deployment.files() == before
+
+    # Check mode still checks: a broken configuration fails there too.
+    sixth = deployment.play(deployment.variables(broken), "--check")
+    assert sixth.returncode != 0 and "error[E006]" in sixth.stdout
+    assert deployment.files() == before
+
+
+def test_raw_configuration_text(deployment: Deployment) -> None:
+    text = f"127.0.0.1 {deployment.ports[0]} 127.0.0.1 {deployment.echo_port}\n"
+    variables = deployment.variables([], rinetd_config_text=text)
+    done = deployment.play(variables)
+    assert done.returncode == 0, done.stdout
+    assert (deployment.root / "etc/rinetd/rinetd.conf").read_text() == text
+    deployment.start()
+    assert _forwards(deployment.ports[0])
+    bad = deployment.play(deployment.variables([], rinetd_config_text="allow 10.0.0.x\n"))
+    assert bad.returncode != 0 and "error[E008]" in bad.stdout
+
+
+def test_the_unit_file_verifies(deployment: Deployment) -> None:
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not on this machine")
+    assert deployment.play(deployment.variables()).returncode == 0
+    unit = deployment.root / "etc/systemd/system/rinetd-run.service"
+    text = unit.read_text()
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in text and "Type=simple" in text
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+
+
+def test_ansible_lint_production_profile() -> None:
+    done = subprocess.run(
+        [str(BIN / "ansible-lint"), "--profile", "production", "--offline", str(ROLE)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env={**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "NO_COLOR": "1"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_readme_defaults_and_argument_specs_agree() -> None:
+    defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
+    specs = yaml.safe_load((ROLE / "meta/argument_specs.yml").read_text())
+    options = specs["argument_specs"]["main"]["options"]
+    readme = (ROLE / "README.md").read_text()
+    assert set(defaults) == set(options)
+    for name, value in defaults.items():
+        assert f"`{name}`" in readme, name
+        assert options[name].get("default") == value, name
+    handlers = yaml.safe_load((ROLE / "handlers/main.yml").read_text())
+    tasks = (ROLE / "tasks/main.yml").read_text()
+    for handler in handlers:
+        assert handler.get("listen", handler["name"]) in tasks, handler["name"]
