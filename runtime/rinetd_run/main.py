@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import sys
 from collections.abc import Sequence
@@ -91,8 +92,17 @@ async def _serve(path: str, ruleset: RuleSet, grace: float) -> int:
     return 0
 
 
+def _raise_file_limit() -> None:
+    """Every connection takes two descriptors: allow as many as the hard limit lets us."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     arguments = _arguments(argv)
+    _raise_file_limit()
     try:
         ruleset = resolve(load(arguments.rules))
     except RuleSetError as error:

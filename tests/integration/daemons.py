@@ -6,52 +6,17 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import BIN
 from tests.integration.conftest import AGENT
 from tests.integration.topology import Topology
+from tests.runtime.harness import Forwarder
 
-
-@dataclass
-class Daemon:
-    topology: Topology
-    process: subprocess.Popen[bytes]
-    log: Path
-    errors: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        threading.Thread(target=self._collect, daemon=True).start()
-
-    def _collect(self) -> None:
-        assert self.process.stderr is not None
-        for raw in self.process.stderr:
-            self.errors.append(raw.decode(errors="replace").rstrip())
-
-    def wait_for(self, text: str, count: int = 1, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if sum(text in line for line in self.errors) >= count:
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"forwarder did not say {text!r}: {self.errors}")
-
-    def lines(self, count: int, timeout: float = 10) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            lines = self.log.read_text().splitlines() if self.log.exists() else []
-            if len(lines) >= count:
-                time.sleep(0.2)  # and nothing more is on its way
-                return self.log.read_text().splitlines()
-            time.sleep(0.02)
-        raise AssertionError(f"wanted {count} log lines: {self.log.read_text()}")
-
-    def stop(self) -> None:
-        self.topology.stop(self.process)
+# A forwarder in the firewall namespace is driven like one on loopback.
+Daemon = Forwarder
 
 
 def compile_rules(work: Path) -> None:
@@ -74,8 +39,8 @@ def start_ours(topology: Topology, conf: str, name: str) -> Daemon:
     process = topology.spawn(
         "fw", [str(BIN / "rinetd-run"), str(work / "rules.json")], stderr=subprocess.PIPE
     )
-    daemon = Daemon(topology, process, work / "rinetd.log")
-    daemon.wait_for("rinetd-run: forwarding")
+    daemon = Daemon(process, work, work / "rules.json")
+    daemon.wait_for_stderr("rinetd-run: forwarding")
     return daemon
 
 
@@ -92,7 +57,7 @@ def start_rinetd(topology: Topology, conf: str, name: str, ports: list[str]) -> 
     process = topology.spawn(
         "fw", [rinetd_binary(), "-f", "-c", str(work / "rinetd.conf")], stderr=subprocess.PIPE
     )
-    daemon = Daemon(topology, process, work / "rinetd.log")
+    daemon = Daemon(process, work, work / "rinetd.conf")
     # rinetd says nothing when ready: wait until its ports are bound.
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

@@ -59,7 +59,7 @@ def _run(net: Topology, daemon: Daemon) -> tuple[dict[str, bool], list[tuple[str
     for name, _role, attempt in SCENARIOS:
         through[name] = _through(attempt(net))
     expected_lines = 2 * sum(through.values()) + (len(through) - sum(through.values()))
-    lines = daemon.lines(expected_lines)
+    lines = daemon.log_lines(expected_lines)
     return through, [tuple(line.split("\t")[1:]) for line in lines]
 
 
@@ -131,13 +131,13 @@ def test_first_rule_access_line_without_global_rules(net: Topology) -> None:
     ours = start_ours(net, NO_GLOBAL, "no-global-ours")
     try:
         ours_result = try_other(net)
-        our_log = [tuple(line.split("\t")[1:]) for line in ours.lines(1)]
+        our_log = [tuple(line.split("\t")[1:]) for line in ours.log_lines(1)]
     finally:
         ours.stop()
     theirs = start_rinetd(net, NO_GLOBAL, "no-global-rinetd", ["8000"])
     try:
         their_result = try_other(net)
-        their_log = [tuple(line.split("\t")[1:]) for line in theirs.lines(2)]
+        their_log = [tuple(line.split("\t")[1:]) for line in theirs.log_lines(2)]
     finally:
         theirs.stop()
     rule = ("10.61.9.20", "0", "8000", "10.62.0.2", str(ECHO))

@@ -1,0 +1,241 @@
+"""rinetd-run against rinetd 0.73, side by side, on loopback; prints a table of ratios.
+
+Run as root: `.venv/bin/python bench/run.py` (installs rinetd, iperf3, wrk and
+nginx from Debian when missing). Not part of the test command. Every load is
+bounded in time and aimed at 127.0.0.1 only; every process it starts is
+stopped at the end. Takes about five minutes on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+PORTS = {"nginx": 47080, "iperf": 47201}
+FORWARD = {"rinetd": {"http": 47180, "iperf": 47301}, "rinetd-run": {"http": 47280, "iperf": 47401}}
+DIRECT = {"http": PORTS["nginx"], "iperf": PORTS["iperf"]}
+
+
+def install() -> None:
+    missing = [p for p, exe in (("rinetd", "rinetd"), ("iperf3", "iperf3"), ("wrk", "wrk"),
+                                ("nginx", "nginx")) if not shutil.which(exe)
+               and not Path(f"/usr/sbin/{exe}").exists()]  # fmt: skip
+    if missing:
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})  # fmt: skip
+    subprocess.run(["pkill", "-x", "rinetd"], check=False)  # the package starts one
+
+
+@contextmanager
+def process(args: list[str], **kwargs: object) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(args, **kwargs)  # type: ignore[call-overload]
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def wait_port(port: int) -> None:
+    for _ in range(200):
+        try:
+            socket.create_connection((HOST, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing on port {port}")
+
+
+def nginx_conf(work: Path) -> Path:
+    conf = work / "nginx.conf"
+    conf.write_text(f"""
+worker_processes 1;
+worker_rlimit_nofile 30000;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log;
+events {{ worker_connections 25000; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path {work}; proxy_temp_path {work}; fastcgi_temp_path {work};
+  uwsgi_temp_path {work}; scgi_temp_path {work};
+  server {{ listen {HOST}:{PORTS["nginx"]} backlog=4096; location / {{ return 200 "hello\\n"; }} }}
+}}
+""")
+    return conf
+
+
+def rules_text() -> dict[str, str]:
+    return {
+        name: f"{HOST} {p['http']} {HOST} {PORTS['nginx']}\n{HOST} {p['iperf']} {HOST} {PORTS['iperf']}\n"
+        for name, p in FORWARD.items()
+    }
+
+
+def iperf(port: int, streams: int, seconds: int) -> float:
+    out = subprocess.run(
+        ["iperf3", "-c", HOST, "-p", str(port), "-t", str(seconds), "-P", str(streams), "-J"],
+        capture_output=True, text=True, timeout=seconds + 30, check=True,
+    ).stdout  # fmt: skip
+    return float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e9
+
+
+def wrk(port: int, seconds: int, close: bool) -> dict[str, float]:
+    args = ["wrk", "-t2", "-c50", f"-d{seconds}s", "--latency", f"http://{HOST}:{port}/"]
+    if close:
+        args[1:1] = ["-H", "Connection: close"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 30).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+
+    def ms(label: str) -> float:
+        match = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
+        assert match, out
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    return {"rate": rate, "errors": errors + (int(non2xx.group(1)) if non2xx else 0),
+            "p50": ms("50"), "p99": ms("99")}  # fmt: skip
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def idle_memory(pid: int, port: int, count: int) -> tuple[float, int]:
+    """KiB of forwarder RSS per idle forwarded connection, and how many were held."""
+    time.sleep(0.5)
+    before = rss_kib(pid)
+    socks = []
+    try:
+        for _ in range(count):
+            try:
+                sock = socket.create_connection((HOST, port), timeout=5)
+            except OSError:
+                break
+            socks.append(sock)
+        time.sleep(2)  # let the forwarder connect every one to the backend
+        alive = 0
+        for sock in socks[:: max(1, len(socks) // 50)]:
+            sock.setblocking(False)
+            try:
+                alive += sock.recv(1) != b""
+            except BlockingIOError:
+                alive += 1
+            except OSError:
+                pass
+        held = len(socks) if alive else 0
+        after = rss_kib(pid)
+    finally:
+        for sock in socks:
+            sock.close()
+    return ((after - before) / held if held else float("nan")), held
+
+
+def forwarder_pid(name: str) -> int:
+    pattern = "rinetd-run" if name == "rinetd-run" else "^/usr/sbin/rinetd"
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    return int(out[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=4)
+    # 10,000 is the goal; a forwarder holds two descriptors per connection, so
+    # a hard limit of 20,000 (this workplace's) leaves room for 9,000.
+    parser.add_argument("--idle", type=int, default=9_000)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    if os.geteuid() == 0:
+        install()
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    work = Path(tempfile.mkdtemp(prefix="rinetdc-bench-"))
+    texts = rules_text()
+    (work / "rinetd.conf").write_text(texts["rinetd"])
+    (work / "ours.conf").write_text(texts["rinetd-run"])
+    subprocess.run([str(BIN / "rinetdc"), "compile", str(work / "ours.conf"), "-o",
+                    str(work / "ours.json")], check=True)  # fmt: skip
+    ours_cmd = [str(BIN / "rinetd-run"), str(work / "ours.json"), "--grace", "1"]
+    if args.workers > 1:
+        ours_cmd += ["--workers", str(args.workers)]
+    results: dict[str, dict[str, list[float]]] = {}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    with (
+        process(["nginx", "-c", str(nginx_conf(work)), "-g", "daemon off;"], **quiet),
+        process(["iperf3", "-s", "-B", HOST, "-p", str(PORTS["iperf"])], **quiet),
+        process(["/usr/sbin/rinetd", "-f", "-c", str(work / "rinetd.conf")], **quiet),
+        process(ours_cmd, **quiet),
+    ):
+        for port in (PORTS["nginx"], PORTS["iperf"], *[p["http"] for p in FORWARD.values()]):
+            wait_port(port)
+        targets = {"direct": DIRECT, **FORWARD}
+        measures: dict[str, Callable[[dict[str, int]], dict[str, float]]] = {
+            "bulk 1 stream (Gbit/s)": lambda p: {"v": iperf(p["iperf"], 1, args.seconds)},
+            "bulk 4 streams (Gbit/s)": lambda p: {"v": iperf(p["iperf"], 4, args.seconds)},
+            "keep-alive": lambda p: wrk(p["http"], args.seconds, close=False),
+            "churn": lambda p: wrk(p["http"], args.seconds, close=True),
+        }
+        for _round in range(args.rounds):
+            for metric, measure in measures.items():
+                for name, ports in targets.items():
+                    found = measure(ports)
+                    row = results.setdefault(name, {})
+                    if "v" in found:
+                        row.setdefault(metric, []).append(found["v"])
+                        continue
+                    kind = "kept-alive" if metric == "keep-alive" else "churn"
+                    row.setdefault(f"{kind} requests/s", []).append(found["rate"])
+                    row.setdefault(f"{kind} errors", []).append(found["errors"])
+                    if metric == "keep-alive":
+                        row.setdefault("latency p50 (ms)", []).append(found["p50"])
+                        row.setdefault("latency p99 (ms)", []).append(found["p99"])
+        for name in FORWARD:
+            per, held = idle_memory(forwarder_pid(name), FORWARD[name]["http"], args.idle)
+            results[name]["RSS per idle connection (KiB)"] = [per]
+            results[name]["idle connections held"] = [held]
+    compile_out = subprocess.run([sys.executable, str(HERE / "compile_bench.py"), "--rounds", "3"],
+                                 capture_output=True, text=True).stdout  # fmt: skip
+    report(results)
+    print(compile_out.strip())
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def report(results: dict[str, dict[str, list[float]]]) -> None:
+    metrics = list(results["rinetd-run"])
+    print(f"{'metric':34} {'direct':>10} {'rinetd':>10} {'rinetd-run':>11} {'run/rinetd':>11}")
+    for metric in metrics:
+        cells = [statistics.median(results[n][metric]) if metric in results[n] else float("nan")
+                 for n in ("direct", "rinetd", "rinetd-run")]  # fmt: skip
+        ratio = cells[2] / cells[1] if cells[1] else float("nan")
+        print(f"{metric:34} {cells[0]:10.2f} {cells[1]:10.2f} {cells[2]:11.2f} {ratio:11.2f}")
+
+
+if __name__ == "__main__":
+    main()
