@@ -33,13 +33,23 @@ DIRECT = {"http": PORTS["nginx"], "iperf": PORTS["iperf"]}
 
 
 def install() -> None:
-    missing = [p for p, exe in (("rinetd", "rinetd"), ("iperf3", "iperf3"), ("wrk", "wrk"),
-                                ("nginx", "nginx")) if not shutil.which(exe)
-               and not Path(f"/usr/sbin/{exe}").exists()]  # fmt: skip
+    missing = [
+        p
+        for p, exe in (
+            ("rinetd", "rinetd"),
+            ("iperf3", "iperf3"),
+            ("wrk", "wrk"),
+            ("nginx", "nginx"),
+        )
+        if not shutil.which(exe) and not Path(f"/usr/sbin/{exe}").exists()
+    ]
     if missing:
         subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})  # fmt: skip
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", *missing],
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
     subprocess.run(["pkill", "-x", "rinetd"], check=False)  # the package starts one
 
 
@@ -88,7 +98,10 @@ http {{
 
 def rules_text() -> dict[str, str]:
     return {
-        name: f"{HOST} {p['http']} {HOST} {PORTS['nginx']}\n{HOST} {p['iperf']} {HOST} {PORTS['iperf']}\n"
+        name: (
+            f"{HOST} {p['http']} {HOST} {PORTS['nginx']}\n"
+            f"{HOST} {p['iperf']} {HOST} {PORTS['iperf']}\n"
+        )
         for name, p in FORWARD.items()
     }
 
@@ -96,8 +109,11 @@ def rules_text() -> dict[str, str]:
 def iperf(port: int, streams: int, seconds: int) -> float:
     out = subprocess.run(
         ["iperf3", "-c", HOST, "-p", str(port), "-t", str(seconds), "-P", str(streams), "-J"],
-        capture_output=True, text=True, timeout=seconds + 30, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
+    ).stdout
     return float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e9
 
 
@@ -116,8 +132,12 @@ def wrk(port: int, seconds: int, close: bool) -> dict[str, float]:
         value, unit = float(match.group(1)), match.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
-    return {"rate": rate, "errors": errors + (int(non2xx.group(1)) if non2xx else 0),
-            "p50": ms("50"), "p99": ms("99")}  # fmt: skip
+    return {
+        "rate": rate,
+        "errors": errors + (int(non2xx.group(1)) if non2xx else 0),
+        "p50": ms("50"),
+        "p99": ms("99"),
+    }
 
 
 def rss_kib(pid: int) -> int:
@@ -180,8 +200,10 @@ def main() -> None:
     texts = rules_text()
     (work / "rinetd.conf").write_text(texts["rinetd"])
     (work / "ours.conf").write_text(texts["rinetd-run"])
-    subprocess.run([str(BIN / "rinetdc"), "compile", str(work / "ours.conf"), "-o",
-                    str(work / "ours.json")], check=True)  # fmt: skip
+    subprocess.run(
+        [str(BIN / "rinetdc"), "compile", str(work / "ours.conf"), "-o", str(work / "ours.json")],
+        check=True,
+    )
     ours_cmd = [str(BIN / "rinetd-run"), str(work / "ours.json"), "--grace", "1"]
     if args.workers > 1:
         ours_cmd += ["--workers", str(args.workers)]
@@ -220,8 +242,11 @@ def main() -> None:
             per, held = idle_memory(forwarder_pid(name), FORWARD[name]["http"], args.idle)
             results[name]["RSS per idle connection (KiB)"] = [per]
             results[name]["idle connections held"] = [held]
-    compile_out = subprocess.run([sys.executable, str(HERE / "compile_bench.py"), "--rounds", "3"],
-                                 capture_output=True, text=True).stdout  # fmt: skip
+    compile_out = subprocess.run(
+        [sys.executable, str(HERE / "compile_bench.py"), "--rounds", "3"],
+        capture_output=True,
+        text=True,
+    ).stdout
     report(results)
     print(compile_out.strip())
     shutil.rmtree(work, ignore_errors=True)
@@ -231,8 +256,10 @@ def report(results: dict[str, dict[str, list[float]]]) -> None:
     metrics = list(results["rinetd-run"])
     print(f"{'metric':34} {'direct':>10} {'rinetd':>10} {'rinetd-run':>11} {'run/rinetd':>11}")
     for metric in metrics:
-        cells = [statistics.median(results[n][metric]) if metric in results[n] else float("nan")
-                 for n in ("direct", "rinetd", "rinetd-run")]  # fmt: skip
+        cells = [
+            statistics.median(results[n][metric]) if metric in results[n] else float("nan")
+            for n in ("direct", "rinetd", "rinetd-run")
+        ]
         ratio = cells[2] / cells[1] if cells[1] else float("nan")
         print(f"{metric:34} {cells[0]:10.2f} {cells[1]:10.2f} {cells[2]:11.2f} {ratio:11.2f}")
 
