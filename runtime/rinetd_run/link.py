@@ -55,6 +55,7 @@ class Link:
         self.finished = False
         self.on_finish: Callable[[Link], None] | None = None
         self.on_traffic: Callable[[], None] | None = None  # UDP sessions: idle timer refresh
+        self.on_abandon: Callable[[], None] | None = None  # drops a backend connect under way
 
     def touch(self) -> None:
         if self.on_traffic is not None:
@@ -154,6 +155,9 @@ class Link:
         if self.finished:
             return
         self.finished = True
+        if self.on_abandon is not None:
+            self.on_abandon()
+            self.on_abandon = None
         for end in (self.client, self.backend):
             if end is not None:
                 end.abort() if abort else end.close()

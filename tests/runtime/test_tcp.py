@@ -203,8 +203,10 @@ def test_dead_backend_is_logged_and_the_client_closed(tmp_path: Path) -> None:
     parsed = [parse_common(line) for line in lines]
     assert [p["result"] for p in parsed] == ["opened", "done-local-closed"]
     assert parsed[1]["bind_port"] == str(port) and parsed[1]["connect_port"] == str(dead)
-    # "ping" was read while the connect was failing; 0.73 counts such bytes too.
-    assert (parsed[1]["bytes_in"], parsed[1]["bytes_out"]) == ("4", "0")
+    # Whether "ping" was read before the refusal came back is a race, in 0.73 too;
+    # if it was, it is counted.
+    assert parsed[1]["bytes_in"] in ("0", "4")
+    assert parsed[1]["bytes_out"] == "0"
 
 
 def test_unusable_src_address_is_local_connect_failed(tmp_path: Path, tcp_echo: TcpEcho) -> None:
