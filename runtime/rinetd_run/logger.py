@@ -8,13 +8,13 @@ are ordered with the lines: everything logged before them is written first.
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import TextIO
 
 from .logline import Event, common_line, tab_line
+from .say import say
 
 __all__ = ["LogWriter"]
 
@@ -63,7 +63,7 @@ class LogWriter:
                 try:
                     self._file.write(str(item))
                 except OSError as error:
-                    print(f"rinetd-run: cannot write the log: {error}", file=sys.stderr)
+                    say(f"cannot write the log: {error}")
 
     def _swap(self, path: str | None) -> None:
         if self._file:
@@ -73,4 +73,4 @@ class LogWriter:
             try:
                 self._file = self._open(path)
             except OSError as error:
-                print(f"rinetd-run: cannot open log {path}: {error}", file=sys.stderr)
+                say(f"cannot open log {path}: {error}")

@@ -18,7 +18,9 @@ from collections.abc import Sequence
 
 from . import __version__
 from .ruleset import RuleSet, RuleSetError, load, resolve
+from .say import say
 from .server import BindError, Server
+from .workers import supervise
 
 __all__ = ["main"]
 
@@ -41,6 +43,13 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         default="asyncio",
         help="event loop; uvloop only if it is installed (default: asyncio)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="forwarding processes sharing the ports through SO_REUSEPORT (default: 1)",
+    )
     parser.add_argument("--version", action="version", version=f"rinetd-run {__version__}")
     return parser.parse_args(argv)
 
@@ -51,22 +60,22 @@ def _write_pidfile(path: str) -> None:
             handle.write(f"{os.getpid()}\n")
     except OSError as error:
         # 0.73 goes on without a pid file too; say so and keep forwarding.
-        print(f"rinetd-run: cannot write pid file {path}: {error.strerror}", file=sys.stderr)
+        say(f"cannot write pid file {path}: {error.strerror}")
 
 
-async def _serve(path: str, ruleset: RuleSet, grace: float) -> int:
+async def _serve(path: str, ruleset: RuleSet, grace: float, workers: int) -> int:
     try:
-        server = Server(path, ruleset)
+        server = Server(path, ruleset, reuse_port=workers > 1)
     except OSError as error:
-        print(f"rinetd-run: cannot open log {ruleset.logfile}: {error.strerror}", file=sys.stderr)
+        say(f"cannot open log {ruleset.logfile}: {error.strerror}")
         return 1
     try:
         await server.start()
     except BindError as error:
-        print(f"rinetd-run: {error}", file=sys.stderr)
+        say(str(error))
         server.logger.close()
         return 1
-    pidfile = ruleset.pidfile
+    pidfile = ruleset.pidfile if workers == 1 else None  # else the supervisor's
     if pidfile:
         _write_pidfile(pidfile)
     loop = asyncio.get_running_loop()
@@ -81,7 +90,7 @@ async def _serve(path: str, ruleset: RuleSet, grace: float) -> int:
     loop.add_signal_handler(signal.SIGHUP, hup)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    print(f"rinetd-run: forwarding {len(ruleset.rules)} rules from {path}", file=sys.stderr)
+    say(f"forwarding {len(ruleset.rules)} rules from {path}")
     try:
         await stop.wait()
         await server.stop(grace)
@@ -106,17 +115,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         ruleset = resolve(load(arguments.rules))
     except RuleSetError as error:
-        print(f"rinetd-run: {error}", file=sys.stderr)
+        say(str(error))
         sys.exit(2)
     if arguments.loop == "uvloop":
         try:
             import uvloop  # type: ignore[import-not-found]
         except ImportError:
-            print(
-                "rinetd-run: --loop uvloop asked for, but uvloop is not installed", file=sys.stderr
-            )
+            say("--loop uvloop asked for, but uvloop is not installed")
             sys.exit(2)
         runner = uvloop.run
     else:
         runner = asyncio.run
-    sys.exit(runner(_serve(arguments.rules, ruleset, arguments.grace)))
+    workers = max(1, arguments.workers)
+
+    def work() -> int:
+        return int(runner(_serve(arguments.rules, ruleset, arguments.grace, workers)))
+
+    sys.exit(work() if workers == 1 else supervise(workers, work, ruleset.pidfile))

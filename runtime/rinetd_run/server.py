@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
-import sys
 from dataclasses import dataclass
 
 from . import logline
@@ -20,6 +19,7 @@ from .context import Context, Listening
 from .logger import LogWriter
 from .plan import Key, plan_reload
 from .ruleset import Rule, RuleSet, RuleSetError, load, resolve
+from .say import say
 from .tcp import ClientStream
 from .udp import UdpListener
 
@@ -46,7 +46,7 @@ class _Listener:
             self.transport.close()
 
 
-def open_socket(rule: Rule) -> socket.socket:
+def open_socket(rule: Rule, reuse_port: bool = False) -> socket.socket:
     """A bound, non-blocking socket for a rule's bind address; BindError if it cannot be."""
     protocol, address, port = rule.listener
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -54,6 +54,8 @@ def open_socket(rule: Rule) -> socket.socket:
     sock = socket.socket(family, kind)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:  # only for our own workers: never share a port by accident
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             # `::` takes IPv4 clients too, as in 0.73; they appear as ::ffff:a.b.c.d.
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if address == "::" else 1)
@@ -69,8 +71,9 @@ def open_socket(rule: Rule) -> socket.socket:
 
 
 class Server:
-    def __init__(self, path: str, ruleset: RuleSet) -> None:
+    def __init__(self, path: str, ruleset: RuleSet, reuse_port: bool = False) -> None:
         self.path = path
+        self.reuse_port = reuse_port
         self.ruleset = ruleset
         self.logger = LogWriter(ruleset.logfile, ruleset.logcommon)
         self.context = Context(global_access=ruleset.access, log=self.logger.log)
@@ -85,7 +88,8 @@ class Server:
         opened: dict[Key, _Listener] = {}
         try:
             for key, rule in rules.items():
-                opened[key] = _Listener(Listening(rule, self.context), open_socket(rule))
+                listening = Listening(rule, self.context)
+                opened[key] = _Listener(listening, open_socket(rule, self.reuse_port))
         except BindError:
             for listener in opened.values():
                 listener.sock.close()
@@ -109,13 +113,13 @@ class Server:
 
     async def reload(self) -> bool:
         """Re-read the rule set; on any trouble keep serving the old one and say why."""
-        print("rinetd-run: received SIGHUP, reloading configuration...", file=sys.stderr)
+        say("received SIGHUP, reloading configuration...")
         try:
             ruleset = resolve(load(self.path))
             plan = plan_reload(self.listeners, ruleset.rules)
             opened = await self._open(plan.open)
         except (RuleSetError, BindError) as error:
-            print(f"rinetd-run: reload failed, keeping the old rules: {error}", file=sys.stderr)
+            say(f"reload failed, keeping the old rules: {error}")
             return False
         for key in plan.close:
             self.listeners.pop(key).close()
@@ -144,7 +148,7 @@ class Server:
 
     def _accept_failed(self, listening: Listening, error: OSError) -> None:
         rule = listening.rule
-        print(f"rinetd-run: accept on line {rule.line}'s port: {error}", file=sys.stderr)
+        say(f"accept on line {rule.line}'s port: {error}")
         self.context.log(
             logline.Event(
                 "?", rule.bind.host, rule.bind.port, rule.connect.host, rule.connect.port,

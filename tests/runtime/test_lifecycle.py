@@ -219,3 +219,30 @@ def test_bind_failure_at_start_names_the_line_and_exits_1(tmp_path: Path) -> Non
         assert f"cannot bind 127.0.0.1 {taken.getsockname()[1]}/tcp (rule of line 2)" in done.stderr
     finally:
         taken.close()
+
+
+def test_workers_share_ports_reload_and_stop_together(tmp_path: Path, tcp_echo: TcpEcho) -> None:
+    port, added = free_port(), free_port()
+    pidfile = tmp_path / "rinetd.pid"
+    conf = f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\npidlogfile {pidfile}\nlogfile LOG\n"
+    fw = start_forwarder(compile_config(conf, tmp_path), "--workers", "2", ready=False)
+    try:
+        fw.wait_for_stderr("rinetd-run: forwarding", count=2)
+        assert pidfile.read_text() == f"{fw.process.pid}\n"  # the supervisor's
+        workers = Path(f"/proc/{fw.process.pid}/task/{fw.process.pid}/children").read_text().split()
+        assert len(workers) == 2
+        for _ in range(20):
+            assert _echo_once(port) == b"hi"
+        compile_config(conf + f"127.0.0.1 {added} 127.0.0.1 {tcp_echo.port}\n", tmp_path)
+        fw.signal(signal.SIGHUP)
+        fw.wait_for_stderr("reloading configuration", count=2)  # both workers
+        time.sleep(0.3)
+        for _ in range(20):  # whichever worker the kernel picks has the new rule
+            assert _echo_once(added) == b"hi"
+        fw.signal(signal.SIGTERM)
+        assert fw.process.wait(timeout=15) == 0
+        assert not pidfile.exists()
+        assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
+        assert len(fw.log.read_text().splitlines()) == 80  # every worker logged, nothing lost
+    finally:
+        fw.stop()
