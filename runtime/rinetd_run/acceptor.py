@@ -25,7 +25,7 @@ class Acceptor:
     def __init__(
         self,
         sock: socket.socket,
-        protocol_factory: Callable[[], asyncio.Protocol],
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
         on_failure: Callable[[OSError], None],
     ) -> None:
         self.sock = sock
