@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import os
 import resource
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from . import __version__
 from .ruleset import RuleSet, RuleSetError, load, resolve
@@ -117,18 +119,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     except RuleSetError as error:
         say(str(error))
         sys.exit(2)
+    runner: Callable[[Coroutine[Any, Any, int]], int] = asyncio.run
     if arguments.loop == "uvloop":
         try:
-            import uvloop  # type: ignore[import-not-found]
+            runner = importlib.import_module("uvloop").run
         except ImportError:
             say("--loop uvloop asked for, but uvloop is not installed")
             sys.exit(2)
-        runner = uvloop.run
-    else:
-        runner = asyncio.run
     workers = max(1, arguments.workers)
 
     def work() -> int:
-        return int(runner(_serve(arguments.rules, ruleset, arguments.grace, workers)))
+        return runner(_serve(arguments.rules, ruleset, arguments.grace, workers))
 
     sys.exit(work() if workers == 1 else supervise(workers, work, ruleset.pidfile))
