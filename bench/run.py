@@ -9,6 +9,8 @@ stopped at the end. Takes about five minutes on a 2-core machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
 import os
 import re
@@ -28,7 +30,17 @@ HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 PORTS = {"nginx": 47080, "iperf": 47201}
-FORWARD = {"rinetd": {"http": 47180, "iperf": 47301}, "rinetd-run": {"http": 47280, "iperf": 47401}}
+FORWARD = {
+    "rinetd": {"http": 47180, "iperf": 47301},
+    "rinetd-run": {"http": 47280, "iperf": 47401},
+    "run --workers 2": {"http": 47281, "iperf": 47402},
+    "run --loop uvloop": {"http": 47282, "iperf": 47403},
+}
+OURS = {
+    "rinetd-run": [],
+    "run --workers 2": ["--workers", "2"],
+    "run --loop uvloop": ["--loop", "uvloop"],
+}
 DIRECT = {"http": PORTS["nginx"], "iperf": PORTS["iperf"]}
 
 
@@ -177,12 +189,6 @@ def idle_memory(pid: int, port: int, count: int) -> tuple[float, int]:
     return ((after - before) / held if held else float("nan")), held
 
 
-def forwarder_pid(name: str) -> int:
-    pattern = "rinetd-run" if name == "rinetd-run" else "^/usr/sbin/rinetd"
-    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
-    return int(out[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
@@ -190,7 +196,6 @@ def main() -> None:
     # 10,000 is the goal; a forwarder holds two descriptors per connection, so
     # a hard limit of 20,000 (this workplace's) leaves room for 9,000.
     parser.add_argument("--idle", type=int, default=9_000)
-    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     if os.geteuid() == 0:
         install()
@@ -199,22 +204,27 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="rinetdc-bench-"))
     texts = rules_text()
     (work / "rinetd.conf").write_text(texts["rinetd"])
-    (work / "ours.conf").write_text(texts["rinetd-run"])
-    subprocess.run(
-        [str(BIN / "rinetdc"), "compile", str(work / "ours.conf"), "-o", str(work / "ours.json")],
-        check=True,
-    )
-    ours_cmd = [str(BIN / "rinetd-run"), str(work / "ours.json"), "--grace", "1"]
-    if args.workers > 1:
-        ours_cmd += ["--workers", str(args.workers)]
+    try:
+        importlib.import_module("uvloop")
+    except ImportError:
+        del FORWARD["run --loop uvloop"]
+    ours = [name for name in OURS if name in FORWARD]
     results: dict[str, dict[str, list[float]]] = {}
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    with (
-        process(["nginx", "-c", str(nginx_conf(work)), "-g", "daemon off;"], **quiet),
-        process(["iperf3", "-s", "-B", HOST, "-p", str(PORTS["iperf"])], **quiet),
-        process(["/usr/sbin/rinetd", "-f", "-c", str(work / "rinetd.conf")], **quiet),
-        process(ours_cmd, **quiet),
-    ):
+    with contextlib.ExitStack() as stack:
+        nginx = ["nginx", "-c", str(nginx_conf(work)), "-g", "daemon off;"]
+        stack.enter_context(process(nginx, **quiet))
+        iperf_server = ["iperf3", "-s", "-B", HOST, "-p", str(PORTS["iperf"])]
+        stack.enter_context(process(iperf_server, **quiet))
+        rinetd = ["/usr/sbin/rinetd", "-f", "-c", str(work / "rinetd.conf")]
+        pids = {"rinetd": stack.enter_context(process(rinetd, **quiet)).pid}
+        for number, name in enumerate(ours):
+            conf, rules = work / f"ours{number}.conf", work / f"ours{number}.json"
+            conf.write_text(texts[name])
+            compile_rules = [str(BIN / "rinetdc"), "compile", str(conf), "-o", str(rules)]
+            subprocess.run(compile_rules, check=True)
+            command = [str(BIN / "rinetd-run"), str(rules), "--grace", "1", *OURS[name]]
+            pids[name] = stack.enter_context(process(command, **quiet)).pid
         for port in (PORTS["nginx"], PORTS["iperf"], *[p["http"] for p in FORWARD.values()]):
             wait_port(port)
         targets = {"direct": DIRECT, **FORWARD}
@@ -238,8 +248,8 @@ def main() -> None:
                     if metric == "keep-alive":
                         row.setdefault("latency p50 (ms)", []).append(found["p50"])
                         row.setdefault("latency p99 (ms)", []).append(found["p99"])
-        for name in FORWARD:
-            per, held = idle_memory(forwarder_pid(name), FORWARD[name]["http"], args.idle)
+        for name in ("rinetd", "rinetd-run"):
+            per, held = idle_memory(pids[name], FORWARD[name]["http"], args.idle)
             results[name]["RSS per idle connection (KiB)"] = [per]
             results[name]["idle connections held"] = [held]
     compile_out = subprocess.run(
@@ -253,15 +263,20 @@ def main() -> None:
 
 
 def report(results: dict[str, dict[str, list[float]]]) -> None:
-    metrics = list(results["rinetd-run"])
-    print(f"{'metric':34} {'direct':>10} {'rinetd':>10} {'rinetd-run':>11} {'run/rinetd':>11}")
-    for metric in metrics:
-        cells = [
-            statistics.median(results[n][metric]) if metric in results[n] else float("nan")
-            for n in ("direct", "rinetd", "rinetd-run")
-        ]
-        ratio = cells[2] / cells[1] if cells[1] else float("nan")
-        print(f"{metric:34} {cells[0]:10.2f} {cells[1]:10.2f} {cells[2]:11.2f} {ratio:11.2f}")
+    """Medians, and each rinetd-run variant's ratio to rinetd 0.73."""
+    names = [n for n in ("direct", *FORWARD) if n in results]
+    ours = [n for n in names if n not in ("direct", "rinetd")]
+    header = f"{'metric':32}" + "".join(f"{n:>18}" for n in names)
+    print(header + "".join(f"{'ratio ' + n.removeprefix('run '):>22}" for n in ours))
+    for metric in results["rinetd"]:
+        cells = {
+            n: statistics.median(results[n][metric]) if metric in results[n] else float("nan")
+            for n in names
+        }
+        base = cells["rinetd"]
+        ratios = [cells[n] / base if base else float("nan") for n in ours]
+        row = f"{metric:32}" + "".join(f"{cells[n]:18.2f}" for n in names)
+        print(row + "".join(f"{r:22.2f}" for r in ratios))
 
 
 if __name__ == "__main__":

@@ -186,6 +186,28 @@ def test_deploy_reload_idempotence_errors_and_check_mode(deployment: Deployment)
     assert deployment.files() == before
 
 
+def test_a_changed_runtime_asks_for_a_restart_not_a_reload(deployment: Deployment) -> None:
+    assert deployment.play(deployment.variables()).returncode == 0
+    runtime = deployment.root / "usr/local/lib/rinetd/rinetd-run.pyz"
+    good = runtime.read_bytes()
+    runtime.write_bytes(good + b"tampered")
+    done = deployment.play(deployment.variables())
+    assert done.returncode == 0, done.stdout
+    assert "RUNNING HANDLER [rinetd : Restart rinetd-run.]" in done.stdout
+    assert "Reload" not in done.stdout.split("RUNNING HANDLER", 1)[1]
+    assert runtime.read_bytes() == good
+
+
+def test_raw_configuration_file(deployment: Deployment, tmp_path: Path) -> None:
+    source = tmp_path / "site-rinetd.conf"
+    source.write_text(f"127.0.0.1 {deployment.ports[1]} 127.0.0.1 {deployment.echo_port}\n")
+    done = deployment.play(deployment.variables([], rinetd_config_file=str(source)))
+    assert done.returncode == 0, done.stdout
+    assert (deployment.root / "etc/rinetd/rinetd.conf").read_bytes() == source.read_bytes()
+    rules = json.loads((deployment.root / "etc/rinetd/rules.json").read_text())
+    assert [r["bind"]["port"] for r in rules["rules"]] == [deployment.ports[1]]
+
+
 def test_raw_configuration_text(deployment: Deployment) -> None:
     text = f"127.0.0.1 {deployment.ports[0]} 127.0.0.1 {deployment.echo_port}\n"
     variables = deployment.variables([], rinetd_config_text=text)
