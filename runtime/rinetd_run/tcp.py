@@ -1,4 +1,4 @@
-"""TCP: the protocol objects that move bytes between client, link and backend.
+"""TCP clients: access control at accept, then bytes from the client into its link.
 
 Backpressure: when one side's send buffer passes the transport's high-water
 mark, reading from the other side pauses until it drains, so a slow reader

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, Self
 
 from tests.conftest import BIN
 
@@ -38,30 +39,48 @@ def wait_for_tcp(host: str, port: int, timeout: float = 10.0) -> None:
 
 
 @dataclass
-class TcpEcho:
-    """Echoes, then passes the client's EOF back; counts connections it accepted."""
+class _Echo:
+    """A loopback server in a thread; ``port`` 0 picks a free one."""
 
+    kind: ClassVar[socket.SocketKind]
     host: str = "127.0.0.1"
     port: int = 0
-    accepted: int = 0
-    peers: list[str] = field(default_factory=list)
     _sock: socket.socket | None = None
 
-    def start(self) -> TcpEcho:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        self._sock = socket.socket(family, socket.SOCK_STREAM)
+    def start(self) -> Self:
+        self._sock = socket.socket(
+            socket.AF_INET6 if ":" in self.host else socket.AF_INET, self.kind
+        )
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((self.host, self.port))
-        self._sock.listen(1024)
+        if self.kind == socket.SOCK_STREAM:
+            self._sock.listen(1024)
         self.port = self._sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        threading.Thread(target=self._serve, args=(self._sock,), daemon=True).start()
         return self
 
-    def _serve(self) -> None:
-        assert self._sock is not None
+    def _serve(self, sock: socket.socket) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+            self._sock.close()
+
+
+@dataclass
+class TcpEcho(_Echo):
+    """Echoes, then passes the client's EOF back; counts connections it accepted."""
+
+    kind: ClassVar[socket.SocketKind] = socket.SOCK_STREAM
+    accepted: int = 0
+    peers: list[str] = field(default_factory=list)
+
+    def _serve(self, sock: socket.socket) -> None:
         while True:
             try:
-                conn, peer = self._sock.accept()
+                conn, peer = sock.accept()
             except OSError:
                 return
             self.accepted += 1
@@ -79,42 +98,25 @@ class TcpEcho:
             except OSError:
                 pass
 
-    def stop(self) -> None:
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.shutdown(socket.SHUT_RDWR)
-            self._sock.close()
-
 
 @dataclass
-class UdpEcho:
-    host: str = "127.0.0.1"
-    port: int = 0
+class UdpEcho(_Echo):
+    """Answers every datagram with itself; records their sizes."""
+
+    kind: ClassVar[socket.SocketKind] = socket.SOCK_DGRAM
     received: list[int] = field(default_factory=list)
-    _sock: socket.socket | None = None
 
-    def start(self) -> UdpEcho:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        self._sock = socket.socket(family, socket.SOCK_DGRAM)
-        self._sock.bind((self.host, self.port))
-        self.port = self._sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-        return self
-
-    def _serve(self) -> None:
-        assert self._sock is not None
+    def _serve(self, sock: socket.socket) -> None:
         while True:
             try:
-                data, peer = self._sock.recvfrom(1 << 17)
+                data, peer = sock.recvfrom(1 << 17)
             except OSError:
+                return
+            if peer is None:  # shut down by stop()
                 return
             self.received.append(len(data))
             with contextlib.suppress(OSError):
-                self._sock.sendto(data, peer)
-
-    def stop(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
+                sock.sendto(data, peer)
 
 
 @dataclass
