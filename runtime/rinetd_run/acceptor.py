@@ -1,5 +1,5 @@
-"""Accepting TCP connections: in batches, without a task per connection, backing off when
-the process runs out of file descriptors.
+"""Accepting TCP connections: in batches, straight to a callback, backing off when the
+process runs out of file descriptors.
 
 asyncio's own server (3.11) keeps retrying ``accept`` after EMFILE within one
 wake-up and schedules a retry for each failure, which ends in a busy loop, as
@@ -25,18 +25,15 @@ class Acceptor:
     def __init__(
         self,
         sock: socket.socket,
-        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        on_connection: Callable[[socket.socket, Any], None],
         on_failure: Callable[[OSError], None],
     ) -> None:
         self.sock = sock
-        self.protocol_factory = protocol_factory
+        self.on_connection = on_connection
         self.on_failure = on_failure
         self.loop = asyncio.get_running_loop()
         self._retry: asyncio.TimerHandle | None = None
         self._closed = False
-        # The selector loop can wrap an accepted socket at once; other loops
-        # (uvloop) get the public, task-based way.
-        self._make_transport: Any = getattr(self.loop, "_make_socket_transport", None)
 
     def start(self, backlog: int) -> None:
         self.sock.listen(backlog)
@@ -71,13 +68,4 @@ class Acceptor:
                     self._retry = self.loop.call_later(BACKOFF, self._resume)
                 return
             conn.setblocking(False)
-            self._wrap(conn, address)
-
-    def _wrap(self, conn: socket.socket, address: Any) -> None:
-        protocol = self.protocol_factory()
-        if self._make_transport is not None:
-            self._make_transport(conn, protocol, extra={"peername": address})
-        else:
-            self.loop.create_task(
-                self.loop.connect_accepted_socket(lambda: protocol, conn)  # pragma: no cover
-            )
+            self.on_connection(conn, address)

@@ -2,7 +2,8 @@
 
 TCP connects are made by hand (non-blocking ``connect``, one writer callback)
 rather than through ``loop.create_connection``, whose coroutine, task and
-futures were a fifth of the cost of each new connection.
+futures were a fifth of the cost of each new connection; the connected socket
+becomes a ``SocketEnd``.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
-from typing import Any, cast
+from typing import cast
 
-from .ends import WRITE_BUFFER_HIGH, DatagramEnd, FlowControl, StreamEnd, connect_failure
+from .ends import DatagramEnd, connect_failure
 from .link import Link
+from .sockend import SocketEnd
 
-__all__ = ["BackendStream", "connect_backend"]
+__all__ = ["connect_backend"]
 
 _connecting: set[asyncio.Task[None]] = set()  # strong references until each is done
 
@@ -23,11 +25,10 @@ _connecting: set[asyncio.Task[None]] = set()  # strong references until each is 
 def connect_backend(link: Link) -> None:
     """Start connecting; the link hears of success or failure."""
     loop = asyncio.get_running_loop()
-    make_transport = getattr(loop, "_make_socket_transport", None)
-    if link.rule.connect.protocol == "tcp" and make_transport is not None:
-        _connect_stream(loop, link, make_transport)
+    if link.rule.connect.protocol == "tcp":
+        _connect_stream(loop, link)
         return
-    task = loop.create_task(_connect(link))
+    task = loop.create_task(_connect_datagrams(link))
     _connecting.add(task)
     task.add_done_callback(_connecting.discard)
 
@@ -40,7 +41,7 @@ def _failed(link: Link, number: int | None) -> None:
         link.finish(abort=True, result=word)
 
 
-def _connect_stream(loop: asyncio.AbstractEventLoop, link: Link, make_transport: Any) -> None:
+def _connect_stream(loop: asyncio.AbstractEventLoop, link: Link) -> None:
     rule = link.rule
     address = rule.connect.address
     assert address is not None
@@ -51,6 +52,7 @@ def _connect_stream(loop: asyncio.AbstractEventLoop, link: Link, make_transport:
         return
     try:
         sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if rule.src_address:
             sock.bind((rule.src_address, 0))
         status = sock.connect_ex((address, rule.connect.port))
@@ -76,38 +78,14 @@ def _connect_stream(loop: asyncio.AbstractEventLoop, link: Link, make_transport:
             sock.close()
             _failed(link, status)
             return
-        make_transport(sock, BackendStream(link))
+        end = SocketEnd(loop, sock)
+        link.backend_ready(end)
+        if end.closed:
+            return
+        end.serve_backend(link)
 
     link.on_abandon = abandon
     loop.add_writer(fd, writable)
-
-
-class BackendStream(FlowControl):
-    def __init__(self, link: Link) -> None:
-        self.link = link
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport = cast(asyncio.Transport, transport)
-        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
-        assert self.link is not None
-        self.link.backend_ready(StreamEnd(transport))
-
-    def _peer_end(self) -> StreamEnd | None:
-        client = self.link.client if self.link else None
-        return client if isinstance(client, StreamEnd) else None
-
-    def data_received(self, data: bytes) -> None:
-        assert self.link is not None
-        self.link.from_backend(data)
-
-    def eof_received(self) -> bool:
-        assert self.link is not None
-        self.link.backend_closed_write()
-        return True
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        assert self.link is not None
-        self.link.backend_lost()
 
 
 class _BackendDatagrams(asyncio.DatagramProtocol):
@@ -126,23 +104,16 @@ class _BackendDatagrams(asyncio.DatagramProtocol):
         pass  # ICMP unreachable for one datagram: UDP has no connection to end
 
 
-async def _connect(link: Link) -> None:
-    """The portable way, for UDP backends and for event loops other than asyncio's own."""
-    loop = asyncio.get_running_loop()
+async def _connect_datagrams(link: Link) -> None:
     rule = link.rule
     address = rule.connect.address
     assert address is not None
     local = (rule.src_address, 0) if rule.src_address else None
     try:
-        if rule.connect.protocol == "tcp":
-            await loop.create_connection(
-                lambda: BackendStream(link), host=address, port=rule.connect.port, local_addr=local
-            )
-        else:
-            await loop.create_datagram_endpoint(
-                lambda: _BackendDatagrams(link),
-                remote_addr=(address, rule.connect.port),
-                local_addr=local,
-            )
+        await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: _BackendDatagrams(link),
+            remote_addr=(address, rule.connect.port),
+            local_addr=local,
+        )
     except OSError as error:
         _failed(link, error.errno)

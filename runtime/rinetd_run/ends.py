@@ -1,4 +1,4 @@
-"""Transports as link ends, and the failure words for a backend that cannot be reached."""
+"""UDP sockets as link ends, and the failure words for a backend that cannot be reached."""
 
 from __future__ import annotations
 
@@ -9,16 +9,10 @@ from . import logline
 
 __all__ = [
     "MAX_DATAGRAM",
-    "WRITE_BUFFER_HIGH",
     "ClientDatagramEnd",
     "DatagramEnd",
-    "FlowControl",
-    "StreamEnd",
     "connect_failure",
 ]
-
-# Send buffer high-water mark per side; 0.73 holds 16 KiB, asyncio's default is 64 KiB.
-WRITE_BUFFER_HIGH = 64 * 1024
 
 # The largest UDP payload over IPv4; larger stream chunks are split to fit.
 MAX_DATAGRAM = 65507
@@ -36,34 +30,6 @@ def connect_failure(number: int | None) -> str | None:
     if number in _LATE_ERRORS or number is None:
         return None
     return logline.LOCAL_CONNECT_FAILED
-
-
-class StreamEnd:
-    streams = True
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self.transport = transport
-
-    def write(self, data: bytes) -> None:
-        self.transport.write(data)
-
-    def write_eof(self) -> None:
-        if not self.transport.is_closing() and self.transport.can_write_eof():
-            self.transport.write_eof()
-
-    def close(self) -> None:
-        self.transport.close()
-
-    def abort(self) -> None:
-        self.transport.abort()
-
-    def pause_reading(self) -> None:
-        if not self.transport.is_closing():
-            self.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if not self.transport.is_closing():
-            self.transport.resume_reading()
 
 
 class DatagramEnd:
@@ -110,20 +76,3 @@ class ClientDatagramEnd(DatagramEnd):
         pass  # the listening socket belongs to the listener, not to one session
 
     abort = close
-
-
-class FlowControl(asyncio.Protocol):
-    """A stream protocol that pauses the peer end while its own send buffer is full."""
-
-    def _peer_end(self) -> StreamEnd | None:
-        raise NotImplementedError
-
-    def pause_writing(self) -> None:
-        peer = self._peer_end()
-        if peer is not None:
-            peer.pause_reading()
-
-    def resume_writing(self) -> None:
-        peer = self._peer_end()
-        if peer is not None:
-            peer.resume_reading()

@@ -20,7 +20,7 @@ from .logger import LogWriter
 from .plan import Key, plan_reload
 from .ruleset import Rule, RuleSet, RuleSetError, load, resolve
 from .say import say
-from .tcp import ClientStream
+from .tcp import accept_client
 from .udp import UdpListener
 
 __all__ = ["BACKLOG", "BindError", "Server"]
@@ -100,7 +100,7 @@ class Server:
             if key[0] == "tcp":
                 listener.acceptor = Acceptor(
                     listener.sock,
-                    functools.partial(ClientStream, listening),
+                    functools.partial(accept_client, listening),
                     functools.partial(self._accept_failed, listening),
                 )
                 listener.acceptor.start(BACKLOG)
