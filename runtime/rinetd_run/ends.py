@@ -40,7 +40,7 @@ class DatagramEnd:
     def __init__(self, transport: asyncio.DatagramTransport) -> None:
         self.transport = transport
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         for start in range(0, len(data), MAX_DATAGRAM):
             self.transport.sendto(data[start : start + MAX_DATAGRAM])
 
@@ -66,7 +66,7 @@ class ClientDatagramEnd(DatagramEnd):
         super().__init__(transport)
         self.address = address
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if self.transport.is_closing():
             return
         for start in range(0, len(data), MAX_DATAGRAM):

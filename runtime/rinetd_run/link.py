@@ -25,7 +25,7 @@ class End(Protocol):
         """True for TCP; a datagram end has no EOF, so the other side's EOF ends the link."""
         ...
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes | memoryview) -> None: ...
     def write_eof(self) -> None: ...
     def close(self) -> None: ...
     def abort(self) -> None: ...
@@ -103,17 +103,17 @@ class Link:
 
     # -- data ------------------------------------------------------------------
 
-    def from_client(self, data: bytes) -> None:
+    def from_client(self, data: bytes | memoryview) -> None:
         self.bytes_from_client += len(data)
         if self.backend is not None:
             self.backend.write(data)
             return
-        self._pending.append(data)
+        self._pending.append(bytes(data))  # the reader's buffer is reused
         self._pending_size += len(data)
         if self._pending_size >= self.PENDING_LIMIT and self.client:
             self.client.pause_reading()
 
-    def from_backend(self, data: bytes) -> None:
+    def from_backend(self, data: bytes | memoryview) -> None:
         self.bytes_to_client += len(data)
         if self.client is not None:
             self.client.write(data)

@@ -21,12 +21,18 @@ __all__ = ["RECV_SIZE", "SEND_HIGH", "SocketEnd"]
 RECV_SIZE = 256 * 1024  # bytes taken per read, as asyncio takes
 SEND_HIGH = 64 * 1024  # unsent bytes past which the other side is paused
 
+# One receive buffer for every socket of the process: the loop is single-
+# threaded and what is read is handed on at once (sent, or copied into a
+# pending buffer), so no read allocates and idle connections hold nothing.
+_RECEIVED = bytearray(RECV_SIZE)
+_VIEW = memoryview(_RECEIVED)
+
 
 def _nothing() -> None:
     pass
 
 
-def _ignore(_data: bytes) -> None:
+def _ignore(_data: memoryview) -> None:
     pass
 
 
@@ -61,7 +67,7 @@ class SocketEnd:
         self._writing = False
         self._closing = False
         self._eof_after_flush = False
-        self.on_data: Callable[[bytes], None] = _ignore
+        self.on_data: Callable[[memoryview], None] = _ignore
         self.on_eof: Callable[[], None] = _nothing
         self.on_lost: Callable[[], None] = _nothing
         self.on_full: Callable[[], None] = _nothing
@@ -101,14 +107,14 @@ class SocketEnd:
 
     def _readable(self) -> None:
         try:
-            data = self.sock.recv(RECV_SIZE)
+            count = self.sock.recv_into(_RECEIVED)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             self._lost()
             return
-        if data:
-            self.on_data(data)
+        if count:
+            self.on_data(_VIEW[:count])
             return
         self.eof_seen = True
         self.pause_reading()
@@ -116,7 +122,7 @@ class SocketEnd:
 
     # -- writing -----------------------------------------------------------------
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if self.closed or self._closing:
             return
         if not self.pending:
