@@ -217,7 +217,8 @@ def main() -> None:
         iperf_server = ["iperf3", "-s", "-B", HOST, "-p", str(PORTS["iperf"])]
         stack.enter_context(process(iperf_server, **quiet))
         rinetd = ["/usr/sbin/rinetd", "-f", "-c", str(work / "rinetd.conf")]
-        pids = {"rinetd": stack.enter_context(process(rinetd, **quiet)).pid}
+        errors = stack.enter_context(open(work / "rinetd.err", "wb"))
+        pids = {"rinetd": stack.enter_context(process(rinetd, stderr=errors)).pid}
         for number, name in enumerate(ours):
             conf, rules = work / f"ours{number}.conf", work / f"ours{number}.json"
             conf.write_text(texts[name])
@@ -225,8 +226,13 @@ def main() -> None:
             subprocess.run(compile_rules, check=True)
             command = [str(BIN / "rinetd-run"), str(rules), "--grace", "1", *OURS[name]]
             pids[name] = stack.enter_context(process(command, **quiet)).pid
-        for port in (PORTS["nginx"], PORTS["iperf"], *[p["http"] for p in FORWARD.values()]):
-            wait_port(port)
+        try:
+            for port in (PORTS["nginx"], PORTS["iperf"], *[p["http"] for p in FORWARD.values()]):
+                wait_port(port)
+        except RuntimeError:
+            busy = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout
+            print((work / "rinetd.err").read_text(), busy, file=sys.stderr)
+            raise
         targets = {"direct": DIRECT, **FORWARD}
         measures: dict[str, Callable[[dict[str, int]], dict[str, float]]] = {
             "bulk 1 stream (Gbit/s)": lambda p: {"v": iperf(p["iperf"], 1, args.seconds)},

@@ -37,6 +37,25 @@ class Link:
     # Client data held while the backend connection is being made; past this
     # the client is paused, so memory stays bounded.
     PENDING_LIMIT = 256 * 1024
+    __slots__ = (
+        "_log",
+        "_pending",
+        "_pending_eof",
+        "_pending_size",
+        "backend",
+        "backend_eof",
+        "bytes_from_client",
+        "bytes_to_client",
+        "client",
+        "client_address",
+        "client_eof",
+        "finished",
+        "first_closed",
+        "on_abandon",
+        "on_finish",
+        "on_traffic",
+        "rule",
+    )
 
     def __init__(self, rule: Rule, client_address: str, log: Callable[[Event], None]) -> None:
         self.rule = rule
