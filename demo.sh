@@ -23,12 +23,22 @@ echo "hello through rinetd-run" > "$work/index.html"
 
 echo "== GET http://127.0.0.1:18081/ (forwarded to 127.0.0.1:18080)"
 .venv/bin/python - <<'PY'
-import time, urllib.request
+import socket, time, urllib.request
+def up(port):  # wait until something listens, without sending it a request
+    for attempt in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"nothing listens on port {port}")
+up(18080)  # the backend
 for attempt in range(100):
     try:
-        print(urllib.request.urlopen("http://127.0.0.1:18081/index.html", timeout=5).read().decode(), end="")
+        page = urllib.request.urlopen("http://127.0.0.1:18081/index.html", timeout=5)
+        print(page.read().decode(), end="")
         break
-    except OSError:
+    except OSError:  # refused until rinetd-run listens
         time.sleep(0.1)
 else:
     raise SystemExit("rinetd-run did not answer")
