@@ -132,6 +132,13 @@ class Link:
         if self._pending_size >= self.PENDING_LIMIT and self.client:
             self.client.pause_reading()
 
+    def moved_from_client(self, count: int) -> None:
+        """Bytes the kernel moved from the client to the backend (splice)."""
+        self.bytes_from_client += count
+
+    def moved_to_client(self, count: int) -> None:
+        self.bytes_to_client += count
+
     def from_backend(self, data: bytes | memoryview) -> None:
         self.bytes_to_client += len(data)
         if self.client is not None:

@@ -11,6 +11,9 @@ and when it drains.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import os
 import socket
 from collections.abc import Callable
 
@@ -28,11 +31,34 @@ _RECEIVED = bytearray(RECV_SIZE)
 _VIEW = memoryview(_RECEIVED)
 
 
+def _make_pipe() -> tuple[int, int] | None:
+    """One pipe for the whole process, for splice(2) between two TCP sockets.
+
+    It is empty between any two callbacks of the loop (what the receiving side
+    cannot take at once is read back out into its pending buffer), so every
+    connection can share it and none holds descriptors of its own for it.
+    """
+    if not hasattr(os, "splice") or os.environ.get("RINETD_RUN_NO_SPLICE"):
+        return None
+    read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, RECV_SIZE)
+    return read_end, write_end
+
+
+_PIPE = _make_pipe()
+_SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
+
+
 def _nothing() -> None:
     pass
 
 
 def _ignore(_data: memoryview) -> None:
+    pass
+
+
+def _count_nothing(_count: int) -> None:
     pass
 
 
@@ -52,6 +78,8 @@ class SocketEnd:
         "on_eof",
         "on_full",
         "on_lost",
+        "on_moved",
+        "peer",
         "pending",
         "sock",
     )
@@ -72,6 +100,8 @@ class SocketEnd:
         self.on_lost: Callable[[], None] = _nothing
         self.on_full: Callable[[], None] = _nothing
         self.on_drained: Callable[[], None] = _nothing
+        self.on_moved: Callable[[int], None] = _count_nothing
+        self.peer: SocketEnd | None = None  # the other side, when both are TCP: splice
 
     # -- wiring ------------------------------------------------------------------
 
@@ -86,6 +116,10 @@ class SocketEnd:
 
     def serve_backend(self, link: Link) -> None:
         """Feed ``link`` as its backend side, and start reading."""
+        if isinstance(link.client, SocketEnd) and _PIPE is not None:
+            self.peer, link.client.peer = link.client, self
+            link.client.on_moved = link.moved_from_client
+            self.on_moved = link.moved_to_client
         self.on_data = link.from_backend
         self.on_eof = link.backend_closed_write
         self.on_lost = link.backend_lost
@@ -106,6 +140,10 @@ class SocketEnd:
             self.loop.remove_reader(self.fd)
 
     def _readable(self) -> None:
+        peer = self.peer
+        if peer is not None and not peer.pending and not (peer.closed or peer._closing):
+            self._splice_to(peer)
+            return
         try:
             count = self.sock.recv_into(_RECEIVED)
         except (BlockingIOError, InterruptedError):
@@ -119,6 +157,39 @@ class SocketEnd:
         self.eof_seen = True
         self.pause_reading()
         self.on_eof()
+
+    def _splice_to(self, peer: SocketEnd) -> None:
+        """Move what is readable to ``peer`` through the kernel, without copying it here."""
+        assert _PIPE is not None
+        try:
+            count = os.splice(self.fd, _PIPE[1], RECV_SIZE, flags=_SPLICE_FLAGS)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._lost()
+            return
+        if not count:
+            self.eof_seen = True
+            self.pause_reading()
+            self.on_eof()
+            return
+        self.on_moved(count)
+        peer._take_from_pipe(count)
+
+    def _take_from_pipe(self, count: int) -> None:
+        """Send ``count`` bytes waiting in the pipe; keep what the socket refuses as pending."""
+        assert _PIPE is not None
+        while count:
+            try:
+                count -= os.splice(_PIPE[0], self.fd, count, flags=_SPLICE_FLAGS)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                _discard(count)
+                self._lost()
+                return
+        if count:
+            self._queue(_read_all(count))
 
     # -- writing -----------------------------------------------------------------
 
@@ -136,6 +207,11 @@ class SocketEnd:
             if sent == len(data):
                 return
             data = data[sent:]
+        self._queue(data)
+
+    def _queue(self, data: bytes | memoryview) -> None:
+        """Keep ``data`` until the socket is writable; pause the other side past SEND_HIGH."""
+        if not self._writing:
             self._writing = True
             self.loop.add_writer(self.fd, self._writable)
         was_below = len(self.pending) <= SEND_HIGH
@@ -196,6 +272,9 @@ class SocketEnd:
         if self.closed:
             return
         self.closed = True
+        if self.peer is not None:
+            self.peer.peer = None  # no splicing into a closed socket; no cycle left
+            self.peer = None
         if self._reading:
             self._reading = False
             self.loop.remove_reader(self.fd)
@@ -207,3 +286,18 @@ class SocketEnd:
     def _lost(self) -> None:
         self._close_now()
         self.on_lost()
+
+
+def _read_all(count: int) -> bytes:
+    """Exactly ``count`` bytes from the shared pipe (they are there: splice put them in)."""
+    assert _PIPE is not None
+    chunks = []
+    while count:
+        chunk = os.read(_PIPE[0], count)
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
+
+
+def _discard(count: int) -> None:
+    _read_all(count)

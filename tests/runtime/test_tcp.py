@@ -38,7 +38,12 @@ def _round_trip(sock: socket.socket, payload: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("size", [0, 1, 65_536, 1_000_003, 64 * 1024 * 1024])
-def test_payload_arrives_intact(tmp_path: Path, tcp_echo: TcpEcho, size: int) -> None:
+@pytest.mark.parametrize("splice", [True, False], ids=["splice", "recv-send"])
+def test_payload_arrives_intact(
+    tmp_path: Path, tcp_echo: TcpEcho, size: int, splice: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not splice:
+        monkeypatch.setenv("RINETD_RUN_NO_SPLICE", "1")  # the copying path, as without splice(2)
     port = free_port()
     payload = os.urandom(size)
     with running(f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\nlogfile LOG\n", tmp_path) as fw:
