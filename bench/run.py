@@ -29,12 +29,20 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
-PORTS = {"nginx": 47080, "iperf": 47201}
+
+
+def _free_port() -> int:
+    # Fresh ports each run: the churn test leaves thousands of TIME_WAIT
+    # sockets behind, and for a minute nothing can listen on those ports again.
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+PORTS = {"nginx": _free_port(), "iperf": _free_port()}
 FORWARD = {
-    "rinetd": {"http": 47180, "iperf": 47301},
-    "rinetd-run": {"http": 47280, "iperf": 47401},
-    "run --workers 2": {"http": 47281, "iperf": 47402},
-    "run --loop uvloop": {"http": 47282, "iperf": 47403},
+    name: {"http": _free_port(), "iperf": _free_port()}
+    for name in ("rinetd", "rinetd-run", "run --workers 2", "run --loop uvloop")
 }
 OURS = {
     "rinetd-run": [],
@@ -124,9 +132,12 @@ def iperf(port: int, streams: int, seconds: int) -> float:
         capture_output=True,
         text=True,
         timeout=seconds + 30,
-        check=True,
+        check=False,
     ).stdout
-    return float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e9
+    result = json.loads(out)
+    if "error" in result:
+        raise RuntimeError(f"iperf3 through port {port}: {result['error']}")
+    return float(result["end"]["sum_received"]["bits_per_second"]) / 1e9
 
 
 def wrk(port: int, seconds: int, close: bool) -> dict[str, float]:
