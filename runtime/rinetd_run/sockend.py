@@ -31,22 +31,27 @@ _RECEIVED = bytearray(RECV_SIZE)
 _VIEW = memoryview(_RECEIVED)
 
 
-def _make_pipe() -> tuple[int, int] | None:
-    """One pipe for the whole process, for splice(2) between two TCP sockets.
+_SPLICE = hasattr(os, "splice") and not os.environ.get("RINETD_RUN_NO_SPLICE")
+_pipes: dict[int, tuple[int, int]] = {}
+
+
+def _pipe() -> tuple[int, int]:
+    """One pipe per process, for splice(2) between two TCP sockets.
 
     It is empty between any two callbacks of the loop (what the receiving side
     cannot take at once is read back out into its pending buffer), so every
-    connection can share it and none holds descriptors of its own for it.
+    connection of the process shares it and none holds descriptors for it.
+    Keyed by pid: ``--workers`` forks, and two processes must never share one.
     """
-    if not hasattr(os, "splice") or os.environ.get("RINETD_RUN_NO_SPLICE"):
-        return None
-    read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    with contextlib.suppress(OSError, AttributeError):
-        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, RECV_SIZE)
-    return read_end, write_end
+    pid = os.getpid()
+    if pid not in _pipes:
+        read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, RECV_SIZE)
+        _pipes[pid] = (read_end, write_end)
+    return _pipes[pid]
 
 
-_PIPE = _make_pipe()
 _SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
 
 
@@ -116,7 +121,7 @@ class SocketEnd:
 
     def serve_backend(self, link: Link) -> None:
         """Feed ``link`` as its backend side, and start reading."""
-        if isinstance(link.client, SocketEnd) and _PIPE is not None:
+        if isinstance(link.client, SocketEnd) and _SPLICE:
             self.peer, link.client.peer = link.client, self
             link.client.on_moved = link.moved_from_client
             self.on_moved = link.moved_to_client
@@ -160,9 +165,8 @@ class SocketEnd:
 
     def _splice_to(self, peer: SocketEnd) -> None:
         """Move what is readable to ``peer`` through the kernel, without copying it here."""
-        assert _PIPE is not None
         try:
-            count = os.splice(self.fd, _PIPE[1], RECV_SIZE, flags=_SPLICE_FLAGS)
+            count = os.splice(self.fd, _pipe()[1], RECV_SIZE, flags=_SPLICE_FLAGS)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -178,10 +182,9 @@ class SocketEnd:
 
     def _take_from_pipe(self, count: int) -> None:
         """Send ``count`` bytes waiting in the pipe; keep what the socket refuses as pending."""
-        assert _PIPE is not None
         while count:
             try:
-                count -= os.splice(_PIPE[0], self.fd, count, flags=_SPLICE_FLAGS)
+                count -= os.splice(_pipe()[0], self.fd, count, flags=_SPLICE_FLAGS)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
@@ -290,10 +293,9 @@ class SocketEnd:
 
 def _read_all(count: int) -> bytes:
     """Exactly ``count`` bytes from the shared pipe (they are there: splice put them in)."""
-    assert _PIPE is not None
     chunks = []
     while count:
-        chunk = os.read(_PIPE[0], count)
+        chunk = os.read(_pipe()[0], count)
         chunks.append(chunk)
         count -= len(chunk)
     return b"".join(chunks)

@@ -285,3 +285,27 @@ def test_out_of_file_descriptors_backs_off_and_recovers(tmp_path: Path, tcp_echo
         fw.stop()
     words = {parse_tab(line)["result"] for line in fw.log.read_text().splitlines()}
     assert words & {"accept-failed -", "local-socket-failed -"}
+
+
+def test_workers_keep_every_stream_intact(tmp_path: Path, tcp_echo: TcpEcho) -> None:
+    """Many streams at once through two worker processes: no byte crosses streams."""
+    port = free_port()
+    conf = f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\n"
+    fw = start_forwarder(compile_config(conf, tmp_path), "--workers", "2", ready=False)
+    try:
+        fw.wait_for_stderr("rinetd-run: forwarding", count=2)
+        results: dict[int, bool] = {}
+
+        def one(number: int) -> None:
+            payload = os.urandom(2_000_000)
+            with connect_from("127.0.0.1", port) as sock:
+                results[number] = _round_trip(sock, payload) == payload
+
+        threads = [threading.Thread(target=one, args=(n,)) for n in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert results == dict.fromkeys(range(16), True)
+    finally:
+        fw.stop()
