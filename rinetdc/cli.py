@@ -8,7 +8,6 @@ replaces a working rule set.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -17,7 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
-from rinetd_run.canonical import FORMAT, VERSION, digest
+from rinetd_run.ruleset import RuleSetError, open_document
 
 from . import __version__
 from .bundle import bundle
@@ -142,20 +141,12 @@ def compile_command(config: str, target: str, no_resolve: bool, strict: bool, ou
 
 
 def load_document(path: str) -> dict[str, Any]:
-    """A rule set file, checked for format, version and digest; exit 2 otherwise."""
+    """A rule set file, checked for format, version and digest as rinetd-run checks it;
+    exit 2 otherwise."""
     try:
-        document = json.loads(_read(path))
-    except json.JSONDecodeError as error:
-        _fail(f"{path} is not valid JSON: {error}")
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        _fail(f"{path} is not a rinetdc rule set")
-    if document.get("version") != VERSION:
-        _fail(
-            f"{path} has rule set version {document.get('version')!r}; this rinetdc reads {VERSION}"
-        )
-    if document.get("digest") != digest(document):
-        _fail(f"{path} was changed after it was compiled (digest mismatch)")
-    return document
+        return open_document(_read(path), path)
+    except RuleSetError as error:
+        _fail(str(error))
 
 
 @main.command("bundle")

@@ -10,6 +10,8 @@ import socket
 from functools import cache
 from typing import Protocol
 
+from rinetd_run.ruleset import system_resolver
+
 __all__ = ["NoResolver", "Resolver", "SystemResolver", "service_port"]
 
 
@@ -29,11 +31,7 @@ class SystemResolver:
 
     @cache  # noqa: B019 - one resolver per run; the cache dies with it
     def resolve(self, host: str) -> str | None:
-        try:
-            found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError):
-            return None
-        return str(found[0][4][0]) if found else None
+        return system_resolver(host)  # the runtime's own lookup: both must agree
 
 
 class NoResolver:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .access import AccessRule
+from . import logline
+from .access import AccessRule, verdict
 from .link import Link
 from .logline import Event
 from .ruleset import Rule
@@ -21,9 +22,17 @@ class Context:
     log: Callable[[Event], None]
     links: set[Link] = field(default_factory=set)
 
-    def track(self, link: Link) -> None:
+    def admit(self, rule: Rule, client: str) -> Link | None:
+        """A link for ``client`` on ``rule`` if access control lets it in (reference
+        section 2); else None, with the one log line that says why."""
+        link = Link(rule, client, self.log)
+        found = verdict(self.global_access, rule.access, client)
+        if found != "allowed":
+            self.log(link.event(logline.DENIED if found == "denied" else logline.NOT_ALLOWED))
+            return None
         self.links.add(link)
         link.on_finish = self.links.discard
+        return link
 
 
 @dataclass

@@ -17,7 +17,17 @@ from typing import Any
 from .access import AccessRule
 from .canonical import FORMAT, VERSION, digest
 
-__all__ = ["Endpoint", "Rule", "RuleSet", "RuleSetError", "load", "parse", "resolve"]
+__all__ = [
+    "Endpoint",
+    "Rule",
+    "RuleSet",
+    "RuleSetError",
+    "load",
+    "open_document",
+    "parse",
+    "resolve",
+    "system_resolver",
+]
 
 
 class RuleSetError(Exception):
@@ -70,8 +80,8 @@ def _endpoint(value: dict[str, Any]) -> Endpoint:
     return Endpoint(str(value["host"]), value["address"], port, value["protocol"])
 
 
-def parse(text: str, name: str = "rule set") -> RuleSet:
-    """The rule set in ``text``; RuleSetError if it is not a sealed rinetdc rule set."""
+def open_document(text: str, name: str = "rule set") -> dict[str, Any]:
+    """The JSON value of a sealed rinetdc rule set; RuleSetError if it is anything else."""
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
@@ -81,10 +91,16 @@ def parse(text: str, name: str = "rule set") -> RuleSet:
     if document.get("version") != VERSION:
         raise RuleSetError(
             f"{name} has rule set version {document.get('version')!r}; "
-            f"this rinetd-run reads version {VERSION}: compile it again with a matching rinetdc"
+            f"this version reads {VERSION}: compile it again with a matching rinetdc"
         )
     if document.get("digest") != digest(document):
         raise RuleSetError(f"{name} was changed after it was compiled (digest mismatch)")
+    return document
+
+
+def parse(text: str, name: str = "rule set") -> RuleSet:
+    """The rule set in ``text``; RuleSetError if it is not a sealed rinetdc rule set."""
+    document = open_document(text, name)
     try:
         rules = tuple(
             Rule(

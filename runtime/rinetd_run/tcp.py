@@ -10,11 +10,8 @@ import asyncio
 import socket
 from typing import Any
 
-from . import logline
-from .access import verdict
 from .backend import connect_backend
 from .context import Listening
-from .link import Link
 from .sockend import SocketEnd
 
 __all__ = ["accept_client"]
@@ -22,17 +19,13 @@ __all__ = ["accept_client"]
 
 def accept_client(listening: Listening, sock: socket.socket, address: Any) -> None:
     """Decide on a new connection; if it is allowed, open its link."""
-    rule, context = listening.rule, listening.context
     client = str(address[0]) if address else "?"
-    link = Link(rule, client, context.log)
-    found = verdict(context.global_access, rule.access, client)
-    if found != "allowed":
+    link = listening.context.admit(listening.rule, client)
+    if link is None:
         sock.close()
-        context.log(link.event(logline.DENIED if found == "denied" else logline.NOT_ALLOWED))
         return
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     end = SocketEnd(asyncio.get_running_loop(), sock)
-    context.track(link)
     link.opened(end)
     end.serve_client(link)
     connect_backend(link)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
-from . import logline
-from .access import verdict
 from .backend import connect_backend
 from .context import Listening
 from .ends import ClientDatagramEnd
@@ -67,13 +65,10 @@ class UdpListener(asyncio.DatagramProtocol):
 
     def _open(self, key: tuple[str, int]) -> _Session | None:
         assert self.transport is not None
-        rule, context = self.listening.rule, self.listening.context
-        link = Link(rule, key[0], context.log)
-        found = verdict(context.global_access, rule.access, key[0])
-        if found != "allowed":
-            context.log(link.event(logline.DENIED if found == "denied" else logline.NOT_ALLOWED))
+        rule = self.listening.rule
+        link = self.listening.context.admit(rule, key[0])
+        if link is None:
             return None
-        context.track(link)
         session = _Session(link, rule.timeout, asyncio.get_running_loop())
         self.sessions[key] = session
         tracked = link.on_finish
