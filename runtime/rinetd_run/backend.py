@@ -1,20 +1,22 @@
 """Opening the backend side of a link: a TCP connection or a connected UDP socket.
 
-TCP connects are made by hand (non-blocking ``connect``, one writer callback)
-rather than through ``loop.create_connection``, whose coroutine, task and
-futures were a fifth of the cost of each new connection; the connected socket
-becomes a ``SocketEnd``.
+TCP connects are made by hand (non-blocking ``connect``, the socket given to
+the poller at once) rather than through ``loop.create_connection``, whose
+coroutine, task and futures were a fifth of the cost of each new connection;
+the connected socket becomes a ``SocketEnd`` without another system call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import select
 import socket
 from typing import cast
 
 from .ends import DatagramEnd, connect_failure
 from .link import Link
+from .poller import current
 from .sockend import SocketEnd
 
 __all__ = ["connect_backend"]
@@ -24,11 +26,10 @@ _connecting: set[asyncio.Task[None]] = set()  # strong references until each is 
 
 def connect_backend(link: Link) -> None:
     """Start connecting; the link hears of success or failure."""
-    loop = asyncio.get_running_loop()
     if link.rule.connect.protocol == "tcp":
-        _connect_stream(loop, link)
+        _connect_stream(link)
         return
-    task = loop.create_task(_connect_datagrams(link))
+    task = asyncio.get_running_loop().create_task(_connect_datagrams(link))
     _connecting.add(task)
     task.add_done_callback(_connecting.discard)
 
@@ -41,17 +42,17 @@ def _failed(link: Link, number: int | None) -> None:
         link.finish(abort=True, result=word)
 
 
-def _connect_stream(loop: asyncio.AbstractEventLoop, link: Link) -> None:
+def _connect_stream(link: Link) -> None:
     rule = link.rule
     address = rule.connect.address
     assert address is not None
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
     try:
-        sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
+        sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     except OSError as error:
         _failed(link, error.errno)
         return
     try:
-        sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if rule.src_address:
             sock.bind((rule.src_address, 0))
@@ -64,28 +65,29 @@ def _connect_stream(loop: asyncio.AbstractEventLoop, link: Link) -> None:
         sock.close()
         _failed(link, status)
         return
-    fd = sock.fileno()
+    poller = current()
 
     def abandon() -> None:
-        loop.remove_writer(fd)
-        sock.close()
+        poller.close(sock)
 
-    def writable() -> None:
-        loop.remove_writer(fd)
+    def connected(mask: int) -> None:
+        # The first event of a connecting socket: writable once connected, an
+        # error (with EPOLLERR) if the connect failed.
         link.on_abandon = None
-        status = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if status:
-            sock.close()
-            _failed(link, status)
+        if mask & select.EPOLLERR or not mask & select.EPOLLOUT:
+            status = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            poller.close(sock)
+            _failed(link, status or None)
             return
-        end = SocketEnd(loop, sock)
+        end = SocketEnd(poller, sock, watched=True)
         link.backend_ready(end)
         if end.closed:
             return
         end.serve_backend(link)
+        end.event(mask)
 
     link.on_abandon = abandon
-    loop.add_writer(fd, writable)
+    poller.add(sock, connected)
 
 
 class _BackendDatagrams(asyncio.DatagramProtocol):

@@ -7,7 +7,7 @@ locale gives them; the tab format keeps 0.73's trailing space after the time.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Event", "common_line", "tab_line"]
 
@@ -24,8 +24,9 @@ LOCAL_SOCKET_FAILED = "local-socket-failed -"
 LOCAL_CONNECT_FAILED = "local-connect-failed -"
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
+    """What one log line tells (a tuple: two are made for every connection)."""
+
     client: str  # numeric address text, `?` when unknown
     bind_host: str  # as written in the configuration
     bind_port: int

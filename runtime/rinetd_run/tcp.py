@@ -6,12 +6,12 @@ once and one log line says why.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from typing import Any
 
 from .backend import connect_backend
 from .context import Listening
+from .poller import current
 from .sockend import SocketEnd
 
 __all__ = ["accept_client"]
@@ -25,7 +25,7 @@ def accept_client(listening: Listening, sock: socket.socket, address: Any) -> No
         sock.close()
         return
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    end = SocketEnd(asyncio.get_running_loop(), sock)
+    end = SocketEnd(current(), sock)
     link.opened(end)
     end.serve_client(link)
     connect_backend(link)
