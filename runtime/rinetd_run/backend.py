@@ -16,7 +16,7 @@ from typing import cast
 
 from .ends import DatagramEnd, connect_failure
 from .link import Link
-from .poller import current
+from .poller import Poller
 from .sockend import SocketEnd
 
 __all__ = ["connect_backend"]
@@ -24,10 +24,10 @@ __all__ = ["connect_backend"]
 _connecting: set[asyncio.Task[None]] = set()  # strong references until each is done
 
 
-def connect_backend(link: Link) -> None:
+def connect_backend(link: Link, poller: Poller) -> None:
     """Start connecting; the link hears of success or failure."""
     if link.rule.connect.protocol == "tcp":
-        _connect_stream(link)
+        _connect_stream(link, poller)
         return
     task = asyncio.get_running_loop().create_task(_connect_datagrams(link))
     _connecting.add(task)
@@ -42,7 +42,7 @@ def _failed(link: Link, number: int | None) -> None:
         link.finish(abort=True, result=word)
 
 
-def _connect_stream(link: Link) -> None:
+def _connect_stream(link: Link, poller: Poller) -> None:
     rule = link.rule
     address = rule.connect.address
     assert address is not None
@@ -65,7 +65,6 @@ def _connect_stream(link: Link) -> None:
         sock.close()
         _failed(link, status)
         return
-    poller = current()
 
     def abandon() -> None:
         poller.close(sock)

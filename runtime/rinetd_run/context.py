@@ -9,6 +9,7 @@ from . import logline
 from .access import AccessRule, verdict
 from .link import Link
 from .logline import Event
+from .poller import Poller
 from .ruleset import Rule
 
 __all__ = ["Context", "Listening"]
@@ -16,10 +17,12 @@ __all__ = ["Context", "Listening"]
 
 @dataclass
 class Context:
-    """Shared by every listener: the global access list and the log, swapped on reload."""
+    """Shared by every listener: the global access list and the log, swapped on reload,
+    and the poller of every TCP socket."""
 
     global_access: tuple[AccessRule, ...]
     log: Callable[[Event], None]
+    poller: Poller
     links: set[Link] = field(default_factory=set)
 
     def admit(self, rule: Rule, client: str) -> Link | None:

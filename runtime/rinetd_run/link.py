@@ -150,6 +150,11 @@ class Link:
         """EOF from the client: pass it on, keep the other direction flowing."""
         self.first_closed = self.first_closed or "remote"
         self.client_eof = True
+        if self.backend_eof:
+            # Both ways are done: closing sends the backend the FIN a shutdown
+            # would, one system call fewer.
+            self.finish(abort=False)
+            return
         if self.backend is not None:
             self.backend.write_eof()
         else:
@@ -159,6 +164,9 @@ class Link:
     def backend_closed_write(self) -> None:
         self.first_closed = self.first_closed or "local"
         self.backend_eof = True
+        if self.client_eof:
+            self.finish(abort=False)
+            return
         if self.client is not None:
             self.client.write_eof()
         self._maybe_done()

@@ -20,7 +20,7 @@ import select
 import socket
 from collections.abc import Callable
 
-__all__ = ["EVENTS", "Poller", "current"]
+__all__ = ["EVENTS", "Poller"]
 
 EVENTS = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
 BATCH = 512  # events taken per wake-up of the loop
@@ -104,15 +104,3 @@ class Poller:
         self.loop.call_exception_handler(
             {"message": "error in a TCP link's event handler", "exception": error}
         )
-
-
-_current: Poller | None = None
-
-
-def current() -> Poller:
-    """The running loop's poller, made on first use (each ``--workers`` process has its own)."""
-    global _current
-    loop = asyncio.get_running_loop()
-    if _current is None or _current.loop is not loop:
-        _current = Poller(loop)
-    return _current

@@ -18,6 +18,7 @@ from .acceptor import Acceptor
 from .context import Context, Listening
 from .logger import LogWriter
 from .plan import Key, plan_reload
+from .poller import Poller
 from .ruleset import Rule, RuleSet, RuleSetError, load, resolve
 from .say import say
 from .tcp import accept_client
@@ -76,7 +77,11 @@ class Server:
         self.reuse_port = reuse_port
         self.ruleset = ruleset
         self.logger = LogWriter(ruleset.logfile, ruleset.logcommon)
-        self.context = Context(global_access=ruleset.access, log=self.logger.log)
+        self.context = Context(
+            global_access=ruleset.access,
+            log=self.logger.log,
+            poller=Poller(asyncio.get_running_loop()),
+        )
         self.listeners: dict[Key, _Listener] = {}
 
     async def start(self) -> None:
@@ -144,6 +149,7 @@ class Server:
         for link in list(self.context.links):
             link.finish(abort=True)
         self.listeners.clear()
+        self.context.poller.shut()
         self.logger.close()
 
     def _accept_failed(self, listening: Listening, error: OSError) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 
 from .backend import connect_backend
 from .context import Listening
-from .poller import current
 from .sockend import SocketEnd
 
 __all__ = ["accept_client"]
@@ -25,7 +24,8 @@ def accept_client(listening: Listening, sock: socket.socket, address: Any) -> No
         sock.close()
         return
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    end = SocketEnd(current(), sock)
+    poller = listening.context.poller
+    end = SocketEnd(poller, sock)
     link.opened(end)
     end.serve_client(link)
-    connect_backend(link)
+    connect_backend(link, poller)

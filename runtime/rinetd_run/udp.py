@@ -81,7 +81,7 @@ class UdpListener(asyncio.DatagramProtocol):
 
         link.on_finish = ended
         link.opened(ClientDatagramEnd(self.transport, key))
-        connect_backend(link)
+        connect_backend(link, self.listening.context.poller)
         return session
 
     def error_received(self, exc: Exception) -> None:
