@@ -309,3 +309,92 @@ def test_workers_keep_every_stream_intact(tmp_path: Path, tcp_echo: TcpEcho) -> 
         assert results == dict.fromkeys(range(16), True)
     finally:
         fw.stop()
+
+
+def _answer_and_close(listener: socket.socket, stop: threading.Event) -> None:
+    """A backend like an HTTP/1.0 server: one request line in, one answer, then close
+    at once, so the answer and the FIN reach the forwarder together."""
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(20)
+            request = b""
+            while not request.endswith(b"\n"):
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                request += chunk
+            number = int(request.split()[1])
+            conn.sendall(_answer(number))
+
+    listener.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+
+def _answer(number: int) -> bytes:
+    return f"answer {number} ".encode() + bytes([number % 251]) * (number % 3000)
+
+
+def test_short_connections_at_a_churn_keep_every_answer(tmp_path: Path) -> None:
+    """Two thousand short connections, twenty at a time: each answer arrives whole and
+    ends with EOF, and each connection gets its two log lines with exact byte counts.
+
+    A readiness change the forwarder missed (an answer and its FIN read as one
+    event, a side resumed while readable, a closed descriptor number reused in
+    the same batch of events) would leave a client waiting here and time out."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(256)
+    stop = threading.Event()
+    backend = threading.Thread(target=_answer_and_close, args=(listener, stop))
+    backend.start()
+    port = free_port()
+    failures: list[str] = []
+    try:
+        conf = f"127.0.0.1 {port} 127.0.0.1 {listener.getsockname()[1]}\nlogfile LOG\n"
+        with running(conf, tmp_path) as fw:
+
+            def client(first: int) -> None:
+                for number in range(first, 2000, 20):
+                    request = f"GET {number} HTTP/1.0\n".encode()
+                    try:
+                        with connect_from("127.0.0.1", port) as sock:
+                            sock.sendall(request)
+                            if number % 2:
+                                sock.shutdown(socket.SHUT_WR)  # half the clients send EOF too
+                            got = recv_all(sock)
+                    except OSError as error:
+                        failures.append(f"{number}: {error!r}")
+                        return  # one stuck connection says enough; fail in seconds
+                    if got != _answer(number):
+                        failures.append(f"{number}: {len(got)} bytes, not the answer")
+                        return
+
+            threads = [threading.Thread(target=client, args=(n,)) for n in range(20)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=120)
+            assert not failures, failures[:5]
+            lines = [parse_tab(line) for line in fw.log_lines(4000, timeout=30)]
+    finally:
+        stop.set()
+        backend.join()
+        listener.close()
+    closing = [line for line in lines if line["result"] != "opened"]
+    assert len(closing) == 2000
+    sizes = sorted((int(line["bytes_in"]), int(line["bytes_out"])) for line in closing)
+    expected = sorted(
+        (len(f"GET {n} HTTP/1.0\n"), len(_answer(n))) for n in range(2000)
+    )  # fmt: skip
+    assert sizes == expected
+    by_size = {len(_answer(n)): n for n in range(2000)}  # the answer's size names its client
+    words = {by_size[int(line["bytes_out"])]: line["result"] for line in closing}
+    # A client that sent no EOF cannot have closed first: the backend did.
+    assert {words[n] for n in range(0, 2000, 2)} == {"done-local-closed"}
+    assert {words[n] for n in range(1, 2000, 2)} <= {"done-local-closed", "done-remote-closed"}
