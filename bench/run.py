@@ -3,7 +3,7 @@
 Run as root: `.venv/bin/python bench/run.py` (installs rinetd, iperf3, wrk and
 nginx from Debian when missing). Not part of the test command. Every load is
 bounded in time and aimed at 127.0.0.1 only; every process it starts is
-stopped at the end. Takes about five minutes on a 2-core machine.
+stopped at the end. Takes about eight minutes on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -163,6 +163,19 @@ def wrk(port: int, seconds: int, close: bool) -> dict[str, float]:
     }
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds used so far by ``pid`` and its children (the workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    user = system = 0.0
+    for each in (pid, *map(int, children.split())):
+        with contextlib.suppress(FileNotFoundError):
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            user += int(fields[11]) / tick
+            system += int(fields[12]) / tick
+    return user, system
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -254,7 +267,11 @@ def main() -> None:
         for _round in range(args.rounds):
             for metric, measure in measures.items():
                 for name, ports in targets.items():
+                    pid = pids.get(name)
+                    used = cpu_seconds(pid) if pid else (0.0, 0.0)
+                    started = time.monotonic()
                     found = measure(ports)
+                    elapsed = time.monotonic() - started
                     row = results.setdefault(name, {})
                     if "v" in found:
                         row.setdefault(metric, []).append(found["v"])
@@ -265,6 +282,12 @@ def main() -> None:
                     if metric == "keep-alive":
                         row.setdefault("latency p50 (ms)", []).append(found["p50"])
                         row.setdefault("latency p99 (ms)", []).append(found["p99"])
+                    elif pid:
+                        # What one connection costs the forwarder, whoever shares the cores.
+                        now, count = cpu_seconds(pid), found["rate"] * elapsed
+                        for n, part in enumerate(("user", "system")):
+                            per = (now[n] - used[n]) * 1e6 / count
+                            row.setdefault(f"churn CPU {part} (us/conn)", []).append(per)
         for name in ("rinetd", "rinetd-run"):
             per, held = idle_memory(pids[name], FORWARD[name]["http"], args.idle)
             results[name]["RSS per idle connection (KiB)"] = [per]
