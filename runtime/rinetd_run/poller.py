@@ -73,6 +73,8 @@ class Poller:
 
     def _drain(self) -> None:
         self._scheduled = False
+        if self._epoll.closed:
+            return  # shut at stop, with a later() still queued
         self._dispatching = True
         handlers = self._handlers
         try:
