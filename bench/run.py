@@ -50,6 +50,7 @@ OURS = {
     "run --loop uvloop": ["--loop", "uvloop"],
 }
 DIRECT = {"http": PORTS["nginx"], "iperf": PORTS["iperf"]}
+FLOOR = {"http": _free_port()}  # bench/floor.py: the least Python that forwards; churn only
 
 
 def install() -> None:
@@ -250,14 +251,17 @@ def main() -> None:
             subprocess.run(compile_rules, check=True)
             command = [str(BIN / "rinetd-run"), str(rules), "--grace", "1", *OURS[name]]
             pids[name] = stack.enter_context(process(command, **quiet)).pid
+        floor = [sys.executable, str(HERE / "floor.py"), str(FLOOR["http"]), str(PORTS["nginx"])]
+        pids["python floor"] = stack.enter_context(process(floor, **quiet)).pid
         try:
-            for port in (PORTS["nginx"], PORTS["iperf"], *[p["http"] for p in FORWARD.values()]):
+            forwarders = [p["http"] for p in (*FORWARD.values(), FLOOR)]
+            for port in (PORTS["nginx"], PORTS["iperf"], *forwarders):
                 wait_port(port)
         except RuntimeError:
             busy = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout
             print((work / "rinetd.err").read_text(), busy, file=sys.stderr)
             raise
-        targets = {"direct": DIRECT, **FORWARD}
+        targets = {"direct": DIRECT, **FORWARD, "python floor": FLOOR}
         measures: dict[str, Callable[[dict[str, int]], dict[str, float]]] = {
             "bulk 1 stream (Gbit/s)": lambda p: {"v": iperf(p["iperf"], 1, args.seconds)},
             "bulk 4 streams (Gbit/s)": lambda p: {"v": iperf(p["iperf"], 4, args.seconds)},
@@ -267,6 +271,8 @@ def main() -> None:
         for _round in range(args.rounds):
             for metric, measure in measures.items():
                 for name, ports in targets.items():
+                    if name == "python floor" and metric != "churn":
+                        continue
                     pid = pids.get(name)
                     used = cpu_seconds(pid) if pid else (0.0, 0.0)
                     started = time.monotonic()
@@ -304,7 +310,7 @@ def main() -> None:
 
 def report(results: dict[str, dict[str, list[float]]]) -> None:
     """Medians, and each rinetd-run variant's ratio to rinetd 0.73."""
-    names = [n for n in ("direct", *FORWARD) if n in results]
+    names = [n for n in ("direct", *FORWARD, "python floor") if n in results]
     ours = [n for n in names if n not in ("direct", "rinetd")]
     header = f"{'metric':32}" + "".join(f"{n:>18}" for n in names)
     print(header + "".join(f"{'ratio ' + n.removeprefix('run '):>22}" for n in ours))
