@@ -1,12 +1,17 @@
 """The log file writer: appends lines off the event loop, loses none on exit.
 
-A slow disk must not stall forwarding, so lines go through a queue to one
-writer thread.  ``reopen`` (on SIGHUP, for rotation) and ``close`` (at exit)
-are ordered with the lines: everything logged before them is written first.
+A slow disk must not stall forwarding, so lines go to one writer thread. They
+go in batches: the lines logged during one turn of the event loop are handed
+over together and written with one system call, as a line at a time (a thread
+wake-up and a write each) took a fifth of the forwarder's time under a churn
+of short connections. ``reopen`` (on SIGHUP, for rotation) and ``close`` (at
+exit) are ordered with the lines: everything logged before them is written
+first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
@@ -18,7 +23,6 @@ from .say import say
 
 __all__ = ["LogWriter"]
 
-_REOPEN = object()
 _CLOSE = object()
 
 
@@ -26,6 +30,10 @@ class LogWriter:
     def __init__(self, path: str | None, common: bool) -> None:
         self._path = path
         self._format: Callable[[time.struct_time, Event], str] = common_line if common else tab_line
+        self._loop = asyncio.get_running_loop()
+        self._batch: list[str] = []
+        self._second = -1
+        self._when = time.localtime()
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._file: TextIO | None = self._open(path) if path else None
         self._thread = threading.Thread(target=self._run, name="rinetd-log", daemon=True)
@@ -33,19 +41,32 @@ class LogWriter:
 
     @staticmethod
     def _open(path: str) -> TextIO:
-        return open(path, "a", encoding="utf-8", buffering=1)
+        return open(path, "a", encoding="utf-8")
 
     def log(self, event: Event) -> None:
-        if self._path is not None:
-            self._queue.put(self._format(time.localtime(), event))
+        if self._path is None:
+            return
+        now = int(time.time())
+        if now != self._second:  # local time changes once a second: ask for it once
+            self._second, self._when = now, time.localtime(now)
+        if not self._batch:
+            self._loop.call_soon(self._hand_over)
+        self._batch.append(self._format(self._when, event))
+
+    def _hand_over(self) -> None:
+        if self._batch:
+            self._queue.put(self._batch)
+            self._batch = []
 
     def reconfigure(self, path: str | None, common: bool) -> None:
         """Switch file and format; the file is reopened even if its name is unchanged."""
+        self._hand_over()
         self._format = common_line if common else tab_line
         self._path = path
-        self._queue.put((_REOPEN, path))
+        self._queue.put((path,))
 
     def close(self) -> None:
+        self._hand_over()
         self._queue.put(_CLOSE)
         self._thread.join()
 
@@ -53,21 +74,23 @@ class LogWriter:
         while True:
             item = self._queue.get()
             if item is _CLOSE:
-                if self._file:
-                    self._file.close()
+                self._swap(None)
                 return
             if isinstance(item, tuple):
-                self._swap(item[1])
-                continue
-            if self._file is not None:
+                self._swap(item[0])
+            elif isinstance(item, list) and self._file is not None:
                 try:
-                    self._file.write(str(item))
+                    self._file.write("".join(item))
+                    self._file.flush()
                 except OSError as error:
                     say(f"cannot write the log: {error}")
 
     def _swap(self, path: str | None) -> None:
         if self._file:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as error:  # what was buffered could not be written
+                say(f"cannot write the log: {error}")
             self._file = None
         if path:
             try:
