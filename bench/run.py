@@ -51,6 +51,8 @@ OURS = {
 }
 DIRECT = {"http": PORTS["nginx"], "iperf": PORTS["iperf"]}
 FLOOR = {"http": _free_port()}  # bench/floor.py: the least Python that forwards; churn only
+# A second rinetd 0.73 and rinetd-run, each writing a log file: churn only.
+LOGGED = {"rinetd": _free_port(), "rinetd-run": _free_port()}
 
 
 def install() -> None:
@@ -251,10 +253,22 @@ def main() -> None:
             subprocess.run(compile_rules, check=True)
             command = [str(BIN / "rinetd-run"), str(rules), "--grace", "1", *OURS[name]]
             pids[name] = stack.enter_context(process(command, **quiet)).pid
+        for name, port in LOGGED.items():
+            conf = work / f"logged-{name}.conf"
+            log = work / f"logged-{name}.log"
+            conf.write_text(f"{HOST} {port} {HOST} {PORTS['nginx']}\nlogfile {log}\n")
+            if name == "rinetd":
+                command = ["/usr/sbin/rinetd", "-f", "-c", str(conf)]
+            else:
+                rules = conf.with_suffix(".json")
+                compile_rules = [str(BIN / "rinetdc"), "compile", str(conf), "-o", str(rules)]
+                subprocess.run(compile_rules, check=True)
+                command = [str(BIN / "rinetd-run"), str(rules), "--grace", "1"]
+            stack.enter_context(process(command, **quiet))
         floor = [sys.executable, str(HERE / "floor.py"), str(FLOOR["http"]), str(PORTS["nginx"])]
         pids["python floor"] = stack.enter_context(process(floor, **quiet)).pid
         try:
-            forwarders = [p["http"] for p in (*FORWARD.values(), FLOOR)]
+            forwarders = [p["http"] for p in (*FORWARD.values(), FLOOR)] + [*LOGGED.values()]
             for port in (PORTS["nginx"], PORTS["iperf"], *forwarders):
                 wait_port(port)
         except RuntimeError:
@@ -294,6 +308,11 @@ def main() -> None:
                         for n, part in enumerate(("user", "system")):
                             per = (now[n] - used[n]) * 1e6 / count
                             row.setdefault(f"churn CPU {part} (us/conn)", []).append(per)
+            for name, port in LOGGED.items():
+                found = wrk(port, args.seconds, close=True)
+                row = results.setdefault(name, {})
+                row.setdefault("churn with a logfile, requests/s", []).append(found["rate"])
+                row.setdefault("churn with a logfile, errors", []).append(found["errors"])
         for name in ("rinetd", "rinetd-run"):
             per, held = idle_memory(pids[name], FORWARD[name]["http"], args.idle)
             results[name]["RSS per idle connection (KiB)"] = [per]
