@@ -246,3 +246,35 @@ def test_workers_share_ports_reload_and_stop_together(tmp_path: Path, tcp_echo: 
         assert len(fw.log.read_text().splitlines()) == 80  # every worker logged, nothing lost
     finally:
         fw.stop()
+
+
+def test_workers_write_one_log_without_broken_lines(tmp_path: Path, tcp_echo: TcpEcho) -> None:
+    """Two workers append to one log at once: every line is whole, none is lost."""
+    port = free_port()
+    conf = f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\nlogfile LOG\n"
+    fw = start_forwarder(compile_config(conf, tmp_path), "--workers", "2", ready=False)
+    try:
+        fw.wait_for_stderr("rinetd-run: forwarding", count=2)
+        answers: list[bytes] = []
+
+        def client(number: int) -> None:
+            for _ in range(30):
+                answers.append(_echo_once(port, b"%05d" % number * 20))
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert len(answers) == 600 and all(len(answer) == 100 for answer in answers)
+        fw.signal(signal.SIGTERM)
+        assert fw.process.wait(timeout=15) == 0
+    finally:
+        fw.stop()
+    lines = [parse_tab(line) for line in fw.log.read_text().splitlines()]
+    assert [line["result"] for line in lines].count("opened") == 600
+    closing = [line for line in lines if line["result"] != "opened"]
+    assert len(closing) == 600
+    assert {(line["bytes_in"], line["bytes_out"], line["result"]) for line in closing} == {
+        ("100", "100", "done-remote-closed")
+    }
