@@ -201,14 +201,21 @@ def compile_config(text: str, workdir: Path) -> Path:
 
 
 def start_forwarder(
-    rules: Path, *extra: str, ready: bool = True, max_files: int | None = None
+    rules: Path,
+    *extra: str,
+    ready: bool = True,
+    max_files: int | None = None,
+    workers: int = 1,
 ) -> Forwarder:
-    """Start rinetd-run; with ``ready``, return once every listener is open."""
+    """Start rinetd-run (``--workers`` when ``workers`` > 1); with ``ready``, return
+    once every worker has its listeners open."""
 
     def limit() -> None:
         if max_files is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
 
+    if workers > 1:
+        extra = (*extra, "--workers", str(workers))
     process = subprocess.Popen(
         [str(BIN / "rinetd-run"), str(rules), *extra],
         stdout=subprocess.DEVNULL,
@@ -218,7 +225,7 @@ def start_forwarder(
     forwarder = Forwarder(process, rules.parent, rules)
     if ready:
         try:
-            forwarder.wait_for_stderr("rinetd-run: forwarding")
+            forwarder.wait_for_stderr("rinetd-run: forwarding", count=workers)
         except AssertionError:
             forwarder.stop()
             raise

@@ -225,9 +225,8 @@ def test_workers_share_ports_reload_and_stop_together(tmp_path: Path, tcp_echo: 
     port, added = free_port(), free_port()
     pidfile = tmp_path / "rinetd.pid"
     conf = f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\npidlogfile {pidfile}\nlogfile LOG\n"
-    fw = start_forwarder(compile_config(conf, tmp_path), "--workers", "2", ready=False)
+    fw = start_forwarder(compile_config(conf, tmp_path), workers=2)
     try:
-        fw.wait_for_stderr("rinetd-run: forwarding", count=2)
         assert pidfile.read_text() == f"{fw.process.pid}\n"  # the supervisor's
         workers = Path(f"/proc/{fw.process.pid}/task/{fw.process.pid}/children").read_text().split()
         assert len(workers) == 2
@@ -252,9 +251,8 @@ def test_workers_write_one_log_without_broken_lines(tmp_path: Path, tcp_echo: Tc
     """Two workers append to one log at once: every line is whole, none is lost."""
     port = free_port()
     conf = f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\nlogfile LOG\n"
-    fw = start_forwarder(compile_config(conf, tmp_path), "--workers", "2", ready=False)
+    fw = start_forwarder(compile_config(conf, tmp_path), workers=2)
     try:
-        fw.wait_for_stderr("rinetd-run: forwarding", count=2)
         answers: list[bytes] = []
 
         def client(number: int) -> None:
