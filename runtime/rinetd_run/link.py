@@ -111,8 +111,10 @@ class Link:
             self.client.resume_reading()
         self._pending_size = 0
         if self._pending_eof:
-            backend.write_eof()
-            self._maybe_done()
+            if self._done():
+                self.finish(abort=False)
+            else:
+                backend.write_eof()
 
     def backend_failed(self) -> None:
         """The backend could not be reached: logged as the backend closing first, as 0.73 does,
@@ -150,26 +152,21 @@ class Link:
         """EOF from the client: pass it on, keep the other direction flowing."""
         self.first_closed = self.first_closed or "remote"
         self.client_eof = True
-        if self.backend_eof:
-            # Both ways are done: closing sends the backend the FIN a shutdown
-            # would, one system call fewer.
+        if self._done():
+            # Closing sends the backend the FIN a shutdown would, one system call fewer.
             self.finish(abort=False)
-            return
-        if self.backend is not None:
+        elif self.backend is not None:
             self.backend.write_eof()
         else:
             self._pending_eof = True
-        self._maybe_done()
 
     def backend_closed_write(self) -> None:
         self.first_closed = self.first_closed or "local"
         self.backend_eof = True
-        if self.client_eof:
+        if self._done():
             self.finish(abort=False)
-            return
-        if self.client is not None:
+        elif self.client is not None:
             self.client.write_eof()
-        self._maybe_done()
 
     def client_lost(self) -> None:
         self.first_closed = self.first_closed or "remote"
@@ -179,10 +176,11 @@ class Link:
         self.first_closed = self.first_closed or "local"
         self.finish(abort=not self.backend_eof)
 
-    def _maybe_done(self) -> None:
+    def _done(self) -> bool:
+        """Nothing more can flow: both sides sent EOF, or one side is datagrams (which
+        have no EOF, so the other side's EOF ends the link)."""
         datagrams = any(end is not None and not end.streams for end in (self.client, self.backend))
-        if (self.client_eof and self.backend_eof) or datagrams:
-            self.finish(abort=False)
+        return (self.client_eof and self.backend_eof) or datagrams
 
     def finish(self, *, abort: bool, result: str | None = None) -> None:
         """End the link once: close both ends and write the closing log line."""
