@@ -90,6 +90,13 @@ def process(args: list[str], **kwargs: object) -> Iterator[subprocess.Popen[byte
                 proc.kill()
 
 
+def rinetd_run(conf: Path, *flags: str) -> list[str]:
+    """Compile ``conf`` beside itself; the command that forwards with the result."""
+    rules = conf.with_suffix(".json")
+    subprocess.run([str(BIN / "rinetdc"), "compile", str(conf), "-o", str(rules)], check=True)
+    return [str(BIN / "rinetd-run"), str(rules), "--grace", "1", *flags]
+
+
 def wait_port(port: int) -> None:
     for _ in range(200):
         try:
@@ -247,11 +254,9 @@ def main() -> None:
         errors = stack.enter_context(open(work / "rinetd.err", "wb"))
         pids = {"rinetd": stack.enter_context(process(rinetd, stderr=errors)).pid}
         for number, name in enumerate(ours):
-            conf, rules = work / f"ours{number}.conf", work / f"ours{number}.json"
+            conf = work / f"ours{number}.conf"
             conf.write_text(texts[name])
-            compile_rules = [str(BIN / "rinetdc"), "compile", str(conf), "-o", str(rules)]
-            subprocess.run(compile_rules, check=True)
-            command = [str(BIN / "rinetd-run"), str(rules), "--grace", "1", *OURS[name]]
+            command = rinetd_run(conf, *OURS[name])
             pids[name] = stack.enter_context(process(command, **quiet)).pid
         for name, port in LOGGED.items():
             conf = work / f"logged-{name}.conf"
@@ -260,10 +265,7 @@ def main() -> None:
             if name == "rinetd":
                 command = ["/usr/sbin/rinetd", "-f", "-c", str(conf)]
             else:
-                rules = conf.with_suffix(".json")
-                compile_rules = [str(BIN / "rinetdc"), "compile", str(conf), "-o", str(rules)]
-                subprocess.run(compile_rules, check=True)
-                command = [str(BIN / "rinetd-run"), str(rules), "--grace", "1"]
+                command = rinetd_run(conf)
             stack.enter_context(process(command, **quiet))
         floor = [sys.executable, str(HERE / "floor.py"), str(FLOOR["http"]), str(PORTS["nginx"])]
         pids["python floor"] = stack.enter_context(process(floor, **quiet)).pid
