@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from .diagnostics import Span
 
@@ -22,7 +23,7 @@ __all__ = [
     "Option",
     "PidLogFile",
     "Port",
-    "Rule",
+    "RuleLine",
     "Statement",
     "address_kind",
 ]
@@ -72,7 +73,9 @@ class Option:
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
+class RuleLine:
+    """A forwarding rule as written: bind address and port, connect address and port."""
+
     bind_address: Address
     bind_port: Port
     connect_address: Address
@@ -83,7 +86,7 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class Access:
-    kind: str  # "allow" or "deny"
+    kind: Literal["allow", "deny"]
     pattern: str
     span: Span  # the pattern
 
@@ -105,7 +108,7 @@ class LogCommon:
     span: Span
 
 
-Statement = Rule | Access | LogFile | PidLogFile | LogCommon
+Statement = RuleLine | Access | LogFile | PidLogFile | LogCommon
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from . import ast, model
+from rinetd_run.ruleset import RuleSet
+
+from . import ast
 from .diagnostics import Diagnostic, Severity
 from .parser import parse
 from .resolve import Resolver
@@ -19,7 +21,7 @@ __all__ = ["Result", "check", "paused_gc"]
 @dataclass(frozen=True, slots=True)
 class Result:
     config: ast.Config
-    ruleset: model.RuleSet
+    ruleset: RuleSet
     diagnostics: tuple[Diagnostic, ...]
 
     @property

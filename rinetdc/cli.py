@@ -1,4 +1,4 @@
-"""The ``rinetdc`` command: check, compile and fmt.
+"""The ``rinetdc`` command: check, compile, fmt and bundle.
 
 Exit codes: 0 clean (warnings allowed unless --strict), 1 the configuration
 has errors, 2 usage or I/O trouble.  Nothing is written unless the input is
@@ -12,16 +12,17 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
 
-from rinetd_run.ruleset import RuleSetError, open_document
+from rinetd_run.document import read
+from rinetd_run.ruleset import RuleSet, RuleSetError
 
 from . import __version__
 from .bundle import bundle
 from .check import Result, check, paused_gc
-from .emit import from_document, render
+from .emit import render
 from .fmt import format_ruleset
 from .render import render_json, render_text, summary
 from .resolve import NoResolver, Resolver, SystemResolver
@@ -133,18 +134,17 @@ def compile_command(config: str, target: str, no_resolve: bool, strict: bool, ou
     with paused_gc():
         result = check(text, _resolver(no_resolve))
         code = _exit_code(result, strict)
-        frozen = render(result.ruleset, resolved=not no_resolve) if code == 0 else None
+        frozen = render(result.ruleset) if code == 0 else None
     _report(config, result, output, err=True)
     if frozen is not None:
         _write(target, frozen)
     sys.exit(code)
 
 
-def load_document(path: str) -> dict[str, Any]:
-    """A rule set file, checked for format, version and digest as rinetd-run checks it;
-    exit 2 otherwise."""
+def load_ruleset(path: str) -> RuleSet:
+    """A rule set file, read as strictly as rinetd-run reads it; exit 2 otherwise."""
     try:
-        return open_document(_read(path), path)
+        return read(_read(path), path)
     except RuleSetError as error:
         _fail(str(error))
 
@@ -173,9 +173,4 @@ def bundle_command(target: str, interpreter: str) -> None:
 @click.option("-o", "--output", "target", default="-", show_default=True, help="Where to write.")
 def fmt_command(rules: str, target: str) -> None:
     """Write a compiled rule set back as a canonical rinetd.conf."""
-    document = load_document(rules)
-    try:
-        ruleset = from_document(document)
-    except (KeyError, TypeError) as error:
-        _fail(f"{rules} does not follow the rule set schema: {error}")
-    _write(target, format_ruleset(ruleset))
+    _write(target, format_ruleset(load_ruleset(rules)))

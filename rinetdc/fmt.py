@@ -7,40 +7,44 @@ source lines included.
 
 from __future__ import annotations
 
-from . import model
+from rinetd_run.ruleset import DEFAULT_TIMEOUT, AccessRule, Endpoint, Rule, RuleSet
 
 __all__ = ["format_ruleset"]
 
 
-def _port(endpoint: model.Endpoint) -> str:
+def _port(endpoint: Endpoint) -> str:
     port = endpoint.service or str(endpoint.port)
     return port if endpoint.protocol == "tcp" else f"{port}/{endpoint.protocol}"
 
 
-def _rule(rule: model.Rule) -> str:
+def _rule(rule: Rule) -> str:
     words = [rule.bind.host, _port(rule.bind), rule.connect.host, _port(rule.connect)]
     options = []
-    if rule.timeout != model.DEFAULT_TIMEOUT:
+    if rule.timeout != DEFAULT_TIMEOUT:
         options.append(f"timeout={rule.timeout}")
-    if rule.src_host is not None:
-        options.append(f"src={rule.src_host}")
+    if rule.src is not None:
+        options.append(f"src={rule.src.host}")
     if options:
         words.append("[" + ", ".join(options) + "]")
     return " ".join(words)
 
 
-def format_ruleset(ruleset: model.RuleSet) -> str:
+def _access(entries: tuple[AccessRule, ...]) -> list[tuple[int, str]]:
+    return [(e.line, f"{e.kind} {e.pattern}") for e in entries]
+
+
+def format_ruleset(ruleset: RuleSet) -> str:
     """The rinetd.conf text of ``ruleset``, one statement per line, newline-terminated."""
-    items: list[tuple[int, str]] = [(e.line, f"{e.kind} {e.pattern}") for e in ruleset.access]
+    items = _access(ruleset.access)
     for rule in ruleset.rules:
         items.append((rule.line, _rule(rule)))
-        items.extend((e.line, f"{e.kind} {e.pattern}") for e in rule.access)
-    if ruleset.logfile:
-        items.append((ruleset.logfile.line, f"logfile {ruleset.logfile.value}"))
+        items += _access(rule.access)
+    if ruleset.log.file:
+        items.append((ruleset.log.file.line, f"logfile {ruleset.log.file.path}"))
     if ruleset.pidfile:
-        items.append((ruleset.pidfile.line, f"pidlogfile {ruleset.pidfile.value}"))
-    if ruleset.logcommon is not None:
-        items.append((ruleset.logcommon, "logcommon"))
+        items.append((ruleset.pidfile.line, f"pidlogfile {ruleset.pidfile.path}"))
+    if ruleset.log.common_line is not None:
+        items.append((ruleset.log.common_line, "logcommon"))
     lines: list[str] = []
     for line, text in sorted(items):
         lines.extend([""] * (line - 1 - len(lines)))

@@ -1,8 +1,10 @@
 """Text -> typed AST.  The only module that touches Lark.
 
-Each physical line is parsed on its own with the ``line`` start rule of
-``grammar.lark``, so one bad line never hides the next: every syntax error of
-a file is reported in one run.  ``_syntax_error`` is the single funnel that
+The whole file is parsed at once with the ``config`` start rule of
+``grammar.lark``; only when that fails is each physical line parsed on its
+own with the ``line`` start rule, so one bad line never hides the next: every
+syntax error of a file is reported in one run.  Meaning (quoted file names,
+ranges, scopes) is the validator's.  ``_syntax_error`` is the single funnel that
 turns Lark's exceptions into diagnostics; no Lark type leaves this module.
 """
 
@@ -89,9 +91,7 @@ def parse(text: str) -> tuple[ast.Config, list[Diagnostic]]:
         for statement in tree.find_data("line"):
             for child in statement.children:
                 if isinstance(child, lark.Tree):
-                    node, found = _statement(child, offset)
-                    statements.append(node)
-                    diagnostics.extend(found)
+                    statements.append(_statement(child, offset))
     config = ast.Config(statements=tuple(statements), lines=lines, broken=tuple(broken))
     return config, diagnostics
 
@@ -126,7 +126,7 @@ def _option(tree: lark.Tree[lark.Token], offset: int) -> ast.Option:
     return ast.Option(name=str(name), value=str(value), span=whole, value_span=value_span)
 
 
-def _statement(tree: lark.Tree[lark.Token], offset: int) -> tuple[ast.Statement, list[Diagnostic]]:
+def _statement(tree: lark.Tree[lark.Token], offset: int) -> ast.Statement:
     kind = tree.data
     tokens = _tokens(tree)
     if kind == "rule":
@@ -139,7 +139,7 @@ def _statement(tree: lark.Tree[lark.Token], offset: int) -> tuple[ast.Statement,
         )
         bind_address = _address(tokens[0], offset)
         last = options[-1].span if options else _span(tokens[3], offset)
-        rule = ast.Rule(
+        return ast.RuleLine(
             bind_address=bind_address,
             bind_port=_port(tokens[1], offset),
             connect_address=_address(tokens[2], offset),
@@ -147,27 +147,17 @@ def _statement(tree: lark.Tree[lark.Token], offset: int) -> tuple[ast.Statement,
             options=options,
             span=Span(bind_address.span.line, bind_address.span.column, last.end_column),
         )
-        return rule, []
     if kind == "access":
         keyword, pattern = tokens
         span = _span(pattern, offset)
-        return ast.Access(kind=str(keyword), pattern=str(pattern), span=span), []
-    if kind == "logcommon":
-        return ast.LogCommon(span=_span(tokens[0], offset)), []
-    (name,) = tokens
-    span = _span(name, offset)
-    found = []
-    if name.startswith('"'):
-        found.append(
-            make(
-                "W107",
-                f"rinetd 0.73 keeps the quotes: the file is named {name} with the quotes",
-                span,
-                hint="write the file name without quotes (0.73 cannot name files with blanks)",
-            )
+        return ast.Access(
+            kind="allow" if keyword == "allow" else "deny", pattern=str(pattern), span=span
         )
+    if kind == "logcommon":
+        return ast.LogCommon(span=_span(tokens[0], offset))
+    (name,) = tokens
     node = ast.LogFile if kind == "logfile" else ast.PidLogFile
-    return node(path=str(name), span=span), found
+    return node(path=str(name), span=_span(name, offset))
 
 
 # -- the funnel: Lark errors -> diagnostics -------------------------------------

@@ -1,19 +1,33 @@
-"""Typed AST -> validated model, with every error and warning found on the way.
+"""Typed AST -> the rule set model, with every error and warning found on the way.
 
 A pure function of the AST and a resolver: nothing here prints or exits.
-The checks follow rinetd 0.73's meaning of each statement (reference
-section 1) and add the ones 0.73 lacks: port ranges, bind collisions,
-patterns that can never match.
+``validate`` sorts the statements into their scopes, then runs the checks
+one after the other; each check returns its own diagnostics.  The checks
+follow rinetd 0.73's meaning of each statement (reference section 1) and add
+the ones 0.73 lacks: port ranges, bind collisions, patterns that can never
+match, settings that do nothing.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rinetd_run.access import AccessRule, verdict
+from rinetd_run.access import verdict
+from rinetd_run.ruleset import (
+    DEFAULT_TIMEOUT,
+    AccessRule,
+    Endpoint,
+    Log,
+    Rule,
+    RuleSet,
+    Setting,
+    Source,
+)
 
-from . import ast, model
+from . import ast
 from .diagnostics import Diagnostic, Related, Span, make
 from .resolve import Resolver, service_port
 
@@ -22,104 +36,113 @@ __all__ = ["validate"]
 _MAX_TIMEOUT = 2**31 - 1  # rinetd stores it in an int
 _GLOBS = frozenset("*?")
 
+Found = list[Diagnostic]
+
+
+@dataclass
+class _Scopes:
+    """The statements of a file, sorted into what each check reads."""
+
+    rules: list[ast.RuleLine] = field(default_factory=list)
+    rule_access: list[list[ast.Access]] = field(default_factory=list)  # one list per rule
+    global_access: list[ast.Access] = field(default_factory=list)
+    logfiles: list[ast.LogFile] = field(default_factory=list)
+    pidfiles: list[ast.PidLogFile] = field(default_factory=list)
+    logcommons: list[ast.LogCommon] = field(default_factory=list)
+
 
 @dataclass
 class _RuleDraft:
-    node: ast.Rule
-    bind: model.Endpoint | None
-    connect: model.Endpoint | None
+    """One rule as far as it could be understood: bind or connect is None if it is wrong."""
+
+    node: ast.RuleLine
+    bind: Endpoint | None
+    connect: Endpoint | None
     timeout: int
-    src: ast.Address | None
-    src_address: str | None
-    access: list[tuple[model.AccessEntry, Span]] = field(default_factory=list)
+    src: Source | None
+    access: list[ast.Access]
 
 
-def validate(config: ast.Config, resolver: Resolver) -> tuple[model.RuleSet, list[Diagnostic]]:
-    """Check ``config``; return its model and the diagnostics, in source order."""
-    found: list[Diagnostic] = []
-    drafts: list[_RuleDraft] = []
-    global_access: list[tuple[model.AccessEntry, Span]] = []
-    logfile: ast.LogFile | None = None
-    pidfile: ast.PidLogFile | None = None
-    logcommon: ast.LogCommon | None = None
-    for statement in config.statements:
-        if isinstance(statement, ast.Rule):
-            drafts.append(_rule(statement, resolver, found))
-        elif isinstance(statement, ast.Access):
-            entry = model.AccessEntry(statement.kind, statement.pattern, statement.span.line)
-            (drafts[-1].access if drafts else global_access).append((entry, statement.span))
-        elif isinstance(statement, ast.LogFile):
-            _repeated(logfile, statement, "logfile", found)
-            logfile = statement
-        elif isinstance(statement, ast.PidLogFile):
-            _repeated(pidfile, statement, "pidlogfile", found)
-            pidfile = statement
-        else:
-            logcommon = logcommon or statement
-
-    _check_binds(drafts, found)
-    _check_patterns(drafts, global_access, found)
-    if not drafts and not config.broken:
-        last = max(len(config.lines), 1)
-        found.append(make("W106", "the configuration has no forwarding rules", Span(last, 1, 2)))
-    if logcommon is not None and logfile is None:
-        found.append(
-            make(
-                "W109",
-                "logcommon has no effect without a logfile",
-                logcommon.span,
-                hint="add `logfile /var/log/rinetd.log`",
-            )
-        )
+def validate(config: ast.Config, resolver: Resolver) -> tuple[RuleSet, list[Diagnostic]]:
+    """Check ``config``; return its rule set and the diagnostics, in source order."""
+    scopes = _sort(config)
+    found: Found = []
+    drafts = []
+    for node, access in zip(scopes.rules, scopes.rule_access, strict=True):
+        draft, problems = _rule(node, access, resolver)
+        drafts.append(draft)
+        found += problems
+    found += _check_binds(drafts)
+    found += _check_patterns(drafts, scopes.global_access)
+    found += _check_reach(drafts, scopes.global_access)
+    found += _check_files(scopes)
+    found += _check_not_empty(config, drafts)
     found.sort(key=lambda d: (d.span, d.code))
-    rules = tuple(
-        model.Rule(
-            line=d.node.span.line,
-            bind=d.bind,
-            connect=d.connect,
-            timeout=d.timeout,
-            src_host=d.src.text if d.src else None,
-            src_address=d.src_address,
-            access=tuple(entry for entry, _span in d.access),
-        )
-        for d in drafts
-        if d.bind is not None and d.connect is not None
-    )
-    ruleset = model.RuleSet(
-        rules=rules,
-        access=tuple(entry for entry, _span in global_access),
-        logfile=model.Setting(logfile.path, logfile.span.line) if logfile else None,
-        logcommon=logcommon.span.line if logcommon else None,
-        pidfile=model.Setting(pidfile.path, pidfile.span.line) if pidfile else None,
-    )
-    return ruleset, found
+    return _ruleset(drafts, scopes, resolved=resolver.enabled), found
 
 
-def _repeated(
-    before: ast.LogFile | ast.PidLogFile | None,
-    now: ast.LogFile | ast.PidLogFile,
-    keyword: str,
-    found: list[Diagnostic],
-) -> None:
-    if before is not None:
-        found.append(
-            make(
-                "W104",
-                f"{keyword} is set again: this one wins",
-                now.span,
-                hint=f"keep one {keyword} line",
-                related=(Related(before.span, f"the earlier {keyword}, ignored"),),
+def _sort(config: ast.Config) -> _Scopes:
+    """Access lines belong to the rule above them; those above every rule are global."""
+    scopes = _Scopes()
+    for statement in config.statements:
+        if isinstance(statement, ast.RuleLine):
+            scopes.rules.append(statement)
+            scopes.rule_access.append([])
+        elif isinstance(statement, ast.Access):
+            (scopes.rule_access[-1] if scopes.rules else scopes.global_access).append(statement)
+        elif isinstance(statement, ast.LogFile):
+            scopes.logfiles.append(statement)
+        elif isinstance(statement, ast.PidLogFile):
+            scopes.pidfiles.append(statement)
+        else:
+            scopes.logcommons.append(statement)
+    return scopes
+
+
+def _access(nodes: list[ast.Access]) -> tuple[AccessRule, ...]:
+    return tuple(AccessRule(node.kind, node.pattern, node.span.line) for node in nodes)
+
+
+def _setting(nodes: Sequence[ast.LogFile | ast.PidLogFile]) -> Setting | None:
+    return Setting(nodes[-1].path, nodes[-1].span.line) if nodes else None  # the last wins
+
+
+def _ruleset(drafts: list[_RuleDraft], scopes: _Scopes, *, resolved: bool) -> RuleSet:
+    common = scopes.logcommons[0].span.line if scopes.logcommons else None
+    return RuleSet(
+        resolved=resolved,
+        access=_access(scopes.global_access),
+        log=Log(
+            file=_setting(scopes.logfiles),
+            format="tab" if common is None else "common",
+            common_line=common,
+        ),
+        pidfile=_setting(scopes.pidfiles),
+        rules=tuple(
+            Rule(
+                line=d.node.span.line,
+                bind=d.bind,
+                connect=d.connect,
+                timeout=d.timeout,
+                src=d.src,
+                access=_access(d.access),
             )
-        )
+            for d in drafts
+            if d.bind is not None and d.connect is not None
+        ),
+    )
 
 
 # -- one rule ----------------------------------------------------------------
 
 
-def _rule(node: ast.Rule, resolver: Resolver, found: list[Diagnostic]) -> _RuleDraft:
-    bind = _endpoint(node.bind_address, node.bind_port, resolver, found)
-    connect = _endpoint(node.connect_address, node.connect_port, resolver, found)
-    timeout, src, src_address = 0, None, None
+def _rule(
+    node: ast.RuleLine, access: list[ast.Access], resolver: Resolver
+) -> tuple[_RuleDraft, Found]:
+    bind, found = _endpoint(node.bind_address, node.bind_port, resolver)
+    connect, problems = _endpoint(node.connect_address, node.connect_port, resolver)
+    found += problems
+    timeout, src = 0, None
     seen: dict[str, ast.Option] = {}
     for option in node.options:
         if option.name in seen:
@@ -133,20 +156,10 @@ def _rule(node: ast.Rule, resolver: Resolver, found: list[Diagnostic]) -> _RuleD
             )
         seen[option.name] = option
         if option.name == "timeout":
-            timeout = int(option.value)
-            if timeout > _MAX_TIMEOUT:
-                found.append(
-                    make(
-                        "E007",
-                        f"timeout {option.value} is out of range",
-                        option.value_span,
-                        hint=f"use 1..{_MAX_TIMEOUT} seconds (0 means the default, 72)",
-                    )
-                )
-                timeout = 0
+            timeout, problems = _timeout(option)
         else:
-            src = ast.Address(option.value, ast.address_kind(option.value), option.value_span)
-            src_address = _address(src, resolver, found)
+            src, problems = _source(option, resolver)
+        found += problems
     protocols = {node.bind_port.protocol, node.connect_port.protocol}
     if "timeout" in seen and protocols == {"tcp"}:
         found.append(
@@ -157,30 +170,43 @@ def _rule(node: ast.Rule, resolver: Resolver, found: list[Diagnostic]) -> _RuleD
                 hint="remove the option, or use /udp on the bind or connect port",
             )
         )
-    mixed = (
-        src is not None
-        and src_address is not None
-        and connect is not None
-        and connect.address is not None
-        and _family(src_address) != _family(connect.address)
+    if src is not None and connect is not None:
+        found += _check_families(src, connect, seen["src"])
+    draft = _RuleDraft(node, bind, connect, timeout or DEFAULT_TIMEOUT, src, access)
+    return draft, found
+
+
+def _timeout(option: ast.Option) -> tuple[int, Found]:
+    timeout = int(option.value)
+    if timeout <= _MAX_TIMEOUT:
+        return timeout, []
+    problem = make(
+        "E007",
+        f"timeout {option.value} is out of range",
+        option.value_span,
+        hint=f"use 1..{_MAX_TIMEOUT} seconds (0 means the default, 72)",
     )
-    if mixed and src is not None and connect is not None:
-        found.append(
-            make(
-                "E012",
-                f"src {src.text} and connect address {connect.host} are of different families",
-                src.span,
-                hint="an IPv4 backend needs an IPv4 src, an IPv6 backend an IPv6 src",
-            )
-        )
-    return _RuleDraft(
-        node=node,
-        bind=bind,
-        connect=connect,
-        timeout=timeout or model.DEFAULT_TIMEOUT,
-        src=src,
-        src_address=src_address,
+    return 0, [problem]
+
+
+def _source(option: ast.Option, resolver: Resolver) -> tuple[Source, Found]:
+    written = ast.Address(option.value, ast.address_kind(option.value), option.value_span)
+    address, found = _address(written, resolver)
+    return Source(option.value, address), found
+
+
+def _check_families(src: Source, connect: Endpoint, option: ast.Option) -> Found:
+    if src.address is None or connect.address is None:
+        return []
+    if _family(src.address) == _family(connect.address):
+        return []
+    problem = make(
+        "E012",
+        f"src {src.host} and connect address {connect.host} are of different families",
+        option.value_span,
+        hint="an IPv4 backend needs an IPv4 src, an IPv6 backend an IPv6 src",
     )
+    return [problem]
 
 
 def _family(address: str) -> int:
@@ -188,95 +214,89 @@ def _family(address: str) -> int:
 
 
 def _endpoint(
-    address: ast.Address, port: ast.Port, resolver: Resolver, found: list[Diagnostic]
-) -> model.Endpoint | None:
-    before = len(found)
-    numeric = _address(address, resolver, found)
-    number = _port(port, found)
-    if number is None or len(found) > before:
-        return None
-    return model.Endpoint(
+    address: ast.Address, port: ast.Port, resolver: Resolver
+) -> tuple[Endpoint | None, Found]:
+    numeric, found = _address(address, resolver)
+    number, problems = _port(port)
+    found += problems
+    if number is None or found:
+        return None, found
+    endpoint = Endpoint(
         host=address.text,
         address=numeric,
         port=number,
         service=None if port.text.isdigit() else port.text,
-        protocol=port.protocol,
+        protocol="udp" if port.protocol == "udp" else "tcp",
     )
+    return endpoint, found
 
 
-def _address(address: ast.Address, resolver: Resolver, found: list[Diagnostic]) -> str | None:
+def _address(address: ast.Address, resolver: Resolver) -> tuple[str | None, Found]:
     """The numeric form of an address; None (with a diagnostic, if it is wrong) otherwise."""
     text, span = address.text, address.span
     if address.kind is ast.AddressKind.ZERO:
-        return "0.0.0.0"
+        return "0.0.0.0", []
     if address.kind in (ast.AddressKind.IPV4, ast.AddressKind.IPV6):
         try:
-            return str(ipaddress.ip_address(text))
+            return str(ipaddress.ip_address(text)), []
         except ValueError:
             hint = None
             if address.kind is ast.AddressKind.IPV4:
                 hint = "four numbers 0..255 without leading zeros, e.g. 10.0.0.1"
-            found.append(make("E002", f"'{text}' is not a valid IP address", span, hint=hint))
-            return None
+            return None, [make("E002", f"'{text}' is not a valid IP address", span, hint=hint)]
     labels = text.split(".")
     if len(text) > 253 or any(len(label) > 63 for label in labels):
-        found.append(
-            make(
-                "E003",
-                f"'{text}' is not a valid host name",
-                span,
-                hint="labels are at most 63 characters, names at most 253",
-            )
+        problem = make(
+            "E003",
+            f"'{text}' is not a valid host name",
+            span,
+            hint="labels are at most 63 characters, names at most 253",
         )
-        return None
+        return None, [problem]
     numeric = resolver.resolve(text)
     if numeric is None and resolver.enabled:
-        found.append(
-            make(
-                "E004",
-                f"host name '{text}' does not resolve",
-                span,
-                hint="rinetd resolves names at start; check the name, "
-                "or use --no-resolve where the production DNS is not reachable",
-            )
+        problem = make(
+            "E004",
+            f"host name '{text}' does not resolve",
+            span,
+            hint="rinetd resolves names at start; check the name, "
+            "or use --no-resolve where the production DNS is not reachable",
         )
-    return numeric
+        return None, [problem]
+    return numeric, []
 
 
-def _port(port: ast.Port, found: list[Diagnostic]) -> int | None:
+def _port(port: ast.Port) -> tuple[int | None, Found]:
     if port.text.isdigit():
         number = int(port.text)
         if 1 <= number <= 65535:
-            return number
-        found.append(
-            make(
-                "E006",
-                f"port {port.text} is out of range",
-                port.span,
-                hint="ports are 1..65535 (rinetd 0.73 would silently use another port)",
-            )
+            return number, []
+        problem = make(
+            "E006",
+            f"port {port.text} is out of range",
+            port.span,
+            hint="ports are 1..65535 (rinetd 0.73 would silently use another port)",
         )
-        return None
+        return None, [problem]
     service = service_port(port.text, port.protocol)
-    if service is None:
-        other = "udp" if port.protocol == "tcp" else "tcp"
-        hint = (
-            f"'{port.text}' is a {other} service: add /{other} or use its number"
-            if service_port(port.text, other)
-            else "use a port number or a name from /etc/services"
-        )
-        found.append(
-            make("E005", f"unknown {port.protocol} service '{port.text}'", port.span, hint=hint)
-        )
-    return service
+    if service is not None:
+        return service, []
+    other = "udp" if port.protocol == "tcp" else "tcp"
+    hint = (
+        f"'{port.text}' is a {other} service: add /{other} or use its number"
+        if service_port(port.text, other)
+        else "use a port number or a name from /etc/services"
+    )
+    return None, [
+        make("E005", f"unknown {port.protocol} service '{port.text}'", port.span, hint=hint)
+    ]
 
 
-# -- across rules ------------------------------------------------------------
+# -- binds across rules --------------------------------------------------------
 
 
-def _bind_key(draft: _RuleDraft) -> str:
-    assert draft.bind is not None
-    return draft.bind.address or draft.bind.host
+def _bind_key(bind: Endpoint) -> str:
+    return bind.address or bind.host
 
 
 def _collides(a: str, b: str) -> str | None:
@@ -295,45 +315,50 @@ def _collides(a: str, b: str) -> str | None:
     return None
 
 
-def _check_binds(drafts: list[_RuleDraft], found: list[Diagnostic]) -> None:
-    by_port: dict[tuple[str, int], list[_RuleDraft]] = {}
+def _collision(draft: _RuleDraft, bind: Endpoint, earlier: _RuleDraft, why: str) -> Diagnostic:
+    here, there = _bind_span(draft.node), _bind_span(earlier.node)
+    written = f"{bind.host} {bind.port}/{bind.protocol}"
+    if why == "duplicate":
+        return make(
+            "E010",
+            f"{written} is bound twice",
+            here,
+            hint="remove one of the two rules",
+            related=(Related(there, "first bound here"),),
+        )
+    return make(
+        "E011",
+        f"{written} overlaps the bind of line {there.line}",
+        here,
+        hint="a wildcard address (0, 0.0.0.0, ::) takes the port on every "
+        "address; use distinct ports or specific addresses",
+        related=(Related(there, "this bind takes the same port"),),
+    )
+
+
+def _check_binds(drafts: list[_RuleDraft]) -> Found:
+    """E010/E011: two rules that cannot both have their listening socket."""
+    found: Found = []
+    by_port: dict[tuple[str, int], list[tuple[_RuleDraft, str]]] = {}
     for draft in drafts:
         if draft.bind is None:
             continue
+        key = _bind_key(draft.bind)
         group = by_port.setdefault((draft.bind.protocol, draft.bind.port), [])
-        for earlier in group:
-            why = _collides(_bind_key(earlier), _bind_key(draft))
-            if why is None:
-                continue
-            here, there = _bind_span(draft.node), _bind_span(earlier.node)
-            bind = f"{draft.bind.host} {draft.bind.port}/{draft.bind.protocol}"
-            if why == "duplicate":
-                diagnostic = make(
-                    "E010",
-                    f"{bind} is bound twice",
-                    here,
-                    hint="remove one of the two rules",
-                    related=(Related(there, "first bound here"),),
-                )
-            else:
-                diagnostic = make(
-                    "E011",
-                    f"{bind} overlaps the bind of line {there.line}",
-                    here,
-                    hint="a wildcard address (0, 0.0.0.0, ::) takes the port on every "
-                    "address; use distinct ports or specific addresses",
-                    related=(Related(there, "this bind takes the same port"),),
-                )
-            found.append(diagnostic)
-            break
-        group.append(draft)
+        for earlier, earlier_key in group:
+            why = _collides(earlier_key, key)
+            if why is not None:
+                found.append(_collision(draft, draft.bind, earlier, why))
+                break
+        group.append((draft, key))
+    return found
 
 
-def _bind_span(node: ast.Rule) -> Span:
+def _bind_span(node: ast.RuleLine) -> Span:
     return Span(node.span.line, node.bind_address.span.column, node.bind_port.span.end_column)
 
 
-# -- access patterns ---------------------------------------------------------
+# -- access patterns -----------------------------------------------------------
 
 
 def _families(draft: _RuleDraft) -> set[int]:
@@ -354,74 +379,122 @@ def _never_matches(pattern: str, family: int) -> str | None:
     return None
 
 
-def _check_patterns(
-    drafts: list[_RuleDraft],
-    global_access: list[tuple[model.AccessEntry, Span]],
-    found: list[Diagnostic],
-) -> None:
-    for entry, span in global_access + [a for d in drafts for a in d.access]:
-        if any(c in "ABCDEF" for c in entry.pattern):
+_IPV6_HINT = "on a :: listener IPv4 clients appear as ::ffff:10.0.0.1: write ::ffff:10.0.0.*"
+
+
+def _check_patterns(drafts: list[_RuleDraft], global_access: list[ast.Access]) -> Found:
+    """W101: patterns that no client address can match."""
+    found: Found = []
+    for node in global_access + [a for d in drafts for a in d.access]:
+        if any(c in "ABCDEF" for c in node.pattern):
             found.append(
                 make(
                     "W101",
-                    f"'{entry.pattern}' has uppercase hex digits and can never match",
-                    span,
-                    hint=f"clients are matched as lowercase text: write '{entry.pattern.lower()}'",
+                    f"'{node.pattern}' has uppercase hex digits and can never match",
+                    node.span,
+                    hint=f"clients are matched as lowercase text: write '{node.pattern.lower()}'",
                 )
             )
-    ipv6_hint = "on a :: listener IPv4 clients appear as ::ffff:10.0.0.1: write ::ffff:10.0.0.*"
     for draft in drafts:
-        for entry, span in draft.access:
+        for node in draft.access:
             for family in _families(draft):
-                why = _never_matches(entry.pattern, family)
+                why = _never_matches(node.pattern, family)
                 if why:
-                    hint = ipv6_hint if family == 6 else "remove it, or bind an IPv6 address"
+                    hint = _IPV6_HINT if family == 6 else "remove it, or bind an IPv6 address"
                     found.append(
-                        make("W101", f"'{entry.pattern}' can never match: {why}", span, hint=hint)
+                        make(
+                            "W101", f"'{node.pattern}' can never match: {why}", node.span, hint=hint
+                        )
                     )
     every_family = set().union(*(_families(d) for d in drafts)) if drafts else set()
-    for entry, span in global_access:
-        reasons = [_never_matches(entry.pattern, f) for f in every_family]
+    for node in global_access:
+        reasons = [_never_matches(node.pattern, f) for f in every_family]
         if every_family and all(reasons):
             found.append(
                 make(
                     "W101",
-                    f"'{entry.pattern}' can never match on any rule: {reasons[0]}",
-                    span,
-                    hint=ipv6_hint if 6 in every_family else None,
+                    f"'{node.pattern}' can never match on any rule: {reasons[0]}",
+                    node.span,
+                    hint=_IPV6_HINT if 6 in every_family else None,
                 )
             )
-    _check_reach(drafts, global_access, found)
+    return found
 
 
-def _check_reach(
-    drafts: list[_RuleDraft],
-    global_access: list[tuple[model.AccessEntry, Span]],
-    found: list[Diagnostic],
-) -> None:
-    rules = [AccessRule(e.kind, e.pattern) for e, _span in global_access]  # type: ignore[arg-type]
-    for entry, span in global_access:
-        if entry.kind == "deny" and set(entry.pattern) == {"*"} and drafts:
-            found.append(
-                make(
-                    "W102",
-                    f"'deny {entry.pattern}' rejects every client: no rule can be reached",
-                    span,
-                )
-            )
-            return
+def _check_reach(drafts: list[_RuleDraft], global_access: list[ast.Access]) -> Found:
+    """W102: rules that the global access lines close to every client they allow."""
+    for node in global_access:
+        if node.kind == "deny" and set(node.pattern) == {"*"} and drafts:
+            message = f"'deny {node.pattern}' rejects every client: no rule can be reached"
+            return [make("W102", message, node.span)]
+    rules = _access(global_access)
+    found: Found = []
     for draft in drafts:
-        allows = [(e, s) for e, s in draft.access if e.kind == "allow"]
-        if not allows or any(_GLOBS & set(e.pattern) for e, _s in allows):
+        allows = [node for node in draft.access if node.kind == "allow"]
+        if not allows or any(_GLOBS & set(node.pattern) for node in allows):
             continue
-        if all(verdict(rules, (), e.pattern) != "allowed" for e, _s in allows):
+        if all(verdict(rules, (), node.pattern) != "allowed" for node in allows):
             found.append(
                 make(
                     "W102",
                     "every client this rule allows is rejected by the global access rules",
                     _bind_span(draft.node),
                     related=tuple(
-                        Related(s, "allowed here, rejected globally") for _e, s in allows
+                        Related(node.span, "allowed here, rejected globally") for node in allows
                     ),
                 )
             )
+    return found
+
+
+# -- settings --------------------------------------------------------------------
+
+
+def _check_files(scopes: _Scopes) -> Found:
+    """W104 repeated settings, W107 quoted file names, W109 logcommon without a log."""
+    found: Found = []
+    named: list[tuple[str, Sequence[ast.LogFile | ast.PidLogFile]]] = [
+        ("logfile", scopes.logfiles),
+        ("pidlogfile", scopes.pidfiles),
+    ]
+    for keyword, nodes in named:
+        for before, now in itertools.pairwise(nodes):
+            found.append(
+                make(
+                    "W104",
+                    f"{keyword} is set again: this one wins",
+                    now.span,
+                    hint=f"keep one {keyword} line",
+                    related=(Related(before.span, f"the earlier {keyword}, ignored"),),
+                )
+            )
+        for node in nodes:
+            if node.path.startswith('"'):
+                found.append(
+                    make(
+                        "W107",
+                        f"rinetd 0.73 keeps the quotes: the file is named {node.path} "
+                        "with the quotes",
+                        node.span,
+                        hint="write the file name without quotes "
+                        "(0.73 cannot name files with blanks)",
+                    )
+                )
+    if scopes.logcommons and not scopes.logfiles:
+        found.append(
+            make(
+                "W109",
+                "logcommon has no effect without a logfile",
+                scopes.logcommons[0].span,
+                hint="add `logfile /var/log/rinetd.log`",
+            )
+        )
+    return found
+
+
+def _check_not_empty(config: ast.Config, drafts: list[_RuleDraft]) -> Found:
+    """W106: a file without rules forwards nothing (unless a broken line was meant as one)."""
+    if drafts or config.broken:
+        return []
+    last = max(len(config.lines), 1)
+    return [make("W106", "the configuration has no forwarding rules", Span(last, 1, 2))]

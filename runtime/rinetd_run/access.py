@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-__all__ = ["AccessRule", "Verdict", "matches", "verdict"]
+from .ruleset import AccessRule
+
+__all__ = ["Verdict", "matches", "verdict"]
 
 Verdict = Literal["allowed", "not-allowed", "denied"]
-
-
-@dataclass(frozen=True, slots=True)
-class AccessRule:
-    kind: Literal["allow", "deny"]
-    pattern: str
 
 
 @lru_cache(maxsize=4096)

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import logline
-from .access import AccessRule, verdict
+from .access import verdict
 from .link import Link
 from .logline import Event
 from .poller import Poller
-from .ruleset import Rule
+from .ruleset import AccessRule, Rule
 
 __all__ = ["Context", "Listening"]
 

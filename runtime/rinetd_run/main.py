@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import contextlib
 import importlib
-import os
 import resource
 import signal
 import sys
@@ -19,7 +18,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from . import __version__
-from .ruleset import RuleSet, RuleSetError, load, resolve
+from .document import load
+from .pidfile import pidfile
+from .ruleset import RuleSet, RuleSetError, resolve
 from .say import say
 from .server import BindError, Server
 from .workers import supervise
@@ -56,15 +57,6 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _write_pidfile(path: str) -> None:
-    try:
-        with open(path, "w", encoding="ascii") as handle:
-            handle.write(f"{os.getpid()}\n")
-    except OSError as error:
-        # 0.73 goes on without a pid file too; say so and keep forwarding.
-        say(f"cannot write pid file {path}: {error.strerror}")
-
-
 async def _serve(path: str, ruleset: RuleSet, grace: float, workers: int) -> int:
     try:
         server = Server(path, ruleset, reuse_port=workers > 1)
@@ -77,9 +69,13 @@ async def _serve(path: str, ruleset: RuleSet, grace: float, workers: int) -> int
         say(str(error))
         server.logger.close()
         return 1
-    pidfile = ruleset.pidfile if workers == 1 else None  # else the supervisor's
-    if pidfile:
-        _write_pidfile(pidfile)
+    path_of_pid = ruleset.pidfile.path if ruleset.pidfile and workers == 1 else None
+    with pidfile(path_of_pid):  # with --workers, the supervisor's
+        await _forward(server, path, len(ruleset.rules), grace)
+    return 0
+
+
+async def _forward(server: Server, path: str, count: int, grace: float) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     reloads: set[asyncio.Task[bool]] = set()
@@ -92,15 +88,9 @@ async def _serve(path: str, ruleset: RuleSet, grace: float, workers: int) -> int
     loop.add_signal_handler(signal.SIGHUP, hup)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    say(f"forwarding {len(ruleset.rules)} rules from {path}")
-    try:
-        await stop.wait()
-        await server.stop(grace)
-    finally:
-        if pidfile:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(pidfile)
-    return 0
+    say(f"forwarding {count} rules from {path}")
+    await stop.wait()
+    await server.stop(grace)
 
 
 def _raise_file_limit() -> None:
@@ -131,4 +121,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     def work() -> int:
         return runner(_serve(arguments.rules, ruleset, arguments.grace, workers))
 
-    sys.exit(work() if workers == 1 else supervise(workers, work, ruleset.pidfile))
+    sys.exit(
+        work()
+        if workers == 1
+        else supervise(workers, work, ruleset.pidfile.path if ruleset.pidfile else None)
+    )

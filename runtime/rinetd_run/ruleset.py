@@ -1,55 +1,96 @@
-"""Reading the frozen rule set: refuse anything that is not exactly what rinetdc wrote.
+"""The frozen rule set as typed values: the one model that compiler and runtime share.
 
-``load`` checks JSON, format, version, digest and shape and returns typed
-rules; ``resolve`` fills in host name addresses as rinetd does at start and at
-each reload.  Nothing here opens a socket.
+The compiler builds it from a checked configuration, ``document`` turns it
+into the JSON of ``schema/rules.schema.json`` and back, and the runtime
+forwards from it.  ``resolve`` fills in host name addresses as rinetd does at
+start and at each reload.  Nothing here reads a file or opens a socket.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
-
-from .access import AccessRule
-from .canonical import FORMAT, VERSION, digest
+from typing import Literal
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
+    "AccessRule",
     "Endpoint",
+    "Log",
     "Rule",
     "RuleSet",
     "RuleSetError",
-    "load",
-    "open_document",
-    "parse",
+    "Setting",
+    "Source",
     "resolve",
     "system_resolver",
 ]
 
+DEFAULT_TIMEOUT = 72  # seconds; rinetd 0.73 uses it for `timeout=0` and for no timeout
+
+AccessKind = Literal["allow", "deny"]
+Protocol = Literal["tcp", "udp"]
+LogFormat = Literal["tab", "common"]
+
 
 class RuleSetError(Exception):
-    """The rule set file cannot be used; the message says why, for an operator."""
+    """The rule set cannot be used; the message says why, for an operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRule:
+    """One `allow` or `deny` line."""
+
+    kind: AccessKind
+    pattern: str
+    line: int
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    host: str  # as written, for the log
-    address: str | None  # numeric; None until resolved
+    """A rule's bind or connect side."""
+
+    host: str  # as written (`0`, `localhost`, `::1`): logs show it
+    address: str | None  # numeric; None for a host name not resolved yet
     port: int
-    protocol: str
+    service: str | None  # the service name as written, when the port was one
+    protocol: Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A rule's `src=` option: the local address of its backend connections."""
+
+    host: str
+    address: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """A file name set by a statement (`logfile`, `pidlogfile`), with its line."""
+
+    path: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    file: Setting | None
+    format: LogFormat
+    common_line: int | None  # the line of the `logcommon` statement, if any
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """One forwarding rule with its own access lines (those written below it)."""
+
     line: int
     bind: Endpoint
     connect: Endpoint
-    timeout: int
-    src_host: str | None
-    src_address: str | None
+    timeout: int  # UDP idle timeout, seconds
+    src: Source | None
     access: tuple[AccessRule, ...]
 
     @property
@@ -60,83 +101,19 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
+    resolved: bool  # False when compiled with --no-resolve
+    access: tuple[AccessRule, ...]  # the global access lines
+    log: Log
+    pidfile: Setting | None
     rules: tuple[Rule, ...]
-    access: tuple[AccessRule, ...]
-    logfile: str | None
-    logcommon: bool
-    pidfile: str | None
 
+    @property
+    def logfile(self) -> str | None:
+        return self.log.file.path if self.log.file else None
 
-def _access(values: list[dict[str, Any]]) -> tuple[AccessRule, ...]:
-    return tuple(AccessRule(v["kind"], str(v["pattern"])) for v in values)
-
-
-def _endpoint(value: dict[str, Any]) -> Endpoint:
-    port = value["port"]
-    if not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ValueError(f"port {port!r} out of range")
-    if value["protocol"] not in ("tcp", "udp"):
-        raise ValueError(f"protocol {value['protocol']!r}")
-    return Endpoint(str(value["host"]), value["address"], port, value["protocol"])
-
-
-def open_document(text: str, name: str = "rule set") -> dict[str, Any]:
-    """The JSON value of a sealed rinetdc rule set; RuleSetError if it is anything else."""
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise RuleSetError(f"{name} is not valid JSON: {error}") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise RuleSetError(f"{name} is not a rinetdc rule set")
-    if document.get("version") != VERSION:
-        raise RuleSetError(
-            f"{name} has rule set version {document.get('version')!r}; "
-            f"this version reads {VERSION}: compile it again with a matching rinetdc"
-        )
-    if document.get("digest") != digest(document):
-        raise RuleSetError(f"{name} was changed after it was compiled (digest mismatch)")
-    return document
-
-
-def parse(text: str, name: str = "rule set") -> RuleSet:
-    """The rule set in ``text``; RuleSetError if it is not a sealed rinetdc rule set."""
-    document = open_document(text, name)
-    try:
-        rules = tuple(
-            Rule(
-                line=int(r["line"]),
-                bind=_endpoint(r["bind"]),
-                connect=_endpoint(r["connect"]),
-                timeout=int(r["timeout"]),
-                src_host=r["src"]["host"] if r["src"] else None,
-                src_address=r["src"]["address"] if r["src"] else None,
-                access=_access(r["access"]),
-            )
-            for r in document["rules"]
-        )
-        log = document["log"]
-        return RuleSet(
-            rules=rules,
-            access=_access(document["access"]),
-            logfile=log["file"]["path"] if log["file"] else None,
-            logcommon=log["format"] == "common",
-            pidfile=document["pidfile"]["path"] if document["pidfile"] else None,
-        )
-    except (KeyError, TypeError, ValueError) as error:
-        raise RuleSetError(f"{name} does not follow the rule set schema: {error!r}") from None
-
-
-def load(path: str) -> RuleSet:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as error:
-        raise RuleSetError(f"cannot read {path}: {error.strerror or error}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise RuleSetError(f"{path} is not UTF-8 text") from None
-    return parse(text, path)
+    @property
+    def logcommon(self) -> bool:
+        return self.log.format == "common"
 
 
 def system_resolver(host: str) -> str | None:
@@ -177,6 +154,6 @@ def resolve(ruleset: RuleSet, lookup: Callable[[str], str | None] = system_resol
     for rule in ruleset.rules:
         bind = replace(rule.bind, address=numeric(rule.bind.host, rule.line))
         connect = replace(rule.connect, address=numeric(rule.connect.host, rule.line))
-        src = numeric(rule.src_host, rule.line) if rule.src_host else None
-        rules.append(replace(rule, bind=bind, connect=connect, src_address=src))
-    return replace(ruleset, rules=tuple(rules))
+        src = rule.src and replace(rule.src, address=numeric(rule.src.host, rule.line))
+        rules.append(replace(rule, bind=bind, connect=connect, src=src))
+    return replace(ruleset, rules=tuple(rules), resolved=True)

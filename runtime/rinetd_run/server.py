@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from . import logline
 from .acceptor import Acceptor
 from .context import Context, Listening
+from .document import load
 from .logger import LogWriter
 from .plan import Key, plan_reload
 from .poller import Poller
-from .ruleset import Rule, RuleSet, RuleSetError, load, resolve
+from .ruleset import Rule, RuleSet, RuleSetError, resolve
 from .say import say
 from .tcp import accept_client
 from .udp import UdpListener

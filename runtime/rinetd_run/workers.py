@@ -14,10 +14,12 @@ import signal
 from collections.abc import Callable
 from types import FrameType
 
+from .pidfile import pidfile
+
 __all__ = ["supervise"]
 
 
-def supervise(count: int, work: Callable[[], int], pidfile: str | None) -> int:
+def supervise(count: int, work: Callable[[], int], path_of_pid: str | None) -> int:
     """Run ``work`` in ``count`` forked processes; return the exit code for the whole."""
     children: set[int] = set()
     for _ in range(count):
@@ -37,11 +39,8 @@ def supervise(count: int, work: Callable[[], int], pidfile: str | None) -> int:
 
     for number in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(number, forward)
-    if pidfile:
-        with open(pidfile, "w", encoding="ascii") as handle:
-            handle.write(f"{os.getpid()}\n")
     result = 0
-    try:
+    with pidfile(path_of_pid):
         while children:
             pid, status = os.wait()
             children.discard(pid)
@@ -49,8 +48,4 @@ def supervise(count: int, work: Callable[[], int], pidfile: str | None) -> int:
             if code != 0 and result == 0:
                 result = code if code > 0 else 1
                 forward(signal.SIGTERM, None)
-    finally:
-        if pidfile:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(pidfile)
     return result

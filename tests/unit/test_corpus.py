@@ -10,8 +10,9 @@ import jsonschema
 import pytest
 
 from rinetd_run.canonical import digest
+from rinetd_run.document import read
 from rinetdc.check import check
-from rinetdc.emit import from_document, render
+from rinetdc.emit import render
 from rinetdc.fmt import format_ruleset
 from rinetdc.resolve import NoResolver
 from tests.conftest import CORPUS, SCHEMA
@@ -27,7 +28,7 @@ def _read(path: Path) -> str:
 def _compile(text: str) -> str:
     result = check(text, NoResolver())
     assert result.errors == 0, result.diagnostics
-    return render(result.ruleset, resolved=False)
+    return render(result.ruleset)
 
 
 @pytest.mark.parametrize("conf", VALID, ids=lambda p: p.stem)
@@ -45,7 +46,7 @@ def test_compiled_json_follows_the_schema_and_its_digest(conf: Path) -> None:
 @pytest.mark.parametrize("conf", VALID, ids=lambda p: p.stem)
 def test_fmt_round_trips(conf: Path) -> None:
     compiled = _compile(_read(conf))
-    again = _compile(format_ruleset(from_document(json.loads(compiled))))
+    again = _compile(format_ruleset(read(compiled)))
     assert again == compiled
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rinetd_run.document import read
 from rinetdc.check import check
-from rinetdc.emit import from_document, render
+from rinetdc.emit import render
 from rinetdc.fmt import format_ruleset
 from rinetdc.render import render_json, render_text
 from rinetdc.resolve import NoResolver
@@ -61,7 +60,7 @@ def test_fmt_inverts_compile_for_every_accepted_config(text: str) -> None:
     result = check(text, NoResolver())
     if result.errors:
         return
-    compiled = render(result.ruleset, resolved=False)
-    again = check(format_ruleset(from_document(json.loads(compiled))), NoResolver())
+    compiled = render(result.ruleset)
+    again = check(format_ruleset(read(compiled)), NoResolver())
     assert again.errors == 0
-    assert render(again.ruleset, resolved=False) == compiled
+    assert render(again.ruleset) == compiled

@@ -23,7 +23,7 @@ def _codes(text: str) -> list[tuple[str, int, int, str | None]]:
 
 def test_rule_with_every_part_and_positions() -> None:
     rule = _one("::1 80/udp fe80::1 www/tcp [timeout = 5 , src=fd00::2]  # c\n")
-    assert isinstance(rule, ast.Rule)
+    assert isinstance(rule, ast.RuleLine)
     assert rule.bind_address == ast.Address("::1", ast.AddressKind.IPV6, Span(1, 1, 4))
     assert rule.bind_port == ast.Port("80", "udp", Span(1, 5, 7))
     assert rule.connect_address.kind is ast.AddressKind.IPV6
@@ -45,13 +45,13 @@ def test_rule_with_every_part_and_positions() -> None:
 )
 def test_address_forms(text: str, kind: ast.AddressKind) -> None:
     rule = _one(f"{text} 80 127.0.0.1 80\n")
-    assert isinstance(rule, ast.Rule)
+    assert isinstance(rule, ast.RuleLine)
     assert rule.bind_address.kind is kind
 
 
 def test_no_protocol_means_tcp_and_options_may_be_glued() -> None:
     rule = _one("0 80 127.0.0.1 80[timeout=5]\n")
-    assert isinstance(rule, ast.Rule)
+    assert isinstance(rule, ast.RuleLine)
     assert rule.bind_port.protocol == rule.connect_port.protocol == "tcp"
     assert rule.options[0].value == "5"
 
@@ -138,4 +138,4 @@ def test_syntax_error_message_says_what_was_expected() -> None:
     ["allowed.example.com 80 127.0.0.1 80\n", "logcommon.example 80 127.0.0.1 80\n"],
 )
 def test_keywords_do_not_swallow_host_names(text: str) -> None:
-    assert isinstance(_one(text), ast.Rule)
+    assert isinstance(_one(text), ast.RuleLine)

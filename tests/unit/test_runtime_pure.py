@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from rinetd_run import logline
-from rinetd_run.access import AccessRule, matches, verdict
+from rinetd_run.access import matches, verdict
 from rinetd_run.canonical import dumps
+from rinetd_run.document import read
 from rinetd_run.ends import connect_failure
 from rinetd_run.plan import plan_reload
-from rinetd_run.ruleset import RuleSetError, parse, resolve
+from rinetd_run.ruleset import AccessRule, RuleSetError, resolve
 from tests.conftest import CORPUS
 
 A, D = "allow", "deny"
@@ -42,7 +43,7 @@ def test_glob_matching(pattern: str, address: str, expected: bool) -> None:
 
 
 def _rules(*pairs: tuple[str, str]) -> tuple[AccessRule, ...]:
-    return tuple(AccessRule(kind, pattern) for kind, pattern in pairs)  # type: ignore[arg-type]
+    return tuple(AccessRule(kind, pattern, 1) for kind, pattern in pairs)  # type: ignore[arg-type]
 
 
 def test_verdict_follows_the_four_steps_in_order() -> None:
@@ -90,7 +91,7 @@ def _document(**changes: object) -> str:
 
 
 def test_reload_plan_keeps_opens_and_closes() -> None:
-    ruleset = resolve(parse(_document()))
+    ruleset = resolve(read(_document()))
     keys = [r.listener for r in ruleset.rules]
     current = [keys[0], keys[1], ("tcp", "127.0.0.1", 1)]
     plan = plan_reload(current, ruleset.rules)
@@ -100,18 +101,18 @@ def test_reload_plan_keeps_opens_and_closes() -> None:
 
 
 def test_loading_refuses_what_rinetdc_did_not_write(tmp_path: Path) -> None:
-    assert len(parse(_document()).rules) == 4
+    assert len(read(_document()).rules) == 4
     with pytest.raises(RuleSetError, match="not valid JSON"):
-        parse(_document()[:-20])
+        read(_document()[:-20])
     with pytest.raises(RuleSetError, match="version 2"):
-        parse(_document(version=2))
+        read(_document(version=2))
     edited = _document().replace('"port": 8443', '"port": 8444')
     with pytest.raises(RuleSetError, match="digest mismatch"):
-        parse(edited)
+        read(edited)
     with pytest.raises(RuleSetError, match="not a rinetdc rule set"):
-        parse("[]")
+        read("[]")
     with pytest.raises(RuleSetError, match="schema"):
-        parse(_document(rules=[{"line": 1}]))
+        read(_document(rules=[{"line": 1}]))
 
 
 def test_host_names_resolve_at_load() -> None:
@@ -120,8 +121,8 @@ def test_host_names_resolve_at_load() -> None:
     with pytest.raises(
         RuleSetError, match=re.escape('rule of line 3: cannot resolve host "a_b.example"')
     ):
-        resolve(parse(text), table.get)
+        resolve(read(text), table.get)
     table |= {"a_b.example": "127.0.0.2", "db": "10.0.0.2"}
-    rules = resolve(parse(text), table.get).rules
+    rules = resolve(read(text), table.get).rules
     assert [r.bind.address for r in rules] == ["127.0.0.1", "127.0.0.2"]
     assert rules[0].bind.host == "gateway.example.com"  # logs keep the written name

@@ -76,7 +76,7 @@ def test_timeout_default_zero_and_range() -> None:
 def test_src_option_is_resolved_and_family_checked() -> None:
     result = check("0 80 10.0.0.1 80 [src=10.0.0.2]\n", NoResolver())
     rule = result.ruleset.rules[0]
-    assert (rule.src_host, rule.src_address) == ("10.0.0.2", "10.0.0.2")
+    assert (rule.src.host, rule.src.address) == ("10.0.0.2", "10.0.0.2")
     assert _codes("0 80 10.0.0.1 80 [src=::1]\n") == ["E012"]
     assert _codes("0 80 ::1 80 [src=10.0.0.2]\n") == ["E012"]
 
@@ -135,9 +135,9 @@ def test_settings_last_wins() -> None:
     ruleset = check(
         "logfile /a\nlogfile /b\npidlogfile /p\n0 80 127.0.0.1 80\nlogcommon\n", NoResolver()
     ).ruleset
-    assert ruleset.logfile is not None and ruleset.logfile.value == "/b"
+    assert ruleset.log.file is not None and ruleset.log.file.path == "/b"
     assert ruleset.pidfile is not None and ruleset.pidfile.line == 3
-    assert ruleset.logcommon == 5
+    assert (ruleset.log.format, ruleset.log.common_line) == ("common", 5)
 
 
 def test_empty_config_warns_once() -> None:
