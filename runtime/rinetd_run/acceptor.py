@@ -9,16 +9,16 @@ rinetd 0.73 has.  Here one failure pauses accepting for ``BACKOFF`` seconds.
 from __future__ import annotations
 
 import asyncio
-import errno
 import socket
 from collections.abc import Callable
 from typing import Any
+
+from .logline import RESOURCE_ERRORS
 
 __all__ = ["Acceptor"]
 
 BATCH = 64  # connections taken per wake-up, so one busy listener cannot starve the rest
 BACKOFF = 1.0  # seconds without accepting after EMFILE/ENFILE
-_RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 class Acceptor:
@@ -63,7 +63,7 @@ class Acceptor:
                 continue
             except OSError as error:
                 self.on_failure(error)
-                if error.errno in _RESOURCE_ERRORS:
+                if error.errno in RESOURCE_ERRORS:
                     self.loop.remove_reader(self.sock.fileno())
                     self._retry = self.loop.call_later(BACKOFF, self._resume)
                 return

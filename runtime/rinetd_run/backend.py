@@ -3,7 +3,7 @@
 TCP connects are made by hand (non-blocking ``connect``, the socket given to
 the poller at once) rather than through ``loop.create_connection``, whose
 coroutine, task and futures were a fifth of the cost of each new connection;
-the connected socket becomes a ``SocketEnd`` without another system call.
+the connected socket becomes a ``TcpEnd`` without another system call.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import select
 import socket
 from typing import cast
 
-from .ends import DatagramEnd, connect_failure
 from .link import Link
+from .logline import connect_failure
 from .poller import Poller
-from .sockend import SocketEnd
+from .tcp_end import TcpEnd
+from .udp_end import UdpBackendEnd
 
 __all__ = ["connect_backend"]
 
@@ -78,12 +79,10 @@ def _connect_stream(link: Link, poller: Poller) -> None:
             poller.close(sock)
             _failed(link, status or None)
             return
-        end = SocketEnd(poller, sock, watched=True)
+        end = TcpEnd(poller, sock, watched=True)
         link.backend_ready(end)
-        if end.closed:
-            return
-        end.serve_backend(link)
-        end.event(mask)
+        if not end.closed:
+            end.event(mask)
 
     link.on_abandon = abandon
     poller.add(sock, connected)
@@ -95,7 +94,7 @@ class _BackendDatagrams(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.DatagramTransport, transport)
-        self.link.backend_ready(DatagramEnd(transport))
+        self.link.backend_ready(UdpBackendEnd(transport))
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         self.link.touch()

@@ -12,7 +12,7 @@ from .logline import Event
 from .poller import Poller
 from .ruleset import AccessRule, Rule
 
-__all__ = ["Context", "Listening"]
+__all__ = ["Binding", "Context"]
 
 
 @dataclass
@@ -39,8 +39,8 @@ class Context:
 
 
 @dataclass
-class Listening:
-    """One listening socket's current rule: replaced on reload, the socket kept."""
+class Binding:
+    """The rule a listening socket serves now: replaced on reload, the socket kept."""
 
     rule: Rule
     context: Context

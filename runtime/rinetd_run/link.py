@@ -2,19 +2,40 @@
 
 ``Link`` keeps the byte counts, knows which side closed first and writes the
 log lines; it moves bytes only through the ``End`` objects it is given, so
-TCP and UDP ends combine freely (tcp->udp and udp->tcp rules included).
+TCP and UDP ends combine freely (tcp->udp and udp->tcp rules included), and
+it is tested in-process with fake ends.  It is where the two ends are wired:
+each end hands what it reads and hears to a ``Sink`` of the link's methods,
+and two TCP ends are paired for splice(2).
+
+How a link ends is one small state, ``closed_first``: None while both sides
+are open, then ``"client"`` or ``"backend"``, set only by the methods below.
+It decides the closing word: the backend first is ``done-local-closed``, the
+client first ``done-remote-closed``, as in 0.73.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from . import logline
 from .logline import Event
 from .ruleset import Rule
 
-__all__ = ["End", "Link"]
+__all__ = ["End", "Link", "Side", "Sink"]
+
+Side = Literal["client", "backend"]
+
+
+class Sink(NamedTuple):
+    """Where an end sends what happens to it: the link's methods for that side."""
+
+    data: Callable[[bytes | memoryview], None]  # bytes read
+    moved: Callable[[int], None]  # bytes the kernel moved to the other end (splice)
+    eof: Callable[[], None]  # the peer will send no more
+    lost: Callable[[], None]  # the socket failed or was reset
+    full: Callable[[], None]  # this end cannot take more yet: pause the other
+    drained: Callable[[], None]  # this end can take more: resume the other
 
 
 class End(Protocol):
@@ -25,12 +46,21 @@ class End(Protocol):
         """True for TCP; a datagram end has no EOF, so the other side's EOF ends the link."""
         ...
 
+    def serve(self, sink: Sink) -> None: ...
+    def pair(self, other: object) -> None: ...
     def write(self, data: bytes | memoryview) -> None: ...
     def write_eof(self) -> None: ...
     def close(self) -> None: ...
     def abort(self) -> None: ...
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...
+
+
+_CLOSING_WORD: dict[Side | None, str] = {
+    "backend": logline.LOCAL_CLOSED,
+    "client": logline.REMOTE_CLOSED,
+    None: logline.REMOTE_CLOSED,  # ended from outside (stop, grace): as 0.73 logs it
+}
 
 
 class Link:
@@ -49,8 +79,8 @@ class Link:
         "client",
         "client_address",
         "client_eof",
+        "closed_first",
         "finished",
-        "first_closed",
         "on_abandon",
         "on_finish",
         "on_traffic",
@@ -70,7 +100,7 @@ class Link:
         self._pending_eof = False
         self.client_eof = False
         self.backend_eof = False
-        self.first_closed: str | None = None  # "local" (backend) or "remote" (client)
+        self.closed_first: Side | None = None
         self.finished = False
         self.on_finish: Callable[[Link], None] | None = None
         self.on_traffic: Callable[[], None] | None = None  # UDP sessions: idle timer refresh
@@ -81,29 +111,49 @@ class Link:
             self.on_traffic()
 
     def event(self, result: str) -> Event:
-        rule = self.rule
-        return Event(
-            client=self.client_address,
-            bind_host=rule.bind.host,
-            bind_port=rule.bind.port,
-            connect_host=rule.connect.host,
-            connect_port=rule.connect.port,
-            bytes_from_client=self.bytes_from_client,
-            bytes_to_client=self.bytes_to_client,
-            result=result,
+        return logline.rule_event(
+            self.rule, self.client_address, self.bytes_from_client, self.bytes_to_client, result
         )
 
+    def _closed_by(self, side: Side) -> None:
+        if self.closed_first is None:
+            self.closed_first = side
+
+    # -- wiring: the one place ends are joined ------------------------------------
+
     def opened(self, client: End) -> None:
+        """The client is admitted: log `opened` and start reading it."""
         self.client = client
         self._log(self.event(logline.OPENED))
-
-    # -- the backend connection ------------------------------------------------
+        client.serve(
+            Sink(
+                self.from_client,
+                self.moved_from_client,
+                self.client_closed_write,
+                self.client_lost,
+                self._pause_backend,
+                self._resume_backend,
+            )
+        )
 
     def backend_ready(self, backend: End) -> None:
+        """The backend is connected: wire it, pair it with the client, send what waited."""
         self.backend = backend
         if self.finished:
             backend.close()
             return
+        backend.serve(
+            Sink(
+                self.from_backend,
+                self.moved_to_client,
+                self.backend_closed_write,
+                self.backend_lost,
+                self._pause_client,
+                self._resume_client,
+            )
+        )
+        if self.client is not None:
+            self.client.pair(backend)
         for chunk in self._pending:
             backend.write(chunk)
         self._pending.clear()
@@ -119,8 +169,24 @@ class Link:
     def backend_failed(self) -> None:
         """The backend could not be reached: logged as the backend closing first, as 0.73 does,
         even when the client had already sent its EOF."""
-        self.first_closed = "local"
+        self.closed_first = "backend"
         self.finish(abort=False)
+
+    def _pause_backend(self) -> None:
+        if self.backend is not None:
+            self.backend.pause_reading()
+
+    def _resume_backend(self) -> None:
+        if self.backend is not None:
+            self.backend.resume_reading()
+
+    def _pause_client(self) -> None:
+        if self.client is not None:
+            self.client.pause_reading()
+
+    def _resume_client(self) -> None:
+        if self.client is not None:
+            self.client.resume_reading()
 
     # -- data ------------------------------------------------------------------
 
@@ -150,7 +216,7 @@ class Link:
 
     def client_closed_write(self) -> None:
         """EOF from the client: pass it on, keep the other direction flowing."""
-        self.first_closed = self.first_closed or "remote"
+        self._closed_by("client")
         self.client_eof = True
         if self._done():
             # Closing sends the backend the FIN a shutdown would, one system call fewer.
@@ -161,7 +227,7 @@ class Link:
             self._pending_eof = True
 
     def backend_closed_write(self) -> None:
-        self.first_closed = self.first_closed or "local"
+        self._closed_by("backend")
         self.backend_eof = True
         if self._done():
             self.finish(abort=False)
@@ -169,12 +235,17 @@ class Link:
             self.client.write_eof()
 
     def client_lost(self) -> None:
-        self.first_closed = self.first_closed or "remote"
+        self._closed_by("client")
         self.finish(abort=not self.client_eof)
 
     def backend_lost(self) -> None:
-        self.first_closed = self.first_closed or "local"
+        self._closed_by("backend")
         self.finish(abort=not self.backend_eof)
+
+    def expired(self) -> None:
+        """A UDP session idle for its timeout: ended as if the client had gone."""
+        self._closed_by("client")
+        self.finish(abort=False)
 
     def _done(self) -> bool:
         """Nothing more can flow: both sides sent EOF, or one side is datagrams (which
@@ -193,8 +264,6 @@ class Link:
         for end in (self.client, self.backend):
             if end is not None:
                 end.abort() if abort else end.close()
-        if result is None:
-            result = logline.LOCAL_CLOSED if self.first_closed == "local" else logline.REMOTE_CLOSED
-        self._log(self.event(result))
+        self._log(self.event(result or _CLOSING_WORD[self.closed_first]))
         if self.on_finish is not None:
             self.on_finish(self)

@@ -6,11 +6,14 @@ locale gives them; the tab format keeps 0.73's trailing space after the time.
 
 from __future__ import annotations
 
+import errno
 import functools
 import time
 from typing import NamedTuple
 
-__all__ = ["Event", "common_line", "tab_line"]
+from .ruleset import Rule
+
+__all__ = ["RESOURCE_ERRORS", "Event", "common_line", "connect_failure", "rule_event", "tab_line"]
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -36,6 +39,36 @@ class Event(NamedTuple):
     bytes_from_client: int
     bytes_to_client: int
     result: str
+
+
+def rule_event(
+    rule: Rule, client: str, bytes_from_client: int, bytes_to_client: int, result: str
+) -> Event:
+    """The event of a line about ``rule``: its bind and connect as written."""
+    bind, connect = rule.bind, rule.connect
+    return Event(
+        client, bind.host, bind.port, connect.host, connect.port,
+        bytes_from_client, bytes_to_client, result,
+    )  # fmt: skip
+
+
+# The process is out of descriptors or memory: `local-socket-failed` for a
+# backend socket, and a pause before the next accept.
+RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# Errors a non-blocking connect() reports later, which 0.73 sees as the
+# backend closing: it logs `opened` then `done-local-closed`.
+_LATE_ERRORS = frozenset(
+    {errno.ECONNREFUSED, errno.ETIMEDOUT, errno.ECONNRESET, errno.EHOSTUNREACH}
+)
+
+
+def connect_failure(number: int | None) -> str | None:
+    """The word for a failed backend connect, or None for "log as the backend closing"."""
+    if number in RESOURCE_ERRORS:
+        return LOCAL_SOCKET_FAILED
+    if number in _LATE_ERRORS or number is None:
+        return None
+    return LOCAL_CONNECT_FAILED
 
 
 @functools.lru_cache(maxsize=4)  # the lines of one second share a stamp: half a line's cost

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from . import logline
 from .acceptor import Acceptor
-from .context import Context, Listening
+from .context import Binding, Context
 from .document import load
 from .logger import LogWriter
 from .plan import Key, plan_reload
@@ -36,7 +36,7 @@ class BindError(Exception):
 
 @dataclass
 class _Listener:
-    listening: Listening
+    binding: Binding
     sock: socket.socket
     acceptor: Acceptor | None = None
     transport: asyncio.DatagramTransport | None = None
@@ -94,25 +94,25 @@ class Server:
         opened: dict[Key, _Listener] = {}
         try:
             for key, rule in rules.items():
-                listening = Listening(rule, self.context)
-                opened[key] = _Listener(listening, open_socket(rule, self.reuse_port))
+                binding = Binding(rule, self.context)
+                opened[key] = _Listener(binding, open_socket(rule, self.reuse_port))
         except BindError:
             for listener in opened.values():
                 listener.sock.close()
             raise
         loop = asyncio.get_running_loop()
         for key, listener in opened.items():
-            listening = listener.listening
+            binding = listener.binding
             if key[0] == "tcp":
                 listener.acceptor = Acceptor(
                     listener.sock,
-                    functools.partial(accept_client, listening),
-                    functools.partial(self._accept_failed, listening),
+                    functools.partial(accept_client, binding),
+                    functools.partial(self._accept_failed, binding),
                 )
                 listener.acceptor.start(BACKLOG)
             else:
                 transport, _protocol = await loop.create_datagram_endpoint(
-                    functools.partial(UdpListener, listening), sock=listener.sock
+                    functools.partial(UdpListener, binding), sock=listener.sock
                 )
                 listener.transport = transport
         return opened
@@ -130,7 +130,7 @@ class Server:
         for key in plan.close:
             self.listeners.pop(key).close()
         for key, rule in plan.keep.items():
-            self.listeners[key].listening.rule = rule
+            self.listeners[key].binding.rule = rule
         self.listeners.update(opened)
         self.ruleset = ruleset
         self.context.global_access = ruleset.access
@@ -153,12 +153,7 @@ class Server:
         self.context.poller.shut()
         self.logger.close()
 
-    def _accept_failed(self, listening: Listening, error: OSError) -> None:
-        rule = listening.rule
+    def _accept_failed(self, binding: Binding, error: OSError) -> None:
+        rule = binding.rule
         say(f"accept on line {rule.line}'s port: {error}")
-        self.context.log(
-            logline.Event(
-                "?", rule.bind.host, rule.bind.port, rule.connect.host, rule.connect.port,
-                0, 0, logline.ACCEPT_FAILED,
-            )
-        )  # fmt: skip
+        self.context.log(logline.rule_event(rule, "?", 0, 0, logline.ACCEPT_FAILED))

@@ -10,22 +10,20 @@ import socket
 from typing import Any
 
 from .backend import connect_backend
-from .context import Listening
-from .sockend import SocketEnd
+from .context import Binding
+from .tcp_end import TcpEnd
 
 __all__ = ["accept_client"]
 
 
-def accept_client(listening: Listening, sock: socket.socket, address: Any) -> None:
+def accept_client(binding: Binding, sock: socket.socket, address: Any) -> None:
     """Decide on a new connection; if it is allowed, open its link."""
     client = str(address[0]) if address else "?"
-    link = listening.context.admit(listening.rule, client)
+    link = binding.context.admit(binding.rule, client)
     if link is None:
         sock.close()
         return
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    poller = listening.context.poller
-    end = SocketEnd(poller, sock)
-    link.opened(end)
-    end.serve_client(link)
+    poller = binding.context.poller
+    link.opened(TcpEnd(poller, sock))
     connect_backend(link, poller)

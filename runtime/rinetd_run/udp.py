@@ -11,9 +11,9 @@ import asyncio
 from typing import Any, cast
 
 from .backend import connect_backend
-from .context import Listening
-from .ends import ClientDatagramEnd
+from .context import Binding
 from .link import Link
+from .udp_end import UdpClientEnd
 
 __all__ = ["UdpListener"]
 
@@ -36,16 +36,15 @@ class _Session:
             # Re-arm lazily rather than on every datagram: traffic stays cheap.
             self.timer = self.loop.call_later(self.timeout - idle, self._expire)
             return
-        self.link.first_closed = self.link.first_closed or "remote"
-        self.link.finish(abort=False)
+        self.link.expired()
 
     def cancel(self) -> None:
         self.timer.cancel()
 
 
 class UdpListener(asyncio.DatagramProtocol):
-    def __init__(self, listening: Listening) -> None:
-        self.listening = listening
+    def __init__(self, binding: Binding) -> None:
+        self.binding = binding
         self.sessions: dict[tuple[str, int], _Session] = {}
         self.transport: asyncio.DatagramTransport | None = None
 
@@ -65,8 +64,8 @@ class UdpListener(asyncio.DatagramProtocol):
 
     def _open(self, key: tuple[str, int]) -> _Session | None:
         assert self.transport is not None
-        rule = self.listening.rule
-        link = self.listening.context.admit(rule, key[0])
+        rule = self.binding.rule
+        link = self.binding.context.admit(rule, key[0])
         if link is None:
             return None
         session = _Session(link, rule.timeout, asyncio.get_running_loop())
@@ -80,8 +79,8 @@ class UdpListener(asyncio.DatagramProtocol):
                 tracked(done)
 
         link.on_finish = ended
-        link.opened(ClientDatagramEnd(self.transport, key))
-        connect_backend(link, self.listening.context.poller)
+        link.opened(UdpClientEnd(self.transport, key))
+        connect_backend(link, self.binding.context.poller)
         return session
 
     def error_received(self, exc: Exception) -> None:

@@ -14,7 +14,7 @@ from rinetd_run import logline
 from rinetd_run.access import matches, verdict
 from rinetd_run.canonical import dumps
 from rinetd_run.document import read
-from rinetd_run.ends import connect_failure
+from rinetd_run.logline import connect_failure
 from rinetd_run.plan import plan_reload
 from rinetd_run.ruleset import AccessRule, RuleSetError, resolve
 from tests.conftest import CORPUS
