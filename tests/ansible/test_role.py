@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import BIN, ROOT
+from tests.helpers import BIN, ROOT
 from tests.runtime.harness import TcpEcho, free_port, recv_all
 
 ROLE = ROOT / "ansible" / "roles" / "rinetd"

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import BIN
+from tests.helpers import BIN, compile_config
 from tests.integration.conftest import AGENT
 from tests.integration.topology import Topology
 from tests.runtime.harness import Forwarder
@@ -19,23 +19,10 @@ from tests.runtime.harness import Forwarder
 Daemon = Forwarder
 
 
-def compile_rules(work: Path) -> None:
-    """rinetd.conf -> rules.json in ``work``, with the real rinetdc."""
-    conf, rules = str(work / "rinetd.conf"), str(work / "rules.json")
-    done = subprocess.run(
-        [str(BIN / "rinetdc"), "compile", conf, "-o", rules],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
 def start_ours(topology: Topology, conf: str, name: str) -> Daemon:
     work = topology.workdir / name
     work.mkdir()
-    (work / "rinetd.conf").write_text(conf.replace("LOG", str(work / "rinetd.log")))
-    compile_rules(work)
+    compile_config(conf, work)
     process = topology.spawn(
         "fw", [str(BIN / "rinetd-run"), str(work / "rules.json")], stderr=subprocess.PIPE
     )

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import compile_config, parse_tab
 from tests.integration.conftest import AGENT, ECHO, ECHO_GUARDED, HTTP, UDP_ECHO
-from tests.integration.daemons import Daemon, agent, compile_rules, start_ours
+from tests.integration.daemons import Daemon, agent, start_ours
 from tests.integration.topology import Topology, leftovers
 
 C1_FW, C2_FW = "10.61.4.1", "10.61.9.1"  # the firewall as each client sees it
@@ -47,23 +48,6 @@ def ours(net: Topology, request: pytest.FixtureRequest) -> Iterator[Daemon]:
     daemon.stop()
 
 
-def _tab(line: str) -> dict[str, str]:
-    names = (
-        "date",
-        "client",
-        "bind_host",
-        "bind_port",
-        "connect_host",
-        "connect_port",
-        "bytes_in",
-        "bytes_out",
-        "result",
-    )
-    fields = line.split("\t")
-    assert len(fields) == 9 and re.fullmatch(r"\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d ", fields[0]), line
-    return dict(zip(names, fields, strict=True))
-
-
 def _peers(net: Topology, port: int | str) -> list[str]:
     path = net.workdir / f"peers-{port}"
     return path.read_text().split() if path.exists() else []
@@ -75,7 +59,7 @@ def test_redirection_tcp_ipv4_with_payload_integrity(net: Topology, ours: Daemon
     assert result == {"error": None, "bytes": 3000000, "intact": True}
     # The backend sees the firewall's inside address, not the client's.
     assert _peers(net, ECHO)[before:] == ["::ffff:10.62.0.1"]
-    opened, done = (_tab(line) for line in ours.log_lines(2))
+    opened, done = (parse_tab(line) for line in ours.log_lines(2))
     assert (opened["client"], opened["bind_host"], opened["bind_port"]) == (
         "10.61.4.10",
         "0",
@@ -103,7 +87,7 @@ def test_service_names_www_and_telnet_to_ssh(net: Topology, ours: Daemon) -> Non
     ssh = agent(net, "c1", "tcp-client", "--host", C1_FW, "--port", "23", "--size", "100")
     assert ssh["intact"] is True
     assert _peers(net, 22)[-1] == "::ffff:10.62.0.1"
-    lines = [_tab(line) for line in ours.log_lines(4)]
+    lines = [parse_tab(line) for line in ours.log_lines(4)]
     assert [(d["bind_port"], d["connect_port"], d["result"]) for d in lines] == [
         ("80", str(HTTP), "opened"),
         ("80", str(HTTP), "done-local-closed"),  # the web server closes first
@@ -117,7 +101,7 @@ def test_ipv6_redirection(net: Topology, ours: Daemon) -> None:
     assert result["intact"] is True
     assert _peers(net, ECHO)[-1] == "fd62::1"
     assert agent(net, "c2", "tcp-client", "--host", C2_FW6, "--port", "8006")["bytes"] == 0
-    lines = [_tab(line) for line in ours.log_lines(3)]
+    lines = [parse_tab(line) for line in ours.log_lines(3)]
     assert [(d["client"], d["result"]) for d in lines] == [
         ("fd61:4::10", "opened"),
         ("fd61:4::10", "done-remote-closed"),
@@ -154,7 +138,9 @@ def test_allow_and_deny_per_client_host(net: Topology, ours: Daemon) -> None:
             got_through = result["error"] is None and result["bytes"] == 10
         assert got_through is allowed, (role, port, result)
     assert len(_peers(net, ECHO_GUARDED)) == guarded_before + 1  # c2 never reached it
-    results = [(d["client"], d["bind_port"], d["result"]) for d in map(_tab, ours.log_lines(8))]
+    results = [
+        (d["client"], d["bind_port"], d["result"]) for d in map(parse_tab, ours.log_lines(8))
+    ]
     assert ("10.61.9.20", "80", "not-allowed") in results
     assert ("10.61.9.20", "8003", "denied") in results
 
@@ -216,7 +202,7 @@ def test_crafted_syn_from_a_denied_client(net: Topology, ours: Daemon) -> None:
     flags = seen["flags"]
     assert flags[0] == "SA"  # the kernel accepted it: rinetd-run decides after accept
     assert any("F" in f or "R" in f for f in flags[1:]), flags
-    lines = [_tab(line) for line in ours.log_lines(1)]
+    lines = [parse_tab(line) for line in ours.log_lines(1)]
     assert (lines[-1]["client"], lines[-1]["result"]) == ("10.61.9.20", "denied")
 
 
@@ -234,8 +220,7 @@ def test_reload_under_traffic(net: Topology, ours: Daemon) -> None:
     time.sleep(1)
     work = ours.log.parent
     changed = CONFIG.replace("logfile LOG", f"0 8009 10.62.0.2 {ECHO}\nlogfile LOG")
-    (work / "rinetd.conf").write_text(changed.replace("LOG", str(ours.log)))
-    compile_rules(work)
+    compile_config(changed, work)
     ours.process.send_signal(signal.SIGHUP)
     ours.wait_for_stderr("reloading configuration")
 

@@ -7,7 +7,6 @@ whether the test passes or not.
 from __future__ import annotations
 
 import contextlib
-import re
 import resource
 import signal
 import socket
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Self
 
-from tests.conftest import BIN
+from tests.helpers import BIN, compile_config
 
 
 def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
@@ -187,19 +186,6 @@ class Forwarder:
         return self.process.returncode
 
 
-def compile_config(text: str, workdir: Path) -> Path:
-    conf, rules = workdir / "rinetd.conf", workdir / "rules.json"
-    conf.write_text(text.replace("LOG", str(workdir / "rinetd.log")))
-    done = subprocess.run(
-        [str(BIN / "rinetdc"), "compile", str(conf), "-o", str(rules)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return rules
-
-
 def start_forwarder(
     rules: Path,
     *extra: str,
@@ -255,29 +241,3 @@ def recv_all(sock: socket.socket) -> bytes:
     while data := sock.recv(1 << 20):
         chunks.append(data)
     return b"".join(chunks)
-
-
-TAB_FIELDS = (
-    "date", "client", "bind_host", "bind_port", "connect_host", "connect_port",
-    "bytes_in", "bytes_out", "result",
-)  # fmt: skip
-_COMMON = re.compile(
-    r"(?P<client>\S+) - - \[(?P<date>\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d)  (?P<zone>[-+]\d{4})\] "
-    r'"GET /rinetd-services/(?P<bind_host>[^/]+)/(?P<bind_port>\d+)/(?P<connect_host>[^/]+)/'
-    r'(?P<connect_port>\d+)/(?P<result>[^"]+) HTTP/1\.0" 200 (?P<bytes_out>\d+) - - - '
-    r"(?P<bytes_in>\d+)"
-)
-
-
-def parse_tab(line: str) -> dict[str, str]:
-    """One tab-format line, field by field; the date keeps 0.73's trailing space."""
-    fields = line.split("\t")
-    assert len(fields) == 9, line
-    assert re.fullmatch(r"\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d ", fields[0]), fields[0]
-    return dict(zip(TAB_FIELDS, fields, strict=True))
-
-
-def parse_common(line: str) -> dict[str, str]:
-    match = _COMMON.fullmatch(line)
-    assert match is not None, line
-    return match.groupdict()

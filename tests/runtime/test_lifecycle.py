@@ -10,13 +10,11 @@ import threading
 import time
 from pathlib import Path
 
-from tests.conftest import BIN, CORPUS
+from tests.helpers import BIN, CORPUS, compile_config, parse_tab
 from tests.runtime.harness import (
     TcpEcho,
-    compile_config,
     connect_from,
     free_port,
-    parse_tab,
     recv_all,
     running,
     start_forwarder,

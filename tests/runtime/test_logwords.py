@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import parse_common, parse_tab
 from tests.runtime.harness import (
     TcpEcho,
     connect_from,
     free_port,
-    parse_common,
-    parse_tab,
     recv_all,
     running,
 )

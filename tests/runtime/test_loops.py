@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import parse_tab
 from tests.runtime.harness import (
     TcpEcho,
     UdpEcho,
     connect_from,
     free_port,
-    parse_tab,
     recv_all,
     running,
 )

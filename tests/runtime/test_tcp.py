@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import compile_config, parse_common, parse_tab
 from tests.runtime.harness import (
     TcpEcho,
-    compile_config,
     connect_from,
     free_port,
-    parse_common,
-    parse_tab,
     recv_all,
     running,
     start_forwarder,

@@ -7,12 +7,12 @@ import socket
 import time
 from pathlib import Path
 
+from tests.helpers import parse_tab
 from tests.runtime.harness import (
     TcpEcho,
     UdpEcho,
     connect_from,
     free_port,
-    parse_tab,
     recv_all,
     running,
 )

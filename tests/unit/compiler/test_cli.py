@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import CORPUS, run
+from tests.helpers import CORPUS, run
 
 GOOD = "0 18080 127.0.0.1 8080\n"
 

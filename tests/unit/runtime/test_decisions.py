@@ -17,7 +17,7 @@ from rinetd_run.document import read
 from rinetd_run.logline import connect_failure
 from rinetd_run.plan import plan_reload
 from rinetd_run.ruleset import AccessRule, RuleSetError, resolve
-from tests.conftest import CORPUS
+from tests.helpers import CORPUS
 
 A, D = "allow", "deny"
 

@@ -15,7 +15,7 @@ from rinetdc.check import check
 from rinetdc.emit import render
 from rinetdc.fmt import format_ruleset
 from rinetdc.resolve import NoResolver
-from tests.conftest import CORPUS, SCHEMA
+from tests.helpers import CORPUS, SCHEMA
 
 VALID = sorted((CORPUS / "valid").glob("*.conf"))
 INVALID = sorted((CORPUS / "invalid").glob("*.conf"))
