@@ -81,7 +81,7 @@ def _sink(end: FakeEnd) -> Sink:
 
 
 def test_opened_is_logged_and_both_ends_are_wired_and_paired() -> None:
-    link, client, backend, events = _connected()
+    _link, client, backend, events = _connected()
     assert [e.result for e in events] == ["opened"]
     assert events[0][:5] == ("10.1.1.1", "0", 80, "backend", 8080)  # hosts as written
     assert client.reading and backend.reading
@@ -110,7 +110,7 @@ def test_backend_eof_first_is_done_local_closed() -> None:
 
 
 def test_byte_counts_by_direction_including_spliced_bytes() -> None:
-    link, client, backend, events = _connected()
+    _link, client, backend, events = _connected()
     _sink(client).data(b"12345")
     _sink(client).moved(100)
     _sink(backend).data(b"1234567")
@@ -126,7 +126,7 @@ def test_a_reset_aborts_both_ends_unless_that_side_had_sent_eof() -> None:
     _sink(backend).lost()
     assert (client.state, backend.state) == ("aborted", "aborted")
     assert events[-1].result == "done-local-closed"
-    link, client, backend, events = _connected()
+    _link, client, backend, events = _connected()
     _sink(client).eof()
     _sink(client).lost()
     assert client.state == "closed"
@@ -147,7 +147,7 @@ def test_client_bytes_wait_for_the_backend_and_pause_the_client_past_the_limit()
 
 
 def test_back_pressure_pauses_and_resumes_the_other_side() -> None:
-    link, client, backend, _events = _connected()
+    _link, client, backend, _events = _connected()
     _sink(client).full()  # the client cannot take more: stop reading the backend
     assert not backend.reading and client.reading
     _sink(client).drained()
