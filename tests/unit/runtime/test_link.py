@@ -122,7 +122,7 @@ def test_byte_counts_by_direction_including_spliced_bytes() -> None:
 
 
 def test_a_reset_aborts_both_ends_unless_that_side_had_sent_eof() -> None:
-    link, client, backend, events = _connected()
+    _link, client, backend, events = _connected()
     _sink(backend).lost()
     assert (client.state, backend.state) == ("aborted", "aborted")
     assert events[-1].result == "done-local-closed"
