@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import resource
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,15 +76,47 @@ def test_500_concurrent_connections(tmp_path: Path, tcp_echo: TcpEcho) -> None:
     assert tcp_echo.accepted == 500
 
 
-def test_half_close_from_the_client(tmp_path: Path, tcp_echo: TcpEcho) -> None:
-    """The client stops sending; the backend's answer still arrives after that EOF."""
+@contextlib.contextmanager
+def _answer_after_eof(answer: bytes) -> Iterator[tuple[int, list[bytes]]]:
+    """A backend that reads the client to EOF, only then sends ``answer`` and closes: a
+    forwarder that closed instead of half-closing would lose the answer."""
+    backend = socket.socket()
+    backend.bind(("127.0.0.1", 0))
+    backend.listen()
+    received: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = backend.accept()
+        with conn:
+            received.append(recv_all(conn))
+            conn.sendall(answer)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        yield backend.getsockname()[1], received
+    finally:
+        backend.close()
+        server.join(timeout=10)
+
+
+def test_half_close_from_the_client(tmp_path: Path) -> None:
+    """The client stops sending; the backend answers only after that EOF, and the answer
+    still arrives."""
     port = free_port()
-    with running(f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\n", tmp_path):
-        with connect_from("127.0.0.1", port) as sock:
+    with _answer_after_eof(b"answer after your EOF") as (backend, received):
+        conf = f"127.0.0.1 {port} 127.0.0.1 {backend}\nlogfile LOG\n"
+        with running(conf, tmp_path) as fw, connect_from("127.0.0.1", port) as sock:
             sock.sendall(b"question")
             sock.shutdown(socket.SHUT_WR)
-            time.sleep(0.2)  # the echo answers only now, after seeing EOF
-            assert recv_all(sock) == b"question"
+            assert recv_all(sock) == b"answer after your EOF"
+            assert received == [b"question"]
+            done = parse_tab(fw.log_lines(2)[1])
+    assert (done["bytes_in"], done["bytes_out"], done["result"]) == (
+        "8",
+        "21",
+        "done-remote-closed",
+    )
 
 
 def test_half_close_from_the_backend(tmp_path: Path) -> None:

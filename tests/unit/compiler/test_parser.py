@@ -80,6 +80,17 @@ def test_settings_and_access(text: str, node: type, value: str) -> None:
     assert value in (getattr(statement, "path", None), getattr(statement, "pattern", None))
 
 
+@pytest.mark.parametrize("kind", ["allow", "deny"])
+def test_access_lines_keep_their_kind(kind: str) -> None:
+    statement = _one(f"{kind} 10.0.0.*\n")
+    assert isinstance(statement, ast.Access)
+    assert (statement.kind, statement.pattern, statement.span) == (
+        kind,
+        "10.0.0.*",
+        Span(1, len(kind) + 2, len(kind) + 10),
+    )
+
+
 def test_logcommon() -> None:
     assert isinstance(_one("logcommon  # c\n"), ast.LogCommon)
 
