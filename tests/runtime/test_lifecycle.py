@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import BIN, CORPUS, compile_config, parse_tab
 from tests.runtime.harness import (
     TcpEcho,
@@ -274,3 +276,23 @@ def test_workers_write_one_log_without_broken_lines(tmp_path: Path, tcp_echo: Tc
     assert {(line["bytes_in"], line["bytes_out"], line["result"]) for line in closing} == {
         ("100", "100", "done-remote-closed")
     }
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_unwritable_pid_file_is_said_and_forwarding_goes_on(
+    tmp_path: Path, tcp_echo: TcpEcho, workers: int
+) -> None:
+    """The single process and the --workers supervisor treat the pid file alike."""
+    port = free_port()
+    pidfile = tmp_path / "missing" / "rinetd.pid"
+    conf = f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\npidlogfile {pidfile}\n"
+    fw = start_forwarder(compile_config(conf, tmp_path), workers=workers)
+    try:
+        fw.wait_for_stderr("cannot write pid file")
+        assert _echo_once(port) == b"hi"
+        fw.signal(signal.SIGTERM)
+        assert fw.process.wait(timeout=15) == 0
+        time.sleep(0.1)
+        assert not any("Traceback" in line for line in fw.errors), fw.errors
+    finally:
+        fw.stop()
