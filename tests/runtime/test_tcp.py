@@ -77,16 +77,21 @@ def test_500_concurrent_connections(tmp_path: Path, tcp_echo: TcpEcho) -> None:
 
 
 @contextlib.contextmanager
-def _answer_after_eof(answer: bytes) -> Iterator[tuple[int, list[bytes]]]:
+def _answer_after_eof(
+    answer: bytes,
+) -> Iterator[tuple[int, list[bytes], threading.Event]]:
     """A backend that reads the client to EOF, only then sends ``answer`` and closes: a
-    forwarder that closed instead of half-closing would lose the answer."""
+    forwarder that closed instead of half-closing would lose the answer.  The event says
+    that the forwarder's connection to it is made."""
     backend = socket.socket()
     backend.bind(("127.0.0.1", 0))
     backend.listen()
     received: list[bytes] = []
+    connected = threading.Event()
 
     def serve() -> None:
         conn, _ = backend.accept()
+        connected.set()
         with conn:
             received.append(recv_all(conn))
             conn.sendall(answer)
@@ -94,7 +99,7 @@ def _answer_after_eof(answer: bytes) -> Iterator[tuple[int, list[bytes]]]:
     server = threading.Thread(target=serve, daemon=True)
     server.start()
     try:
-        yield backend.getsockname()[1], received
+        yield backend.getsockname()[1], received, connected
     finally:
         backend.close()
         server.join(timeout=10)
@@ -104,9 +109,13 @@ def test_half_close_from_the_client(tmp_path: Path) -> None:
     """The client stops sending; the backend answers only after that EOF, and the answer
     still arrives."""
     port = free_port()
-    with _answer_after_eof(b"answer after your EOF") as (backend, received):
+    with _answer_after_eof(b"answer after your EOF") as (backend, received, connected):
         conf = f"127.0.0.1 {port} 127.0.0.1 {backend}\nlogfile LOG\n"
         with running(conf, tmp_path) as fw, connect_from("127.0.0.1", port) as sock:
+            # The EOF must find the link connected (before, it waits with the link's
+            # pending data, another path that test_link covers).
+            assert connected.wait(10)
+            time.sleep(0.2)
             sock.sendall(b"question")
             sock.shutdown(socket.SHUT_WR)
             assert recv_all(sock) == b"answer after your EOF"

@@ -1,0 +1,168 @@
+"""Bugs put in by hand, one at a time, each with the tests that must catch it.
+
+Run from the repository root after ``./test.sh`` made the venv:
+``.venv/bin/python scripts/mutants.py [WORD ...]`` (only the bugs whose name
+holds a WORD).  Each file is restored after its run; the exit code is 1 if a
+bug went uncaught.  The tests named for a bug are the ones meant to catch it,
+so a bug caught only elsewhere still counts as a gap here.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+# (name, file, code, the same code broken, tests that must fail)
+MUTANTS = [
+    (
+        "half-close replaced by a full close",
+        "runtime/rinetd_run/link.py",
+        "        elif self.backend is not None:\n            self.backend.write_eof()",
+        "        elif self.backend is not None:\n            self.finish(abort=False)",
+        [
+            "tests/unit/runtime/test_link.py",
+            "tests/runtime/test_tcp.py::test_half_close_from_the_client",
+        ],
+    ),
+    (
+        "half-close replaced by a full close (EOF before the backend connects)",
+        "runtime/rinetd_run/link.py",
+        "            else:\n                backend.write_eof()",
+        "            else:\n                self.finish(abort=False)",
+        ["tests/unit/runtime/test_link.py"],
+    ),
+    (
+        "deny match treated as allow",
+        "runtime/rinetd_run/access.py",
+        'if any(matches(r.pattern, address) for r in rules if r.kind == "deny"):',
+        'if any(matches(r.pattern, address) for r in rules if r.kind == "allow" and False):',
+        ["tests/unit/runtime/test_decisions.py", "tests/runtime/test_logwords.py"],
+    ),
+    (
+        "first per-rule access line skipped (runtime)",
+        "runtime/rinetd_run/access.py",
+        'return first if first != "allowed" else _check(rule_rules, address)',
+        'return first if first != "allowed" else _check(rule_rules[1:], address)',
+        ["tests/unit/runtime/test_decisions.py"],
+    ),
+    (
+        "first per-rule access line skipped (compiler)",
+        "rinetdc/validate.py",
+        "                access=_access(d.access),",
+        "                access=_access(d.access[1:]),",
+        ["tests/unit/compiler/test_validate.py", "tests/unit/compiler/test_corpus.py"],
+    ),
+    (
+        "done-local-closed and done-remote-closed swapped",
+        "runtime/rinetd_run/link.py",
+        '    "backend": logline.LOCAL_CLOSED,\n    "client": logline.REMOTE_CLOSED,',
+        '    "backend": logline.REMOTE_CLOSED,\n    "client": logline.LOCAL_CLOSED,',
+        ["tests/unit/runtime/test_link.py", "tests/runtime/test_logwords.py"],
+    ),
+    (
+        "byte counts swapped in the log",
+        "runtime/rinetd_run/logline.py",
+        "        str(event.bytes_from_client),\n        str(event.bytes_to_client),",
+        "        str(event.bytes_to_client),\n        str(event.bytes_from_client),",
+        ["tests/unit/runtime/test_decisions.py", "tests/runtime/test_tcp.py"],
+    ),
+    (
+        "runtime skips the digest check",
+        "runtime/rinetd_run/document.py",
+        "    if not sealed:\n",
+        "    if False:\n",
+        [
+            "tests/unit/runtime/test_decisions.py",
+            "tests/runtime/test_lifecycle.py::test_refused_rule_sets_exit_2",
+        ],
+    ),
+    (
+        "removed rule's listener kept open on reload",
+        "runtime/rinetd_run/server.py",
+        "        for key in plan.close:\n            self.listeners.pop(key).close()",
+        "        for key in plan.close:\n            pass",
+        ["tests/runtime/test_lifecycle.py::test_reload_adds_removes_and_keeps_rules"],
+    ),
+    (
+        "UDP session not refreshed by backend traffic",
+        "runtime/rinetd_run/backend.py",
+        "        self.link.touch()\n",
+        "",
+        ["tests/runtime/test_udp.py::test_idle_timeout_is_refreshed_by_backend_traffic"],
+    ),
+    (
+        "duplicate binds (E010) not reported",
+        "rinetdc/validate.py",
+        '    if a == b:\n        return "duplicate"',
+        "    if a == b:\n        return None",
+        ["tests/unit/compiler/test_validate.py", "tests/unit/compiler/test_corpus.py"],
+    ),
+    (
+        "overlapping binds (E011) not reported",
+        "rinetdc/validate.py",
+        '            return "overlap"  # dual-stack',
+        "            return None  # dual-stack",
+        ["tests/unit/compiler/test_validate.py", "tests/unit/compiler/test_corpus.py"],
+    ),
+    (
+        "fmt drops a rule's options",
+        "rinetdc/fmt.py",
+        '        words.append("[" + ", ".join(options) + "]")',
+        "        pass",
+        ["tests/unit/compiler/test_fuzz.py", "tests/unit/compiler/test_corpus.py"],
+    ),
+    (
+        "JSON keys not sorted",
+        "runtime/rinetd_run/canonical.py",
+        "    for key in sorted(sealed):",
+        "    for key in sealed:",
+        ["tests/unit/compiler/test_corpus.py", "tests/unit/compiler/test_cli.py"],
+    ),
+    (
+        "last line without newline dropped without W105",
+        "rinetdc/parser.py",
+        '        body = text + "\\n"',
+        "        body = text[: len(text) - len(physical[-1])]\n        diagnostics.pop()",
+        ["tests/unit/compiler/test_parser.py", "tests/unit/compiler/test_corpus.py"],
+    ),
+    (
+        "pid file write fails the --workers supervisor (old code)",
+        "runtime/rinetd_run/pidfile.py",
+        "        except OSError as error:\n            say(",
+        "        except ZeroDivisionError as error:\n            say(",
+        [
+            "tests/runtime/test_lifecycle.py::test_an_unwritable_pid_file_is_said_and_forwarding_goes_on"
+        ],
+    ),
+]
+
+
+def main(only: list[str]) -> int:
+    missed = 0
+    for name, path, old, new, tests in MUTANTS:
+        if only and not any(word in name for word in only):
+            continue
+        source = pathlib.Path(path)
+        text = source.read_text()
+        assert text.count(old) == 1, f"{name}: the code to break is not in {path} once"
+        source.write_text(text.replace(old, new))
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+        finally:
+            source.write_text(text)
+        failed = [line for line in done.stdout.splitlines() if line.startswith("FAILED")]
+        caught = done.returncode != 0
+        missed += not caught
+        print("CAUGHT" if caught else "MISSED", name, *(failed[:1] or ["(all passed)"]), flush=True)
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
