@@ -1,7 +1,9 @@
 """rinetdc: compile rinetd 0.73 configurations into a checked, frozen JSON rule set.
 
 Flow, one direction only: text -> parse tree (``parser``) -> typed AST (``ast``)
--> validated model (``validate``) -> canonical JSON (``emit``).
+-> the rule set model (``validate``; the model is the runtime's own
+``rinetd_run.ruleset``, which ``rinetd_run.document`` writes and reads) ->
+canonical JSON (``emit``).
 """
 
 __version__ = "0.1.0"

@@ -1,6 +1,7 @@
 """Diagnostics as data: what went wrong, where, and how to fix it.
 
-Validators return lists of ``Diagnostic``; nothing here prints.  Codes are
+The parser and each check of the validator return lists of ``Diagnostic``;
+nothing here prints (``render`` does, for the CLI).  Codes are
 stable (the README lists them) and each belongs to exactly one severity.
 """
 

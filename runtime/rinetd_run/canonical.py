@@ -2,9 +2,9 @@
 
 Shared by the compiler (which writes it) and the runtime (which refuses any
 file whose digest does not match): sorted keys, fixed separators, ASCII, a
-trailing newline, one rule per line.  The digest covers the compact form of everything but the
-``digest`` field itself, so re-indenting the file does not matter but any
-edited value does.
+trailing newline, one rule per line.  The digest covers the compact form of
+everything but the ``digest`` field itself, so re-indenting the file does not
+matter but any edited value does.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""What the protocol objects need from the running server, and nothing more."""
+"""What listeners and links need from the running server, and nothing more: the
+global access list, the log, the poller, and each listening socket's current rule."""
 
 from __future__ import annotations
 

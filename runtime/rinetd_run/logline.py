@@ -1,4 +1,5 @@
-"""Log lines, byte-compatible with rinetd 0.73 (reference section 3).  Pure functions.
+"""Log lines, byte-compatible with rinetd 0.73 (reference section 3), and the word each
+failure gets.  Pure functions.
 
 Dates are local time with English month names whatever the locale, as the C
 locale gives them; the tab format keeps 0.73's trailing space after the time.

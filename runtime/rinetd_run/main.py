@@ -2,7 +2,8 @@
 
 Runs in the foreground (systemd ``Type=simple``).  Exit codes: 0 after
 SIGTERM/SIGINT, 1 when a socket or the log cannot be opened at start, 2 when
-the rule set is refused (bad JSON, unknown version, digest mismatch).
+the rule set is refused (bad JSON, unknown version, digest mismatch, not the
+schema).
 """
 
 from __future__ import annotations
