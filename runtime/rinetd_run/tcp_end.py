@@ -190,12 +190,8 @@ class TcpEnd:
         """Read once into the shared buffer and hand it on; -1 when there is nothing more."""
         try:
             count = self.sock.recv_into(_RECEIVED)
-        except (BlockingIOError, InterruptedError):
-            self._can_read = False
-            return -1
-        except OSError:
-            self._lost()
-            return -1
+        except OSError as error:
+            return self._read_failed(error)
         if not count:
             self._end_of_input()
             return -1
@@ -203,6 +199,14 @@ class TcpEnd:
             self._bulk = True
         self.on_data(_VIEW[:count])
         return count
+
+    def _read_failed(self, error: OSError) -> int:
+        """-1, after noting why: nothing more to read now, or the socket is gone."""
+        if isinstance(error, (BlockingIOError, InterruptedError)):
+            self._can_read = False
+        else:
+            self._lost()
+        return -1
 
     def _end_of_input(self) -> None:
         self._input = _ENDED
@@ -214,12 +218,8 @@ class TcpEnd:
         read_end, write_end = splice.pipe()
         try:
             count = os.splice(self.sock.fileno(), write_end, splice.SIZE, flags=splice.FLAGS)
-        except (BlockingIOError, InterruptedError):
-            self._can_read = False
-            return -1
-        except OSError:
-            self._lost()
-            return -1
+        except OSError as error:
+            return self._read_failed(error)
         if not count:
             self._end_of_input()
             return -1
