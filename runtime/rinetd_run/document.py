@@ -110,7 +110,9 @@ def _fields(value: Any, where: str, keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _integer(value: Any, where: str, low: int, high: int | None = None) -> int:
-    # bool is an int to Python, not to JSON Schema.
+    # As JSON Schema counts them: 1.0 is an integer, true is not.
+    if type(value) is float and value.is_integer():
+        value = int(value)
     if type(value) is not int or value < low or (high is not None and value > high):
         bounds = f"{low}..{high}" if high is not None else f"at least {low}"
         raise _Refused(f"{where} must be an integer {bounds}")
