@@ -17,6 +17,7 @@ __all__ = [
     "Access",
     "Address",
     "AddressKind",
+    "BrokenRule",
     "Config",
     "LogCommon",
     "LogFile",
@@ -108,7 +109,18 @@ class LogCommon:
     span: Span
 
 
-Statement = RuleLine | Access | LogFile | PidLogFile | LogCommon
+@dataclass(frozen=True, slots=True)
+class BrokenRule:
+    """A line that was meant as a rule but does not parse (its error is reported).  It
+    still opens a rule's scope, so the access lines below it are not taken as global,
+    and its bind, when that much could be read, still takes part in bind checks."""
+
+    bind_address: Address | None
+    bind_port: Port | None
+    span: Span  # the whole line
+
+
+Statement = RuleLine | BrokenRule | Access | LogFile | PidLogFile | LogCommon
 
 
 @dataclass(frozen=True, slots=True)

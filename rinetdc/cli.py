@@ -2,16 +2,15 @@
 
 Exit codes: 0 clean (warnings allowed unless --strict), 1 the configuration
 has errors, 2 usage or I/O trouble.  Nothing is written unless the input is
-clean, and outputs are replaced atomically, so a broken configuration never
-replaces a working rule set.
+clean, and outputs are written as ``files`` says (a regular file replaced
+atomically, a device written into), so a broken configuration never replaces
+a working rule set and no output harms the system.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -23,6 +22,7 @@ from . import __version__
 from .bundle import bundle
 from .check import Result, check, paused_gc
 from .emit import render
+from .files import FileTrouble, read_text, write
 from .fmt import format_ruleset
 from .render import render_json, render_text, summary
 from .resolve import NoResolver, Resolver, SystemResolver
@@ -31,55 +31,67 @@ EXIT_ERRORS = 1
 EXIT_TROUBLE = 2
 
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"rinetdc: {message}", err=True)
+def _say(text: str, *, err: bool = False) -> None:
+    """Print ``text``; a standard output that cannot take it (a full disk, a closed
+    pipe) is exit 2 with one line, not a traceback."""
+    if not err:
+        try:
+            write("-", text.encode("utf-8"))
+        except FileTrouble as trouble:
+            # Nothing more may reach the broken stream, not even at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            _fail(str(trouble))
+        return
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except OSError:
+        pass  # stderr is gone: the exit code still says it
+
+
+def _fail(message: str, json_name: str | None = None) -> NoReturn:
+    """Exit 2 with ``message``; with ``--format json`` the document carries it too."""
+    _say(f"rinetdc: {message}\n", err=True)
+    if json_name is not None:
+        _say(render_json(json_name, (), error=message))
     sys.exit(EXIT_TROUBLE)
 
 
-def _read(path: str) -> str:
-    """The text of a file (or stdin for ``-``); exit 2 on anything unreadable or binary."""
+def _read(path: str, json_name: str | None = None) -> str:
     try:
-        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    except OSError as error:
-        _fail(f"cannot read {path}: {error.strerror or error}")
-    if b"\0" in data:
-        _fail(f"{path} is a binary file, not a rinetd configuration")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        _fail(f"{path} is not UTF-8 text (byte {error.start} is invalid)")
+        return read_text(path)
+    except FileTrouble as trouble:
+        _fail(str(trouble), json_name)
 
 
-def _write(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` (stdout for ``-``) so readers see the old or the new file."""
-    if path == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    target = Path(path)
+def _write(path: str, data: bytes, mode: int | None = None) -> None:
     try:
-        fd, temporary = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except OSError as error:
-        _fail(f"cannot write {path}: {error.strerror or error}")
+        write(path, data, mode)
+    except FileTrouble as trouble:
+        _fail(str(trouble))
 
 
 def _resolver(no_resolve: bool) -> Resolver:
     return NoResolver() if no_resolve else SystemResolver()
 
 
+def _name(path: str) -> str:
+    return "<stdin>" if path == "-" else path
+
+
+def _json_name(path: str, output: str) -> str | None:
+    return _name(path) if output == "json" else None
+
+
 def _report(path: str, result: Result, output: str, *, err: bool) -> None:
-    name = "<stdin>" if path == "-" else path
+    name = _name(path)
     if output == "json":
-        click.echo(render_json(name, result.diagnostics), nl=False, err=err)
+        _say(render_json(name, result.diagnostics), err=err)
         return
     text = render_text(name, result.config.lines, result.diagnostics)
     if text:
-        click.echo(text, nl=False, err=err)
-        click.echo(f"{name}: {summary(result.diagnostics)}", err=True)
+        _say(text, err=err)
+        _say(f"{name}: {summary(result.diagnostics)}\n", err=True)
 
 
 def _exit_code(result: Result, strict: bool) -> int:
@@ -115,7 +127,7 @@ def main() -> None:
 @_format
 def check_command(config: str, no_resolve: bool, strict: bool, output: str) -> None:
     """Report every problem in CONFIG (`-` for stdin)."""
-    result = check(_read(config), _resolver(no_resolve))
+    result = check(_read(config, _json_name(config, output)), _resolver(no_resolve))
     _report(config, result, output, err=False)
     sys.exit(_exit_code(result, strict))
 
@@ -130,14 +142,14 @@ def check_command(config: str, no_resolve: bool, strict: bool, output: str) -> N
 @_format
 def compile_command(config: str, target: str, no_resolve: bool, strict: bool, output: str) -> None:
     """Compile CONFIG into the frozen JSON rule set; write nothing if it has errors."""
-    text = _read(config)
+    text = _read(config, _json_name(config, output))
     with paused_gc():
         result = check(text, _resolver(no_resolve))
         code = _exit_code(result, strict)
         frozen = render(result.ruleset) if code == 0 else None
     _report(config, result, output, err=True)
     if frozen is not None:
-        _write(target, frozen)
+        _write(target, frozen.encode("ascii"))
     sys.exit(code)
 
 
@@ -160,12 +172,7 @@ def load_ruleset(path: str) -> RuleSet:
 )
 def bundle_command(target: str, interpreter: str) -> None:
     """Pack rinetd-run into one zipapp that needs only Python on the host."""
-    data = bundle(interpreter)
-    try:
-        Path(target).write_bytes(data)
-        os.chmod(target, 0o755)
-    except OSError as error:
-        _fail(f"cannot write {target}: {error.strerror or error}")
+    _write(target, bundle(interpreter), mode=0o755)
 
 
 @main.command("fmt")
@@ -173,4 +180,4 @@ def bundle_command(target: str, interpreter: str) -> None:
 @click.option("-o", "--output", "target", default="-", show_default=True, help="Where to write.")
 def fmt_command(rules: str, target: str) -> None:
     """Write a compiled rule set back as a canonical rinetd.conf."""
-    _write(target, format_ruleset(load_ruleset(rules)))
+    _write(target, format_ruleset(load_ruleset(rules)).encode("utf-8"))

@@ -68,6 +68,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "W107": (Severity.WARNING, "quoted file name"),
     "W108": (Severity.WARNING, "repeated option"),
     "W109": (Severity.WARNING, "logcommon without logfile"),
+    "W110": (Severity.WARNING, "address rinetd 0.73 misreads"),
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from functools import cache
 from importlib import resources
 
@@ -58,22 +59,25 @@ def parse(text: str) -> tuple[ast.Config, list[Diagnostic]]:
     """Parse a whole configuration; return its statements and the syntax diagnostics."""
     physical = text.split("\n")
     diagnostics: list[Diagnostic] = []
+    body = text
     if physical[-1] == "":
         physical.pop()
-        body = text
     else:
-        end = len(physical[-1].rstrip("\r")) + 1
-        diagnostics.append(
-            make(
-                "W105",
-                "the last line has no newline: rinetd 0.73 ignores it",
-                Span(len(physical), end, end + 1),
-                hint="end the file with a newline",
-            )
-        )
         body = text + "\n"
+        # A last line of blanks or a comment is ignored by 0.73 too, harmlessly.
+        if physical[-1].split("#")[0].strip(" \t\r"):
+            end = len(physical[-1].rstrip("\r")) + 1
+            diagnostics.append(
+                make(
+                    "W105",
+                    "the last line has no newline: rinetd 0.73 ignores it",
+                    Span(len(physical), end, end + 1),
+                    hint="end the file with a newline",
+                )
+            )
     lines = tuple(line.rstrip("\r") for line in physical)
     parser = _parser()
+    trees: list[tuple[lark.Tree[lark.Token] | ast.BrokenRule, int]]
     try:
         trees = [(parser.parse(body, start="config"), 0)]
         broken: list[int] = []
@@ -86,8 +90,14 @@ def parse(text: str) -> tuple[ast.Config, list[Diagnostic]]:
             except lark.exceptions.UnexpectedInput as error:
                 diagnostics.append(_syntax_error(error, raw, offset + 1))
                 broken.append(offset + 1)
+                recovered = _recover_rule(raw, offset)
+                if recovered is not None:
+                    trees.append((recovered, offset))
     statements: list[ast.Statement] = []
     for tree, offset in trees:
+        if isinstance(tree, ast.BrokenRule):
+            statements.append(tree)
+            continue
         for statement in tree.find_data("line"):
             for child in statement.children:
                 if isinstance(child, lark.Tree):
@@ -160,6 +170,26 @@ def _statement(tree: lark.Tree[lark.Token], offset: int) -> ast.Statement:
     return node(path=str(name), span=_span(name, offset))
 
 
+def _recover_rule(raw: str, offset: int) -> ast.BrokenRule | None:
+    """What can be read of a broken line meant as a rule: it opens a rule's scope, and
+    its bind address and port are kept when those two words parse."""
+    words = list(_WORD.finditer(raw.split("#")[0]))
+    if not words or words[0].group().lower() in KEYWORDS:
+        return None
+    whole = Span(offset + 1, words[0].start() + 1, words[-1].end() + 1)
+    if len(words) < 2:
+        return ast.BrokenRule(None, None, whole)
+    try:  # the bind as it stands, with a placeholder connect
+        tree = _parser().parse(raw[: words[1].end()] + " 0 1\n", start="line")
+    except lark.exceptions.UnexpectedInput:
+        return ast.BrokenRule(None, None, whole)
+    node = next(iter(tree.find_data("rule")), None)
+    if node is None:
+        return ast.BrokenRule(None, None, whole)
+    tokens = _tokens(node)
+    return ast.BrokenRule(_address(tokens[0], offset), _port(tokens[1], offset), whole)
+
+
 # -- the funnel: Lark errors -> diagnostics -------------------------------------
 
 
@@ -194,20 +224,29 @@ def _syntax_error(error: lark.exceptions.UnexpectedInput, raw: str, line: int) -
     expected = _expected(error)
     column = error.column if isinstance(error.column, int) and error.column > 0 else 1
     start, end = _word_at(raw, column)
+    invisible = _invisible(raw, end)
+    if invisible is not None:
+        return _invisible_error(raw, invisible, line)
     word = raw[start - 1 : end - 1]
-    if word and not word.startswith("["):
+    if word and not word.startswith(("[", "#")):
         # `[timeout=x]`: the fault is `x`, not the bracket that closes the group.
         word = word.rstrip("],") or word
         end = start + len(word)
     found = f"'{word}'" if word else "the end of the line"
     code = "E001"
+    if word.startswith("#"):
+        found = f"the comment '{word}'"
     message = f"expected {_expected_text(expected)}, found {found}"
-    if "PATTERN" in expected and word:
+    if "PATTERN" in expected and word and not word.startswith("#"):
         code, message = "E008", f"invalid access pattern '{word}'"
     elif expected <= {"TIMEOUT", "SRC"} and word:
         name = re.split(r"[=,\]]", word)[0]
-        end = start + len(name)
-        code, message = "E009", f"unknown option '{name}': the options are timeout and src"
+        if name:
+            end = start + len(name)
+            code, message = "E009", f"unknown option '{name}': the options are timeout and src"
+        else:  # `[]`, `[,]`, `[timeout=5,]`: no option where one must be
+            end = start + 1
+            message = f"expected an option (timeout=N or src=ADDRESS), found '{raw[start - 1]}'"
     hint = _hint(raw, word, expected)
     for other in _WORD.finditer(raw):
         keyword = _miscased_keyword(other.group())
@@ -219,11 +258,54 @@ def _syntax_error(error: lark.exceptions.UnexpectedInput, raw: str, line: int) -
     return make(code, message, Span(line, start, end), hint=hint)
 
 
+# Characters a terminal does not show, by what to do about them.
+_INVISIBLE_NAMES = {
+    "\r": "CARRIAGE RETURN",
+    "\x0b": "LINE TABULATION",
+    "\x0c": "FORM FEED",
+    "\x1b": "ESCAPE",
+    "\x7f": "DELETE",
+}
+
+
+def _invisible(raw: str, before: int) -> int | None:
+    """The 0-based index of the first invisible character in ``raw`` before column
+    ``before`` (a line's own CR of a CRLF ending does not count), or None."""
+    for index, c in enumerate(raw[: before - 1]):
+        if c in " \t" or (c == "\r" and index == len(raw) - 1):
+            continue
+        if unicodedata.category(c) in ("Cc", "Cf", "Zs", "Zl", "Zp"):
+            return index
+    return None
+
+
+def _invisible_error(raw: str, index: int, line: int) -> Diagnostic:
+    c = raw[index]
+    name = _INVISIBLE_NAMES.get(c) or unicodedata.name(c, "a control character")
+    if c == "\ufeff":
+        hint = "save the file as UTF-8 without a byte order mark"
+    elif c == "\r":
+        hint = "the file has CR line endings: convert them to LF (or CRLF)"
+    elif unicodedata.category(c) == "Zs":
+        hint = "replace it with a plain space"
+    else:
+        hint = "remove it"
+    message = f"invisible character U+{ord(c):04X} {name}"
+    return make("E001", message, Span(line, index + 1, index + 2), hint=hint)
+
+
 def _miscased_keyword(word: str) -> str | None:
-    lowered = word.lower().lstrip("[,")
+    """The keyword ``word`` is in capitals (`ALLOW`, `80/UDP`, `[TIMEOUT=5`), or None; a
+    name that merely holds one (`GW-DENY`) is not a keyword."""
+    lowered = word.lower().lstrip("[,").rstrip("],")
     for keyword in _LOWERCASE_WORDS:
-        glued = lowered.startswith(keyword) and not lowered[len(keyword) :][:1].isalnum()
-        if (glued or lowered.endswith(keyword)) and keyword not in word:
+        if keyword in word:
+            continue
+        if keyword.startswith("/"):
+            hit = lowered.endswith(keyword)
+        else:
+            hit = lowered == keyword or lowered.startswith((keyword + "=", keyword + "#"))
+        if hit:
             return keyword
     return None
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 
 from .diagnostics import Diagnostic, Related, Severity, Span
@@ -10,30 +12,65 @@ from .diagnostics import Diagnostic, Related, Severity, Span
 __all__ = ["render_json", "render_text", "summary"]
 
 
+WINDOW = 60  # characters of a long line shown on each side of the fault
+REPEATS = 3  # diagnostics of one code on one line shown in full; the rest are counted
+
+
+def _visible(text: str, escape: bool) -> str:
+    """``text`` with control and format characters made harmless for a terminal: escaped
+    (``\\x0c``) in messages, one ``?`` each in excerpts so carets stay in line."""
+    out = []
+    for c in text:
+        if c != "\t" and (unicodedata.category(c) in ("Cc", "Cf") or c in "\u2028\u2029"):
+            out.append(c.encode("unicode_escape").decode("ascii") if escape else "?")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
 def _excerpt(lines: Sequence[str], span: Span) -> list[str]:
     source = lines[span.line - 1] if 0 < span.line <= len(lines) else ""
+    start, end = span.column - 1, max(span.end_column - 1, span.column)
+    left, right = max(start - WINDOW, 0), min(max(end, start + 1) + WINDOW, len(source))
+    shown = _visible(source[left:right], escape=False)
+    before = source[left:start]
+    if left:
+        shown, before = "..." + shown, "..." + before
+    if right < len(source):
+        shown += "..."
     gutter = " " * len(str(span.line))
     # Tabs stay tabs under the caret so it lines up in any terminal.
-    pad = "".join("\t" if c == "\t" else " " for c in source[: span.column - 1])
-    width = max(span.end_column - span.column, 1)
-    return [f" {span.line} | {source}", f" {gutter} | {pad}{'^' * width}"]
+    pad = "".join("\t" if c == "\t" else " " for c in before)
+    width = max(min(end, right) - start, 1)
+    return [f" {span.line} | {shown}", f" {gutter} | {pad}{'^' * width}"]
 
 
 def _related(file: str, lines: Sequence[str], related: Related) -> list[str]:
     span = related.span
-    return [f"{file}:{span.line}:{span.column}: note: {related.message}", *_excerpt(lines, span)]
+    message = _visible(related.message, escape=True)
+    return [f"{file}:{span.line}:{span.column}: note: {message}", *_excerpt(lines, span)]
 
 
 def render_text(file: str, lines: Sequence[str], diagnostics: Sequence[Diagnostic]) -> str:
+    """Each diagnostic with its excerpt, related places and hint; past ``REPEATS`` of one
+    code on one line, a count instead (so output grows with the file, not its square)."""
     out: list[str] = []
+    shown: Counter[tuple[int, str]] = Counter()
     for d in diagnostics:
         span = d.span
-        out.append(f"{file}:{span.line}:{span.column}: {d.severity.value}[{d.code}]: {d.message}")
+        shown[span.line, d.code] += 1
+        if shown[span.line, d.code] > REPEATS:
+            continue
+        message = _visible(d.message, escape=True)
+        out.append(f"{file}:{span.line}:{span.column}: {d.severity.value}[{d.code}]: {message}")
         out.extend(_excerpt(lines, span))
         for related in d.related:
             out.extend(_related(file, lines, related))
         if d.hint:
-            out.append(f" = hint: {d.hint}")
+            out.append(f" = hint: {_visible(d.hint, escape=True)}")
+    for (line, code), count in shown.items():
+        if count > REPEATS:
+            out.append(f"{file}:{line}: note: {count - REPEATS} more {code} on this line")
     return "".join(line + "\n" for line in out)
 
 
@@ -47,8 +84,10 @@ def _span_json(span: Span) -> dict[str, int]:
     return {"line": span.line, "column": span.column, "end_column": span.end_column}
 
 
-def render_json(file: str, diagnostics: Sequence[Diagnostic]) -> str:
-    document = {
+def render_json(file: str, diagnostics: Sequence[Diagnostic], error: str | None = None) -> str:
+    """The diagnostics as one JSON document; ``error`` (an input that could not be read,
+    exit 2) adds an ``error`` key."""
+    document: dict[str, object] = {
         "file": file,
         "errors": sum(d.severity is Severity.ERROR for d in diagnostics),
         "warnings": sum(d.severity is Severity.WARNING for d in diagnostics),
@@ -67,4 +106,6 @@ def render_json(file: str, diagnostics: Sequence[Diagnostic]) -> str:
             for d in diagnostics
         ],
     }
+    if error is not None:
+        document["error"] = error
     return json.dumps(document, indent=2, sort_keys=True) + "\n"

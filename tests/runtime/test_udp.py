@@ -137,3 +137,30 @@ def test_udp_to_tcp(tmp_path: Path, tcp_echo: TcpEcho) -> None:
         assert client.recvfrom(100)[0] == b"over udp"
         client.close()
     assert tcp_echo.accepted == 1
+
+
+def test_a_wildcard_and_a_specific_address_share_a_udp_port(
+    tmp_path: Path, udp_echo: UdpEcho
+) -> None:
+    """As 0.73 does: both are bound, and the kernel gives each datagram to the most
+    specific socket, so the specific rule serves its address and the wildcard the rest."""
+    other = UdpEcho().start()
+    port = free_port(socket.SOCK_DGRAM, "0.0.0.0")
+    conf = (
+        f"0 {port}/udp 127.0.0.1 {udp_echo.port}/udp\n"
+        f"127.0.0.1 {port}/udp 127.0.0.1 {other.port}/udp\n"
+        "logfile LOG\n"
+    )
+    try:
+        with running(conf, tmp_path) as fw:
+            for target in ("127.0.0.1", "127.0.0.2"):
+                client = _udp_client()
+                client.sendto(target.encode(), (target, port))
+                assert client.recvfrom(100)[0] == target.encode()
+                client.close()
+            lines = [parse_tab(line) for line in fw.log_lines(2)]
+    finally:
+        other.stop()
+    served = {(line["bind_host"], line["connect_port"]) for line in lines}
+    assert served == {("127.0.0.1", str(other.port)), ("0", str(udp_echo.port))}
+    assert (udp_echo.received, other.received) == ([len("127.0.0.2")], [len("127.0.0.1")])

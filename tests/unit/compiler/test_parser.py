@@ -98,7 +98,8 @@ def test_logcommon() -> None:
 def test_every_bad_line_is_reported_and_good_lines_still_parse() -> None:
     config, found = parse("bad line\n0 80 127.0.0.1 80\nallow nope!\n")
     assert [d.span.line for d in found] == [1, 3]
-    assert len(config.statements) == 1
+    # `bad line` may have been meant as a rule: it opens a rule's scope (see the validator)
+    assert [type(s) for s in config.statements] == [ast.BrokenRule, ast.RuleLine]
     assert config.broken == (1, 3)
 
 
@@ -150,3 +151,59 @@ def test_syntax_error_message_says_what_was_expected() -> None:
 )
 def test_keywords_do_not_swallow_host_names(text: str) -> None:
     assert isinstance(_one(text), ast.RuleLine)
+
+
+def test_a_capitalised_host_name_is_not_taken_for_a_keyword() -> None:
+    ((code, start, end, hint),) = _codes("GW-DENY 8080 10.0.0.1\n")
+    assert (code, start, end) == ("E001", 22, 23)  # the missing port, at the end
+    assert hint is None or "lowercase" not in hint
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "found"),
+    [
+        ("0 80 1.1.1.1 80 []\n", 18, "]"),
+        ("0 80 1.1.1.1 80 [,]\n", 18, ","),
+        ("0 80 1.1.1.1 80 [timeout=5,]\n", 28, "]"),
+    ],
+)
+def test_an_empty_option_is_named_as_such(text: str, column: int, found: str) -> None:
+    _config, (diagnostic,) = parse(text)
+    assert diagnostic.code == "E001"
+    assert diagnostic.span == Span(1, column, column + 1)
+    assert diagnostic.message == f"expected an option (timeout=N or src=ADDRESS), found '{found}'"
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "name", "hint"),
+    [
+        ("0 80\x0c127.0.0.1 80\n", 5, "U+000C FORM FEED", "remove it"),
+        ("0\xa080 127.0.0.1 80\n", 2, "U+00A0 NO-BREAK SPACE", "plain space"),
+        ("\ufeff127.0.0.1 80 127.0.0.1 80\n", 1, "U+FEFF ZERO WIDTH NO-BREAK SPACE", "byte order"),
+        ("0 80 127.0.0.1 80\r0 81 127.0.0.1 81\r", 18, "U+000D CARRIAGE RETURN", "CR line"),
+    ],
+)
+def test_invisible_characters_are_named_and_pointed_at(
+    text: str, column: int, name: str, hint: str
+) -> None:
+    found = parse(text)[1]
+    diagnostic = next(d for d in found if d.code == "E001")
+    assert diagnostic.message == f"invisible character {name}"
+    assert diagnostic.span == Span(1, column, column + 1)
+    assert diagnostic.hint is not None and hint in diagnostic.hint
+
+
+def test_crlf_line_endings_are_not_invisible_characters() -> None:
+    assert parse("0 80 127.0.0.1 80\r\nallow 10.*\r\n")[1] == []
+
+
+@pytest.mark.parametrize("last", ["# only a comment", "   ", "\t# x"])
+def test_a_last_line_of_blanks_or_comment_without_newline_is_not_warned(last: str) -> None:
+    assert parse("0 80 127.0.0.1 80\n" + last)[1] == []
+
+
+def test_a_comment_where_a_pattern_should_be() -> None:
+    ((code, start, end, _hint),) = _codes("allow#c\n")
+    assert (code, start, end) == ("E001", 6, 8)
+    _config, (diagnostic,) = parse("allow#c\n")
+    assert diagnostic.message == "expected an address pattern, found the comment '#c'"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rinetdc.check import check
 from rinetdc.resolve import NoResolver, SystemResolver
 
@@ -144,3 +146,69 @@ def test_empty_config_warns_once() -> None:
     assert _codes("") == ["W106"]
     assert _codes("# only a comment\n") == ["W106"]
     assert _codes("0 80 127.0.0.1\n") == ["E001"]  # a broken rule is not "no rules"
+
+
+def test_any_digit_string_gives_a_value_or_a_located_error() -> None:
+    huge = "9" * 5000
+    assert _codes(f"0 {huge} 127.0.0.1 80\n") == ["E006"]
+    assert _codes(f"0 80/udp 127.0.0.1 80/udp [timeout={huge}]\n") == ["E007"]
+    (rule,) = check("0 " + "0" * 5000 + "80 127.0.0.1 80\n", NoResolver()).ruleset.rules
+    assert rule.bind.port == 80
+    (diagnostic,) = check(f"0 {huge} 127.0.0.1 80\n", NoResolver()).diagnostics
+    assert len(diagnostic.message) < 80  # the number is quoted cut, with its length
+
+
+def test_udp_wildcard_and_specific_address_share_a_port() -> None:
+    assert _codes("0 5000/udp 127.0.0.1 1/udp\n127.0.0.1 5000/udp 127.0.0.1 2/udp\n") == []
+    assert _codes(":: 5000/udp 127.0.0.1 1/udp\n::1 5000/udp 127.0.0.1 2/udp\n") == []
+    assert _codes("0 5000/udp 127.0.0.1 1/udp\n:: 5000/udp 127.0.0.1 2/udp\n") == ["E011"]
+    assert _codes("0 5000/udp 127.0.0.1 1/udp\n0 5000/udp 127.0.0.1 2/udp\n") == ["E010"]
+    assert _codes("0 5000 127.0.0.1 1\n127.0.0.1 5000 127.0.0.1 2\n") == ["E011"]
+
+
+def test_a_collision_names_the_first_bind_it_meets() -> None:
+    text = "10.0.0.1 80 1.1.1.1 1\n10.0.0.2 80 1.1.1.1 1\n:: 80 1.1.1.1 1\n10.0.0.2 80 1.1.1.1 1\n"
+    found = check(text, NoResolver()).diagnostics
+    assert [(d.code, d.span.line, d.related[0].span.line) for d in found] == [
+        ("E011", 3, 1),  # `::` overlaps every earlier address; the first is named
+        ("E010", 4, 2),  # a duplicate is a duplicate, though `::` is earlier too
+    ]
+
+
+def test_a_broken_rule_line_keeps_its_scope_and_its_bind() -> None:
+    assert _codes("0 80 1.2.3.4\ndeny *\n") == ["E001"]  # deny * is the broken rule's
+    found = check("0 80 1.2.3.4\n0 80 1.2.3.5 81\n", NoResolver()).diagnostics
+    assert [(d.code, d.span.line) for d in found] == [("E001", 1), ("E010", 2)]
+    assert _codes("0 99999 1.2.3.4\n") == ["E006", "E001"]  # every problem in one run
+    assert _codes("garbage here\n") == ["E001"]  # not surely a rule: no service lookup
+
+
+@pytest.mark.parametrize(
+    ("address", "taken"),
+    [
+        ("0::1", "0"),
+        ("0:0:0:0:0:0:0:1", "0"),
+        ("0a::1", "0"),
+        ("0.pool.ntp.org", "0"),
+        ("192.168.1.10.sslip.io", "192.168.1.10"),
+    ],
+)
+def test_addresses_rinetd_073_misreads_are_warned(address: str, taken: str) -> None:
+    result = check(f"127.0.0.1 80 {address} 80\n", NoResolver())
+    (diagnostic,) = result.diagnostics
+    assert (diagnostic.code, diagnostic.span.column) == ("W110", 14)
+    assert f"as the address {taken} followed by" in diagnostic.message
+    connect = "::1" if ":" in address else "10.0.0.1"
+    assert _codes(f"127.0.0.1 80 {connect} 80 [src={address}]\n") == ["W110"]
+
+
+@pytest.mark.parametrize("address", ["0", "0.0.0.0", "10.0.0.1", "::1", "host0.example"])
+def test_addresses_rinetd_073_reads_whole_are_not_warned(address: str) -> None:
+    assert "W110" not in _codes(f"127.0.0.1 80 {address} 80\n")
+
+
+def test_patterns_that_match_no_address_at_all() -> None:
+    assert _codes("allow [\n0 80 127.0.0.1 80\n") == ["W101"]
+    assert _codes("0 80 127.0.0.1 80\nallow ?\n") == ["W101"]
+    assert _codes("0 80 127.0.0.1 80\nallow 1?\n") == ["W101"]
+    assert _codes("0 80 127.0.0.1 80\nallow *\n") == []
