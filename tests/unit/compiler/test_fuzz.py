@@ -18,6 +18,10 @@ WORDS = [
     "[timeout=5]", "[src=10.0.0.1]", "timeout", "src", "allow", "deny", "ALLOW", "logfile",
     "pidlogfile", "logcommon", "10.*", "1?.2.*", "::ffff:*", '"/tmp/x y"', "/var/log/r.log",
     "#", "# c", "\t", " ", "é", "\r", "[::1]", "1.2.3.0/24",
+    # the edges: invisible characters, huge and zero-padded numbers, empty options
+    "\x0c", "\xa0", "\ufeff", "\x1b[31m", "\u200b", "9" * 5000, "0" * 300 + "80",
+    "[timeout=" + "9" * 4400 + "]", "[]", "[,]", "[timeout=5,]", "0::1", "0.pool.ntp.org",
+    "GW-DENY", "allow#c",
 ]  # fmt: skip
 
 line = st.lists(st.sampled_from(WORDS), max_size=8).map(" ".join)
@@ -26,7 +30,9 @@ configs = st.lists(line, max_size=12).map("\n".join)
 
 def _exercise(text: str) -> None:
     result = check(text, NoResolver())
-    render_text("f", result.config.lines, result.diagnostics)
+    shown = render_text("f", result.config.lines, result.diagnostics)
+    # No control character reaches a terminal raw (tabs and newlines are layout).
+    assert not any(c in shown for c in "\x00\x0b\x0c\x0d\x1b\x7f\ufeff")
     render_json("f", result.diagnostics)
     for d in result.diagnostics:
         assert 1 <= d.span.line <= max(len(result.config.lines), 1)
@@ -43,6 +49,15 @@ def test_word_salad_never_crashes(text: str) -> None:
 @given(st.text(max_size=200))
 def test_random_text_never_crashes(text: str) -> None:
     _exercise(text)
+
+
+_LONG = "0 80/udp 127.0.0.1 80/udp [" + ",".join(["timeout=1"] * 2000) + "]"
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, len(_LONG)), st.text(max_size=3))
+def test_long_lines_never_crash(at: int, insert: str) -> None:
+    _exercise(_LONG[:at] + insert + _LONG[at:])
 
 
 SEED = "allow 10.*\n0 80 127.0.0.1 8080 [timeout=3]\ndeny 10.0.0.1\nlogfile /tmp/x\n"
