@@ -135,6 +135,27 @@ MUTANTS = [
             "tests/runtime/test_lifecycle.py::test_an_unwritable_pid_file_is_said_and_forwarding_goes_on"
         ],
     ),
+    (
+        "a device replaced by a regular file on -o",
+        "rinetdc/files.py",
+        "            _write_into(target, data)",
+        "            _replace(target, data, 0o644, None)",
+        ["tests/unit/compiler/test_edges.py"],
+    ),
+    (
+        "an endless input read whole",
+        "rinetdc/files.py",
+        "        if size > MAX_INPUT:",
+        "        if False:",
+        ["tests/unit/compiler/test_edges.py::test_an_endless_pipe_is_cut_at_the_size_cap"],
+    ),
+    (
+        "a digit string turned into a number whole",
+        "rinetdc/validate.py",
+        '    significant = digits.lstrip("0") or "0"',
+        "    significant = digits",
+        ["tests/unit/compiler/test_validate.py"],
+    ),
 ]
 
 
