@@ -71,7 +71,8 @@ def tcp_client(args: argparse.Namespace) -> dict[str, Any]:
     try:
         with socket.create_connection((args.host, args.port), timeout=args.timeout) as sock:
             sender = threading.Thread(
-                target=lambda: (sock.sendall(payload), sock.shutdown(socket.SHUT_WR))
+                target=lambda: (sock.sendall(payload), sock.shutdown(socket.SHUT_WR)),
+                daemon=True,
             )
             sender.start()
             while data := sock.recv(1 << 20):

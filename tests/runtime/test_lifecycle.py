@@ -63,7 +63,7 @@ def test_reload_adds_removes_and_keeps_rules(tmp_path: Path, tcp_echo: TcpEcho) 
             while not stop.is_set():
                 refusals.append(_refused(kept))
 
-        prober = threading.Thread(target=probe)
+        prober = threading.Thread(daemon=True, target=probe)
         prober.start()
         second = (
             f"127.0.0.1 {kept} 127.0.0.1 {echo}\nallow 127.0.0.1\n"
@@ -259,7 +259,7 @@ def test_workers_write_one_log_without_broken_lines(tmp_path: Path, tcp_echo: Tc
             for _ in range(30):
                 answers.append(_echo_once(port, b"%05d" % number * 20))
 
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(20)]
+        threads = [threading.Thread(daemon=True, target=client, args=(n,)) for n in range(20)]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -30,7 +30,7 @@ def _round_trip(sock: socket.socket, payload: bytes) -> bytes:
         sock.sendall(payload)
         sock.shutdown(socket.SHUT_WR)
 
-    sender = threading.Thread(target=send)
+    sender = threading.Thread(daemon=True, target=send)
     sender.start()
     echoed = recv_all(sock)
     sender.join()
@@ -96,7 +96,7 @@ def _answer_after_eof(
             received.append(recv_all(conn))
             conn.sendall(answer)
 
-    server = threading.Thread(target=serve, daemon=True)
+    server = threading.Thread(daemon=True, target=serve, daemon=True)
     server.start()
     try:
         yield backend.getsockname()[1], received, connected
@@ -142,7 +142,7 @@ def test_half_close_from_the_backend(tmp_path: Path) -> None:
             conn.shutdown(socket.SHUT_WR)
             received.append(recv_all(conn))
 
-    server = threading.Thread(target=serve)
+    server = threading.Thread(daemon=True, target=serve)
     server.start()
     port = free_port()
     try:
@@ -341,7 +341,7 @@ def test_workers_keep_every_stream_intact(tmp_path: Path, tcp_echo: TcpEcho) -> 
             with connect_from("127.0.0.1", port) as sock:
                 results[number] = _round_trip(sock, payload) == payload
 
-        threads = [threading.Thread(target=one, args=(n,)) for n in range(16)]
+        threads = [threading.Thread(daemon=True, target=one, args=(n,)) for n in range(16)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -373,7 +373,7 @@ def _answer_and_close(listener: socket.socket, stop: threading.Event) -> None:
             conn, _ = listener.accept()
         except TimeoutError:
             continue
-        threading.Thread(target=answer, args=(conn,), daemon=True).start()
+        threading.Thread(daemon=True, target=answer, args=(conn,), daemon=True).start()
 
 
 def _answer(number: int) -> bytes:
@@ -391,7 +391,7 @@ def test_short_connections_at_a_churn_keep_every_answer(tmp_path: Path) -> None:
     listener.bind(("127.0.0.1", 0))
     listener.listen(256)
     stop = threading.Event()
-    backend = threading.Thread(target=_answer_and_close, args=(listener, stop))
+    backend = threading.Thread(daemon=True, target=_answer_and_close, args=(listener, stop))
     backend.start()
     port = free_port()
     failures: list[str] = []
@@ -415,7 +415,7 @@ def test_short_connections_at_a_churn_keep_every_answer(tmp_path: Path) -> None:
                         failures.append(f"{number}: {len(got)} bytes, not the answer")
                         return
 
-            threads = [threading.Thread(target=client, args=(n,)) for n in range(20)]
+            threads = [threading.Thread(daemon=True, target=client, args=(n,)) for n in range(20)]
             for thread in threads:
                 thread.start()
             for thread in threads:
