@@ -96,7 +96,7 @@ def _answer_after_eof(
             received.append(recv_all(conn))
             conn.sendall(answer)
 
-    server = threading.Thread(daemon=True, target=serve, daemon=True)
+    server = threading.Thread(target=serve, daemon=True)
     server.start()
     try:
         yield backend.getsockname()[1], received, connected
@@ -373,7 +373,7 @@ def _answer_and_close(listener: socket.socket, stop: threading.Event) -> None:
             conn, _ = listener.accept()
         except TimeoutError:
             continue
-        threading.Thread(daemon=True, target=answer, args=(conn,), daemon=True).start()
+        threading.Thread(target=answer, args=(conn,), daemon=True).start()
 
 
 def _answer(number: int) -> bytes:
