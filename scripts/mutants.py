@@ -156,6 +156,27 @@ MUTANTS = [
         "    significant = digits",
         ["tests/unit/compiler/test_validate.py"],
     ),
+    (
+        "overlapping reloads (a task per SIGHUP, as before)",
+        "runtime/rinetd_run/main.py",
+        "    loop.add_signal_handler(signal.SIGHUP, wanted.set)",
+        "    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(server.reload()))",
+        ["tests/runtime/test_hostile.py::test_a_sighup_storm_leaves_exactly_the_wanted_listeners"],
+    ),
+    (
+        "signals not held while starting",
+        "runtime/rinetd_run/main.py",
+        "    signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)",
+        "    pass",
+        ["tests/runtime/test_hostile.py::test_sighup_while_starting_is_a_reload_once_ready"],
+    ),
+    (
+        "a rule set read on the event loop, FIFO and size unchecked",
+        "runtime/rinetd_run/document.py",
+        "        if not stat.S_ISREG(found.st_mode):",
+        "        if False:",
+        ["tests/runtime/test_hostile.py"],
+    ),
 ]
 
 

@@ -11,7 +11,9 @@ agree on what a valid rule set is.
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -32,6 +34,7 @@ __all__ = ["load", "read", "to_document"]
 T = TypeVar("T")
 
 MAX_TIMEOUT = 2**31 - 1  # rinetd stores it in an int
+MAX_SIZE = 256 * 1024 * 1024  # bytes; 100,000 rules take about 40 MiB
 # What the grammar lets through, so no value can smuggle a line into `fmt`'s output.
 _HOST = re.compile(r"[-0-9A-Za-z_.:]+")
 _ADDRESS = re.compile(r"[0-9a-fA-F.:]+")
@@ -259,11 +262,27 @@ def read(text: str, name: str = "rule set") -> RuleSet:
         raise RuleSetError(f"{name} does not follow the rule set schema: {error}") from None
 
 
+def _read_file(path: str) -> bytes:
+    """The bytes of a regular file of at most MAX_SIZE: a FIFO or device would block or
+    never end, and the rule set is read again at every reload."""
+    # O_NONBLOCK: opening a FIFO without a writer must not wait for one.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode):
+            raise RuleSetError(f"{path} is not a regular file")
+        if found.st_size > MAX_SIZE:
+            raise RuleSetError(f"{path} is larger than {MAX_SIZE // (1024 * 1024)} MiB")
+        data = handle.read(MAX_SIZE + 1)
+    if len(data) > MAX_SIZE:  # it grew while being read
+        raise RuleSetError(f"{path} is larger than {MAX_SIZE // (1024 * 1024)} MiB")
+    return data
+
+
 def load(path: str) -> RuleSet:
     """The rule set in the file at ``path``; RuleSetError if it cannot be read or used."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = _read_file(path)
     except OSError as error:
         raise RuleSetError(f"cannot read {path}: {error.strerror or error}") from None
     try:

@@ -76,21 +76,29 @@ async def _serve(path: str, ruleset: RuleSet, grace: float, workers: int) -> int
     return 0
 
 
+async def _reloads(server: Server, wanted: asyncio.Event, stop: asyncio.Event) -> None:
+    """Reload once per request, one reload at a time: SIGHUPs that arrive during a reload
+    are one more reload after it, however many they are."""
+    while not stop.is_set():
+        await wanted.wait()
+        wanted.clear()
+        if not stop.is_set():
+            await server.reload()
+
+
 async def _forward(server: Server, path: str, count: int, grace: float) -> None:
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    reloads: set[asyncio.Task[bool]] = set()
-
-    def hup() -> None:
-        task = loop.create_task(server.reload())
-        reloads.add(task)
-        task.add_done_callback(reloads.discard)
-
-    loop.add_signal_handler(signal.SIGHUP, hup)
+    stop, wanted = asyncio.Event(), asyncio.Event()
+    loop.add_signal_handler(signal.SIGHUP, wanted.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
+    # Signals that came while starting were held back (see main); they arrive now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
     say(f"forwarding {count} rules from {path}")
+    reloading = loop.create_task(_reloads(server, wanted, stop))
     await stop.wait()
+    wanted.set()  # lets the reload loop see the stop, after a reload under way
+    await reloading
     await server.stop(grace)
 
 
@@ -102,7 +110,14 @@ def _raise_file_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+# Held back from the first line of main until forwarding starts: a SIGHUP or SIGTERM
+# that comes while the rules are read and bound must not kill the process (a first
+# install may send restart and reload back to back); it is acted on once ready.
+_HELD = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
     arguments = _arguments(argv)
     _raise_file_limit()
     try:

@@ -72,6 +72,10 @@ def open_socket(rule: Rule, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
+def _load_resolved(path: str) -> RuleSet:
+    return resolve(load(path))
+
+
 class Server:
     def __init__(self, path: str, ruleset: RuleSet, reuse_port: bool = False) -> None:
         self.path = path
@@ -118,10 +122,17 @@ class Server:
         return opened
 
     async def reload(self) -> bool:
-        """Re-read the rule set; on any trouble keep serving the old one and say why."""
+        """Re-read the rule set; on any trouble keep serving the old one and say why.
+
+        Never run two at once (``main`` makes them wait in turn): the plan is made
+        from the listeners as they are, so a second reload planned mid-way through a
+        first would bind some ports twice."""
         say("received SIGHUP, reloading configuration...")
+        loop = asyncio.get_running_loop()
         try:
-            ruleset = resolve(load(self.path))
+            # Reading, checking and resolving happen in a thread: a big file or a slow
+            # DNS must not pause forwarding.  Only the swap below runs on the loop.
+            ruleset = await loop.run_in_executor(None, _load_resolved, self.path)
             plan = plan_reload(self.listeners, ruleset.rules)
             opened = await self._open(plan.open)
         except (RuleSetError, BindError) as error:
@@ -135,6 +146,7 @@ class Server:
         self.ruleset = ruleset
         self.context.global_access = ruleset.access
         self.logger.reconfigure(ruleset.logfile, ruleset.logcommon)
+        say(f"reloaded: forwarding {len(ruleset.rules)} rules")
         return True
 
     async def stop(self, grace: float) -> None:

@@ -39,6 +39,9 @@ def supervise(count: int, work: Callable[[], int], path_of_pid: str | None) -> i
 
     for number in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(number, forward)
+    # Held since main's first line (the workers inherit that and unblock once ready);
+    # one that came meanwhile is passed on now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP, signal.SIGTERM, signal.SIGINT})
     result = 0
     with pidfile(path_of_pid):
         while children:
