@@ -177,6 +177,30 @@ MUTANTS = [
         "        if False:",
         ["tests/runtime/test_hostile.py"],
     ),
+    (
+        "no cap on a UDP rule's sessions",
+        "runtime/rinetd_run/udp.py",
+        "        at_cap = len(self.sessions) >= MAX_UDP_SESSIONS",
+        "        at_cap = False",
+        ["tests/runtime/test_hostile.py::test_a_udp_rule_holds_at_most_5000_sessions"],
+    ),
+    (
+        "no descriptor budget (UDP may take every descriptor)",
+        "runtime/rinetd_run/budget.py",
+        "        within_share = udp_sessions + 1 <= self.usable // 2",
+        "        within_share = True",
+        ["tests/runtime/test_hostile.py::test_a_udp_flood_never_starves_a_tcp_rule"],
+    ),
+    (
+        "TCP accepts while the budget is spent",
+        "runtime/rinetd_run/acceptor.py",
+        "            if not self.may_accept():",
+        "            if False:",
+        [
+            "tests/runtime/test_hostile.py"
+            "::test_the_descriptor_budget_leaves_tcp_clients_waiting_in_the_backlog"
+        ],
+    ),
 ]
 
 

@@ -1,5 +1,6 @@
 """What listeners and links need from the running server, and nothing more: the
-global access list, the log, the poller, and each listening socket's current rule."""
+global access list, the log, the poller, the descriptor budget and its counts, and
+each listening socket's current rule."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from dataclasses import dataclass, field
 
 from . import logline
 from .access import verdict
+from .budget import Budget
 from .link import Link
 from .logline import Event
 from .poller import Poller
 from .ruleset import AccessRule, Rule
+from .say import say
 
 __all__ = ["Binding", "Context"]
 
@@ -24,7 +27,40 @@ class Context:
     global_access: tuple[AccessRule, ...]
     log: Callable[[Event], None]
     poller: Poller
-    links: set[Link] = field(default_factory=set)
+    budget: Budget
+    links: set[Link] = field(default_factory=set)  # TCP links and UDP sessions
+    udp_sessions: int = 0
+    _said: set[str] = field(default_factory=set)
+
+    def tcp_may_accept(self) -> bool:
+        tcp = len(self.links) - self.udp_sessions
+        return self._allowed(self.budget.tcp_may_accept(tcp, self.udp_sessions), "tcp")
+
+    def udp_may_open(self) -> bool:
+        tcp = len(self.links) - self.udp_sessions
+        return self._allowed(self.budget.udp_may_open(tcp, self.udp_sessions), "udp")
+
+    def _allowed(self, allowed: bool, kind: str) -> bool:
+        """Say once when a kind of connection meets the budget, again after it had room."""
+        if allowed:
+            self._said.discard(kind)
+        elif kind not in self._said:
+            self._said.add(kind)
+            what = (
+                "TCP accepts pause (clients wait in the backlog)"
+                if kind == "tcp"
+                else "new UDP sessions end their rule's least recently used one"
+            )
+            say(
+                f"file descriptors: {self.budget.limit} allowed, {self.budget.reserve} kept "
+                f"in reserve; {what} until some are free"
+            )
+        return allowed
+
+    def say_once(self, key: str, message: str) -> None:
+        if key not in self._said:
+            self._said.add(key)
+            say(message)
 
     def admit(self, rule: Rule, client: str) -> Link | None:
         """A link for ``client`` on ``rule`` if access control lets it in (reference

@@ -9,12 +9,16 @@ rule set never leaves the server half-changed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import os
+import resource
 import socket
 from dataclasses import dataclass
 
 from . import logline
 from .acceptor import Acceptor
+from .budget import Budget
 from .context import Binding, Context
 from .document import load
 from .logger import LogWriter
@@ -86,13 +90,26 @@ class Server:
             global_access=ruleset.access,
             log=self.logger.log,
             poller=Poller(asyncio.get_running_loop()),
+            budget=Budget(
+                resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+                enabled=not os.environ.get("RINETD_RUN_NO_BUDGET"),
+            ),
         )
         self.listeners: dict[Key, _Listener] = {}
+
+    def _count_base(self) -> None:
+        """What the process holds besides its connections, for the descriptor budget."""
+        with contextlib.suppress(OSError):
+            held = len(os.listdir("/proc/self/fd"))
+            context = self.context
+            tcp = len(context.links) - context.udp_sessions
+            context.budget.base = max(held - 2 * tcp - context.udp_sessions, 0)
 
     async def start(self) -> None:
         """Bind every rule; BindError (nothing left open) if one fails."""
         plan = plan_reload((), self.ruleset.rules)
         self.listeners = await self._open(plan.open)
+        self._count_base()
 
     async def _open(self, rules: dict[Key, Rule]) -> dict[Key, _Listener]:
         opened: dict[Key, _Listener] = {}
@@ -112,6 +129,7 @@ class Server:
                     listener.sock,
                     functools.partial(accept_client, binding),
                     functools.partial(self._accept_failed, binding),
+                    self.context.tcp_may_accept,
                 )
                 listener.acceptor.start(BACKLOG)
             else:
@@ -146,6 +164,7 @@ class Server:
         self.ruleset = ruleset
         self.context.global_access = ruleset.access
         self.logger.reconfigure(ruleset.logfile, ruleset.logcommon)
+        self._count_base()
         say(f"reloaded: forwarding {len(ruleset.rules)} rules")
         return True
 

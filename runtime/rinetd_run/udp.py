@@ -1,16 +1,21 @@
 """UDP listeners: one session per client address and port, each with its own backend socket.
 
 A session opens on the first datagram that passes access control, lives while
-datagrams flow either way, and ends after the rule's idle timeout.  Unlike
+datagrams flow either way, and ends after the rule's idle timeout.  A rule holds
+at most ``MAX_UDP_SESSIONS`` and the process's descriptor budget (``budget.py``)
+bounds them all: past either, the rule's least recently used session ends first,
+so a flood from spoofed source ports costs only that rule its idle sessions.  Unlike
 0.73, nothing is sent to the backend but the client's own datagrams.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from typing import Any, cast
 
 from .backend import connect_backend
+from .budget import MAX_UDP_SESSIONS
 from .context import Binding
 from .link import Link
 from .udp_end import UdpClientEnd
@@ -19,16 +24,28 @@ __all__ = ["UdpListener"]
 
 
 class _Session:
-    def __init__(self, link: Link, timeout: float, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        link: Link,
+        timeout: float,
+        loop: asyncio.AbstractEventLoop,
+        order: OrderedDict[tuple[str, int], _Session],
+        key: tuple[str, int],
+    ) -> None:
         self.link = link
         self.timeout = timeout
         self.loop = loop
+        self.order = order
+        self.key = key
         self.last = loop.time()
         self.timer = loop.call_later(timeout, self._expire)
         link.on_traffic = self.touch
 
     def touch(self) -> None:
+        """Traffic either way: the idle clock restarts, and the session is the most
+        recently used of its rule."""
         self.last = self.loop.time()
+        self.order.move_to_end(self.key)
 
     def _expire(self) -> None:
         idle = self.loop.time() - self.last
@@ -45,7 +62,7 @@ class _Session:
 class UdpListener(asyncio.DatagramProtocol):
     def __init__(self, binding: Binding) -> None:
         self.binding = binding
-        self.sessions: dict[tuple[str, int], _Session] = {}
+        self.sessions: OrderedDict[tuple[str, int], _Session] = OrderedDict()
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -62,19 +79,44 @@ class UdpListener(asyncio.DatagramProtocol):
         session.touch()
         session.link.from_client(data)
 
+    def _make_room(self) -> bool:
+        """At the rule's cap or the process's budget, end this rule's least recently used
+        session (logged as its normal end); False if there is none to end."""
+        context, rule = self.binding.context, self.binding.rule
+        at_cap = len(self.sessions) >= MAX_UDP_SESSIONS
+        if at_cap:
+            context.say_once(
+                f"udp-cap-{rule.line}",
+                f"udp rule of line {rule.line} has {MAX_UDP_SESSIONS} sessions: "
+                "each new one ends the least recently used",
+            )
+        if not at_cap and context.udp_may_open():
+            return True
+        if not self.sessions:
+            return False  # the datagram is dropped
+        oldest = next(iter(self.sessions.values()))
+        oldest.link.expired()
+        return True
+
     def _open(self, key: tuple[str, int]) -> _Session | None:
         assert self.transport is not None
         rule = self.binding.rule
-        link = self.binding.context.admit(rule, key[0])
+        context = self.binding.context
+        link = context.admit(rule, key[0])
         if link is None:
             return None
-        session = _Session(link, rule.timeout, asyncio.get_running_loop())
+        if not self._make_room():
+            context.links.discard(link)  # never opened, so nothing is logged for it
+            return None
+        session = _Session(link, rule.timeout, asyncio.get_running_loop(), self.sessions, key)
         self.sessions[key] = session
+        context.udp_sessions += 1
         tracked = link.on_finish
 
         def ended(done: Link) -> None:
             session.cancel()
             self.sessions.pop(key, None)
+            context.udp_sessions -= 1
             if tracked is not None:
                 tracked(done)
 

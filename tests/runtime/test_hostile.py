@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from tests.helpers import BIN, compile_config
 from tests.runtime.harness import (
     Forwarder,
     TcpEcho,
+    UdpEcho,
     connect_from,
     free_port,
     free_ports,
@@ -217,3 +219,122 @@ def test_a_sighup_storm_leaves_exactly_the_wanted_listeners(tmp_path: Path) -> N
         assert not any("Traceback" in line or "exception" in line for line in fw.errors)
     finally:
         assert fw.stop() == 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_udp_flood_never_starves_a_tcp_rule(
+    tmp_path: Path, tcp_echo: TcpEcho, udp_echo: UdpEcho
+) -> None:
+    """3,000 datagrams from as many source ports to one UDP rule of a process allowed 256
+    descriptors: the UDP rule ends its oldest sessions, and the TCP rule answers every
+    request during the flood and after."""
+    tcp_port, udp_port = free_port(), free_port(socket.SOCK_DGRAM)
+    conf = (
+        f"127.0.0.1 {tcp_port} 127.0.0.1 {tcp_echo.port}\n"
+        f"127.0.0.1 {udp_port}/udp 127.0.0.1 {udp_echo.port}/udp\n"
+        "logfile LOG\n"
+    )
+    fw = start_forwarder(compile_config(conf, tmp_path), max_files=256)
+    stop = threading.Event()
+    answers: list[bytes] = []
+
+    def keep_asking() -> None:
+        while not stop.is_set():
+            try:
+                answers.append(_echo_once(tcp_port))
+            except OSError as error:
+                answers.append(repr(error).encode())
+
+    asker = threading.Thread(target=keep_asking, daemon=True)
+    asker.start()
+    try:
+        for _ in range(3000):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as flood:
+                flood.bind(("127.0.0.1", 0))
+                flood.sendto(b"x", ("127.0.0.1", udp_port))
+        time.sleep(1)
+        stop.set()
+        asker.join(timeout=30)
+        assert len(answers) > 20 and set(answers) == {b"hi"}, set(answers)
+        assert _echo_once(tcp_port) == b"hi"  # and after
+        said = [line for line in fw.errors if "file descriptors:" in line]
+        assert len(said) == 1 and "UDP sessions end" in said[0]  # said once, not per event
+        lines = fw.wait_for_log("done-remote-closed")
+        assert sum("done-remote-closed" in line for line in lines) > 2000  # the evicted
+    finally:
+        stop.set()
+        fw.stop()
+
+
+def test_a_udp_rule_holds_at_most_5000_sessions(tmp_path: Path, udp_echo: UdpEcho) -> None:
+    port = free_port(socket.SOCK_DGRAM)
+    conf = f"127.0.0.1 {port}/udp 127.0.0.1 {udp_echo.port}/udp\nlogfile LOG\n"
+    fw = start_forwarder(compile_config(conf, tmp_path))
+    try:
+        opened = 0
+        for number in range(6000):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as flood:
+                flood.bind(("127.0.0.1", 0))
+                flood.sendto(b"x", ("127.0.0.1", port))
+            if number % 100 == 99:  # paced: each batch is taken in before the next
+                deadline, before = time.monotonic() + 1, -1
+                while opened != before and time.monotonic() < deadline:
+                    before = opened
+                    time.sleep(0.03)
+                    opened = fw.log.read_text().count("\topened")
+        assert fw.log.read_text().count("\topened") > 5000, "the kernel dropped too many"
+        fw.wait_for_stderr("has 5000 sessions: each new one ends the least recently used")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # every session beyond 5000 ends (72 s is far)
+            lines = fw.log.read_text().splitlines()
+            opened = sum("opened" in line for line in lines)
+            ended = sum("done-remote-closed" in line for line in lines)
+            if ended and opened - ended <= 5000:
+                break
+            time.sleep(0.1)
+        assert ended and opened - ended <= 5000, (opened, ended)
+        assert sum("has 5000 sessions" in line for line in fw.errors) == 1
+    finally:
+        fw.stop()
+
+
+def test_the_descriptor_budget_leaves_tcp_clients_waiting_in_the_backlog(
+    tmp_path: Path, tcp_echo: TcpEcho
+) -> None:
+    port = free_port()
+    conf = f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\n"
+    fw = start_forwarder(compile_config(conf, tmp_path), max_files=64)
+    clients: list[socket.socket] = []
+    try:
+        for _ in range(40):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(b"hi")
+            clients.append(sock)
+        served, waiting = [], []
+        for sock in clients:
+            sock.settimeout(0.5)
+            try:
+                (served if sock.recv(10) == b"hi" else waiting).append(sock)
+            except TimeoutError:
+                waiting.append(sock)
+        assert served and waiting, (len(served), len(waiting))
+        fw.wait_for_stderr("TCP accepts pause")
+        before = _cpu_seconds(fw.process.pid)
+        time.sleep(1)
+        assert _cpu_seconds(fw.process.pid) - before < 0.3, "spinning while the budget is spent"
+        for sock in served:
+            sock.close()
+        for sock in waiting:  # they were kept in the backlog, not refused
+            sock.settimeout(10)
+            assert sock.recv(10) == b"hi"
+            sock.close()  # its place goes to the next
+        # Said when the budget was first spent, not once per refused accept.
+        assert sum("file descriptors:" in line for line in fw.errors) <= 2
+    finally:
+        for sock in clients:
+            sock.close()
+        fw.stop()

@@ -298,7 +298,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_out_of_file_descriptors_backs_off_and_recovers(tmp_path: Path, tcp_echo: TcpEcho) -> None:
+def test_out_of_file_descriptors_backs_off_and_recovers(
+    tmp_path: Path, tcp_echo: TcpEcho, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback when descriptors run out all the same (the budget off, as if it
+    had miscounted): one failure word, a pause, no spinning, and recovery."""
+    monkeypatch.setenv("RINETD_RUN_NO_BUDGET", "1")
     port = free_port()
     conf = f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\nlogfile LOG\n"
     fw = start_forwarder(compile_config(conf, tmp_path), max_files=32)

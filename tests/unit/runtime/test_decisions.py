@@ -12,6 +12,7 @@ import pytest
 
 from rinetd_run import logline
 from rinetd_run.access import matches, verdict
+from rinetd_run.budget import Budget
 from rinetd_run.canonical import dumps
 from rinetd_run.document import read
 from rinetd_run.logline import connect_failure
@@ -126,3 +127,17 @@ def test_host_names_resolve_at_load() -> None:
     rules = resolve(read(text), table.get).rules
     assert [r.bind.address for r in rules] == ["127.0.0.1", "127.0.0.2"]
     assert rules[0].bind.host == "gateway.example.com"  # logs keep the written name
+
+
+def test_the_descriptor_budget_keeps_a_reserve_and_half_for_tcp() -> None:
+    budget = Budget(limit=1000, base=100)
+    assert budget.reserve == 50 and budget.usable == 850
+    assert budget.udp_may_open(tcp_links=0, udp_sessions=424)
+    assert not budget.udp_may_open(tcp_links=0, udp_sessions=425)  # at most half for UDP
+    assert budget.tcp_may_accept(tcp_links=211, udp_sessions=425)  # TCP has its half
+    assert budget.tcp_may_accept(tcp_links=424, udp_sessions=0)  # and the rest when free
+    assert not budget.tcp_may_accept(tcp_links=425, udp_sessions=0)
+    assert not budget.udp_may_open(tcp_links=400, udp_sessions=50)  # the total holds too
+    assert Budget(limit=32).reserve == 8  # a tiny limit keeps most of itself usable
+    assert Budget(limit=10, base=100).usable == 0
+    assert Budget(limit=10, base=100, enabled=False).tcp_may_accept(5, 5)
