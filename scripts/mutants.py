@@ -201,6 +201,13 @@ MUTANTS = [
             "::test_the_descriptor_budget_leaves_tcp_clients_waiting_in_the_backlog"
         ],
     ),
+    (
+        "a connect kept after its client left",
+        "runtime/rinetd_run/link.py",
+        "        elif not self._pending:",
+        "        elif False:",
+        ["tests/runtime/test_hostile.py::test_a_client_that_leaves_abandons_a_pending_connect"],
+    ),
 ]
 
 

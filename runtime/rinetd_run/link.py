@@ -223,6 +223,10 @@ class Link:
             self.finish(abort=False)
         elif self.backend is not None:
             self.backend.write_eof()
+        elif not self._pending:
+            # Gone before the backend answered, having sent nothing: the connect is
+            # abandoned rather than left to hold two descriptors for minutes.
+            self.finish(abort=False)
         else:
             self._pending_eof = True
 

@@ -338,3 +338,37 @@ def test_the_descriptor_budget_leaves_tcp_clients_waiting_in_the_backlog(
         for sock in clients:
             sock.close()
         fw.stop()
+
+
+def test_a_client_that_leaves_abandons_a_pending_connect(tmp_path: Path) -> None:
+    """A backend whose accept queue is full leaves connects pending (SYN_SENT); a client
+    that closes having sent nothing must not keep the forwarder's connect alive."""
+    backend = socket.socket()
+    backend.bind(("127.0.0.1", 0))
+    backend.listen(0)
+    backend_port = backend.getsockname()[1]
+    fillers = [socket.create_connection(("127.0.0.1", backend_port), timeout=5)]
+    port = free_port()
+    conf = f"127.0.0.1 {port} 127.0.0.1 {backend_port}\nlogfile LOG\n"
+    fw = start_forwarder(compile_config(conf, tmp_path))
+    try:
+        for _ in range(5):
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                time.sleep(0.2)  # the forwarder's connect is under way
+        lines = fw.wait_for_log("done-remote-closed")
+        deadline = time.monotonic() + 5
+        while sum("done" in line for line in lines) < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            lines = fw.log.read_text().splitlines()
+        assert [line.split("\t")[-1] for line in lines].count("done-remote-closed") == 5
+        assert _connecting_to(backend_port) == 0  # no SYN_SENT left behind
+    finally:
+        fw.stop()
+        for sock in fillers:
+            sock.close()
+        backend.close()
+
+
+def _connecting_to(port: int) -> int:
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(r.split()[2].endswith(f":{port:04X}") and r.split()[3] == "02" for r in rows)

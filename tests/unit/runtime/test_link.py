@@ -160,10 +160,20 @@ def test_back_pressure_pauses_and_resumes_the_other_side() -> None:
 
 def test_unreachable_backend_is_opened_then_done_local_closed() -> None:
     link, client, events = _link()
+    _sink(client).data(b"request")
     _sink(client).eof()  # even when the client has already sent its EOF (as 0.73)
     link.backend_failed()
     assert [e.result for e in events] == ["opened", "done-local-closed"]
     assert client.state == "closed"
+
+
+def test_a_client_gone_with_nothing_sent_abandons_the_connect() -> None:
+    link, client, events = _link()
+    abandoned: list[bool] = []
+    link.on_abandon = lambda: abandoned.append(True)
+    _sink(client).eof()
+    assert abandoned == [True] and link.finished
+    assert [e.result for e in events] == ["opened", "done-remote-closed"]
 
 
 def test_a_backend_that_connects_after_the_end_is_closed_at_once() -> None:
