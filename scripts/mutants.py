@@ -208,6 +208,15 @@ MUTANTS = [
         "        elif False:",
         ["tests/runtime/test_hostile.py::test_a_client_that_leaves_abandons_a_pending_connect"],
     ),
+    (
+        "a full disk leaves half a log line",
+        "runtime/rinetd_run/logger.py",
+        "        if whole < written:",
+        "        if False:",
+        [
+            "tests/runtime/test_hostile.py::test_a_full_log_disk_loses_whole_lines_only_and_says_how_many"
+        ],
+    ),
 ]
 
 

@@ -15,6 +15,8 @@ is written first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import queue
 import threading
 import time
@@ -39,6 +41,7 @@ class LogWriter:
         self._second = -1
         self._when = time.localtime()
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._dropped = 0  # lines not written since the log last took a write
         self._file: BinaryIO | None = self._open(path) if path else None
         self._thread = threading.Thread(target=self._run, name="rinetd-log", daemon=True)
         self._thread.start()
@@ -99,11 +102,24 @@ class LogWriter:
             time.sleep(GATHER)
 
     def _write(self, lines: list[str]) -> None:
-        if lines and self._file is not None:
-            try:
-                _write_all(self._file, "".join(lines).encode())
-            except OSError as error:
-                say(f"cannot write the log: {error}")
+        """Append ``lines``, whole lines or nothing: a full disk leaves no half line for the
+        next to be glued to. What cannot be written is counted, and said once the log
+        can be written again."""
+        if not lines or self._file is None:
+            return
+        data = "".join(lines).encode()
+        written, error = _append(self._file.fileno(), data)
+        if error is None:
+            if self._dropped:
+                say(f"log writable again: {self._dropped} lines were dropped meanwhile")
+                self._dropped = 0
+            return
+        whole = data.rfind(b"\n", 0, written) + 1
+        if whole < written:
+            _cut(self._file.fileno(), written - whole)
+        if not self._dropped:
+            say(f"cannot write the log: {error.strerror or error}; dropping lines until it can")
+        self._dropped += data.count(b"\n", whole)
 
     def _swap(self, path: str | None) -> None:
         if self._file:
@@ -116,8 +132,22 @@ class LogWriter:
                 say(f"cannot open log {path}: {error}")
 
 
-def _write_all(file: BinaryIO, data: bytes) -> None:
-    """One ``write`` for the whole batch, unless the kernel takes less (a full disk)."""
-    view = memoryview(data)
-    while view:
-        view = view[file.write(view) or 0 :]
+def _append(fd: int, data: bytes) -> tuple[int, OSError | None]:
+    """One ``write`` for the whole batch, unless the kernel takes less (a full disk):
+    how much was written, and the error that stopped it."""
+    view, written = memoryview(data), 0
+    while written < len(data):
+        try:
+            written += os.write(fd, view[written:])
+        except OSError as error:
+            return written, error
+    return written, None
+
+
+def _cut(fd: int, tail: int) -> None:
+    """Take back the last ``tail`` bytes this process appended (a part of a line), unless
+    another process has appended since: then the part stays rather than their lines."""
+    with contextlib.suppress(OSError):
+        end = os.lseek(fd, 0, os.SEEK_CUR)
+        if os.fstat(fd).st_size == end:
+            os.ftruncate(fd, end - tail)

@@ -4,6 +4,7 @@ or a clean exit; never a traceback, a hang, or a port bound twice."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -372,3 +373,47 @@ def test_a_client_that_leaves_abandons_a_pending_connect(tmp_path: Path) -> None
 def _connecting_to(port: int) -> int:
     rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
     return sum(r.split()[2].endswith(f":{port:04X}") and r.split()[3] == "02" for r in rows)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small disk needs root")
+def test_a_full_log_disk_loses_whole_lines_only_and_says_how_many(
+    tmp_path: Path, tcp_echo: TcpEcho
+) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], check=True)
+    fw = None
+    try:
+        port = free_port()
+        log = disk / "rinetd.log"
+        conf = f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\nlogfile {log}\n"
+        fw = start_forwarder(compile_config(conf, tmp_path))
+        spare = disk / "spare"
+        with open(disk / "filler", "wb", buffering=0) as filler:  # full but for one page
+            spare.write_bytes(b"x" * 4096)
+            with contextlib.suppress(OSError):
+                while True:
+                    filler.write(b"x" * 4096)
+        spare.unlink()
+        for _ in range(200):  # ~18 KiB of lines for a 4 KiB page: a write stops mid-line
+            assert _echo_once(port) == b"hi"
+        fw.wait_for_stderr("cannot write the log: No space left on device")
+        (disk / "filler").unlink()
+        time.sleep(0.3)
+        for _ in range(5):
+            assert _echo_once(port) == b"hi"
+        fw.wait_for_stderr("log writable again:")
+        (said,) = [line for line in fw.errors if "log writable again" in line]
+        dropped = int(said.split(": ")[2].split()[0])
+        deadline = time.monotonic() + 10
+        while log.read_text().count("\n") + dropped < 2 * 205 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the last lines come in their own batch
+        lines = log.read_text().split("\n")
+        assert lines[-1] == ""  # ends with a whole line
+        assert all(len(line.split("\t")) == 9 for line in lines[:-1]), "a partial line"
+        assert len(lines) - 1 + dropped == 2 * 205 and dropped > 0
+        assert sum("cannot write the log" in line for line in fw.errors) == 1
+    finally:
+        if fw is not None:
+            fw.stop()
+        subprocess.run(["umount", str(disk)], check=False)
