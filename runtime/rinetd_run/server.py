@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import os
 import resource
 import socket
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import logline
@@ -22,7 +25,7 @@ from .budget import Budget
 from .context import Binding, Context
 from .document import load
 from .logger import LogWriter
-from .plan import Key, plan_reload
+from .plan import Key, ReloadPlan, plan_reload
 from .poller import Poller
 from .ruleset import Rule, RuleSet, RuleSetError, resolve
 from .say import say
@@ -32,6 +35,7 @@ from .udp import UdpListener
 __all__ = ["BACKLOG", "BindError", "Server"]
 
 BACKLOG = 1024
+SWITCH_WHILE_RELOADING = 0.0002  # seconds
 
 
 class BindError(Exception):
@@ -76,8 +80,30 @@ def open_socket(rule: Rule, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
-def _load_resolved(path: str) -> RuleSet:
-    return resolve(load(path))
+def _load_and_plan(path: str, current: tuple[Key, ...]) -> tuple[RuleSet, ReloadPlan]:
+    ruleset = resolve(load(path))
+    return ruleset, plan_reload(current, ruleset.rules)
+
+
+async def _off_the_loop(
+    work: Callable[[str, tuple[Key, ...]], tuple[RuleSet, ReloadPlan]],
+    path: str,
+    current: tuple[Key, ...],
+) -> tuple[RuleSet, ReloadPlan]:
+    """``work`` in a thread, while the loop takes the interpreter lock back often: at the
+    default 5 ms switch interval every system call of a forwarded request could wait
+    that long for the reading thread."""
+    interval, collecting = sys.getswitchinterval(), gc.isenabled()
+    sys.setswitchinterval(SWITCH_WHILE_RELOADING)
+    # The new rule set is many small objects and no cycles; a full collection over them
+    # and everything else, run by the reading thread, held the lock for tens of ms.
+    gc.disable()
+    try:
+        return await asyncio.get_running_loop().run_in_executor(None, work, path, current)
+    finally:
+        sys.setswitchinterval(interval)
+        if collecting:
+            gc.enable()
 
 
 class Server:
@@ -110,6 +136,9 @@ class Server:
         plan = plan_reload((), self.ruleset.rules)
         self.listeners = await self._open(plan.open)
         self._count_base()
+        # What start made lives long (no connection exists yet, so no cycle is frozen
+        # with it): later collections need not walk it, on the loop.
+        gc.freeze()
 
     async def _open(self, rules: dict[Key, Rule]) -> dict[Key, _Listener]:
         opened: dict[Key, _Listener] = {}
@@ -146,12 +175,10 @@ class Server:
         from the listeners as they are, so a second reload planned mid-way through a
         first would bind some ports twice."""
         say("received SIGHUP, reloading configuration...")
-        loop = asyncio.get_running_loop()
         try:
-            # Reading, checking and resolving happen in a thread: a big file or a slow
-            # DNS must not pause forwarding.  Only the swap below runs on the loop.
-            ruleset = await loop.run_in_executor(None, _load_resolved, self.path)
-            plan = plan_reload(self.listeners, ruleset.rules)
+            # Reading, checking, resolving and planning happen in a thread: a big file
+            # or a slow DNS must not pause forwarding.  Only the swap runs on the loop.
+            ruleset, plan = await _off_the_loop(_load_and_plan, self.path, tuple(self.listeners))
             opened = await self._open(plan.open)
         except (RuleSetError, BindError) as error:
             say(f"reload failed, keeping the old rules: {error}")
