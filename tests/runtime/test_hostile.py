@@ -150,9 +150,13 @@ def _starting(tmp_path: Path, count: int) -> tuple[Forwarder, list[int]]:
     conf = "".join(f"127.0.0.1 {port} 127.0.0.1 9\n" for port in ports)
     fw = start_forwarder(compile_config(conf, tmp_path), ready=False)
     deadline = time.monotonic() + 10
-    while not _blocked(fw.process.pid, signal.SIGHUP):
-        assert time.monotonic() < deadline and fw.process.poll() is None
-        time.sleep(0.001)
+    try:
+        while not _blocked(fw.process.pid, signal.SIGHUP):
+            assert time.monotonic() < deadline and fw.process.poll() is None
+            time.sleep(0.001)
+    except BaseException:
+        fw.stop()
+        raise
     return fw, ports
 
 
@@ -171,9 +175,12 @@ def test_sighup_while_starting_is_a_reload_once_ready(tmp_path: Path) -> None:
 
 def test_sigterm_while_starting_is_a_clean_stop_once_ready(tmp_path: Path) -> None:
     fw, _ports = _starting(tmp_path, 2000)
-    fw.signal(signal.SIGTERM)
-    assert fw.process.wait(timeout=30) == 0
-    assert not any("Traceback" in line for line in fw.errors)
+    try:
+        fw.signal(signal.SIGTERM)
+        assert fw.process.wait(timeout=30) == 0
+        assert not any("Traceback" in line for line in fw.errors)
+    finally:
+        fw.stop()
 
 
 def _udp_ports_bound() -> set[int]:
