@@ -16,6 +16,7 @@ client first ``done-remote-closed``, as in 0.73.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Literal, NamedTuple, Protocol
 
 from . import logline
@@ -125,16 +126,7 @@ class Link:
         """The client is admitted: log `opened` and start reading it."""
         self.client = client
         self._log(self.event(logline.OPENED))
-        client.serve(
-            Sink(
-                self.from_client,
-                self.moved_from_client,
-                self.client_closed_write,
-                self.client_lost,
-                self._pause_backend,
-                self._resume_backend,
-            )
-        )
+        client.serve(self._sink("client"))
 
     def backend_ready(self, backend: End) -> None:
         """The backend is connected: wire it, pair it with the client, send what waited."""
@@ -142,16 +134,7 @@ class Link:
         if self.finished:
             backend.close()
             return
-        backend.serve(
-            Sink(
-                self.from_backend,
-                self.moved_to_client,
-                self.backend_closed_write,
-                self.backend_lost,
-                self._pause_client,
-                self._resume_client,
-            )
-        )
+        backend.serve(self._sink("backend"))
         if self.client is not None:
             self.client.pair(backend)
         for chunk in self._pending:
@@ -172,21 +155,25 @@ class Link:
         self.closed_first = "backend"
         self.finish(abort=False)
 
-    def _pause_backend(self) -> None:
-        if self.backend is not None:
-            self.backend.pause_reading()
+    def _sink(self, side: Side) -> Sink:
+        """What an end on ``side`` reports to: this link's methods for that side."""
+        client = side == "client"
+        other: Side = "backend" if client else "client"
+        return Sink(
+            self.from_client if client else self.from_backend,
+            self.moved_from_client if client else self.moved_to_client,
+            self.client_closed_write if client else self.backend_closed_write,
+            self.client_lost if client else self.backend_lost,
+            partial(self._reading, other, False),
+            partial(self._reading, other, True),
+        )
 
-    def _resume_backend(self) -> None:
-        if self.backend is not None:
-            self.backend.resume_reading()
-
-    def _pause_client(self) -> None:
-        if self.client is not None:
-            self.client.pause_reading()
-
-    def _resume_client(self) -> None:
-        if self.client is not None:
-            self.client.resume_reading()
+    def _reading(self, side: Side, wanted: bool) -> None:
+        """Back-pressure: one side's full (or drained) send buffer pauses (or resumes)
+        reading on the other."""
+        end = self.client if side == "client" else self.backend
+        if end is not None:
+            end.resume_reading() if wanted else end.pause_reading()
 
     # -- data ------------------------------------------------------------------
 
