@@ -10,6 +10,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v iptables >/dev/null || need+=(iptables)
 [ -f /etc/services ] || need+=(netbase)
 command -v rinetd >/dev/null || [ -x /usr/sbin/rinetd ] || need+=(rinetd)
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "test.sh: installing Debian packages: ${need[*]}"
@@ -24,6 +25,13 @@ fi
 
 . scripts/setup.sh
 setup_venv "[test]"
+
+# Microsoft's SARIF Multitool, to validate `rinetdc check --format sarif` for real.
+sarif=.tools/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool
+if [ ! -x "$sarif" ] && command -v npm >/dev/null; then
+    npm install --prefix .tools --no-audit --no-fund --silent @microsoft/sarif-multitool@5.7.0
+    chmod u+x "$sarif"  # its install script would; npm no longer runs it unasked
+fi
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

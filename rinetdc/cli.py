@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 import click
@@ -21,6 +22,8 @@ from rinetd_run.ruleset import RuleSet, RuleSetError
 from . import __version__
 from .bundle import bundle
 from .check import Result, check, paused_gc
+from .ci import render_github, render_sarif
+from .diagnostics import Diagnostic
 from .emit import render
 from .files import FileTrouble, read_text, write
 from .fmt import format_ruleset
@@ -49,19 +52,27 @@ def _say(text: str, *, err: bool = False) -> None:
         pass  # stderr is gone: the exit code still says it
 
 
-def _fail(message: str, json_name: str | None = None) -> NoReturn:
-    """Exit 2 with ``message``; with ``--format json`` the document carries it too."""
+# The machine-readable formats: each also carries an exit-2 trouble, as an error.
+_RENDERERS: dict[str, Callable[[str, Sequence[Diagnostic], str | None], str]] = {
+    "json": render_json,
+    "github": render_github,
+    "sarif": render_sarif,
+}
+
+
+def _fail(message: str, report: tuple[str, str] | None = None) -> NoReturn:
+    """Exit 2 with ``message``; in a machine-readable ``(format, file)`` report too."""
     _say(f"rinetdc: {message}\n", err=True)
-    if json_name is not None:
-        _say(render_json(json_name, (), error=message))
+    if report is not None and report[0] in _RENDERERS:
+        _say(_RENDERERS[report[0]](report[1], (), message))
     sys.exit(EXIT_TROUBLE)
 
 
-def _read(path: str, json_name: str | None = None) -> str:
+def _read(path: str, output: str = "text") -> str:
     try:
         return read_text(path)
     except FileTrouble as trouble:
-        _fail(str(trouble), json_name)
+        _fail(str(trouble), (output, _name(path)))
 
 
 def _write(path: str, data: bytes, mode: int | None = None) -> None:
@@ -79,14 +90,10 @@ def _name(path: str) -> str:
     return "<stdin>" if path == "-" else path
 
 
-def _json_name(path: str, output: str) -> str | None:
-    return _name(path) if output == "json" else None
-
-
 def _report(path: str, result: Result, output: str, *, err: bool) -> None:
     name = _name(path)
-    if output == "json":
-        _say(render_json(name, result.diagnostics), err=err)
+    if output in _RENDERERS:
+        _say(_RENDERERS[output](name, result.diagnostics, None), err=err)
         return
     text = render_text(name, result.config.lines, result.diagnostics)
     if text:
@@ -107,10 +114,10 @@ _strict = click.option("--strict", is_flag=True, help="Treat warnings as errors 
 _format = click.option(
     "--format",
     "output",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(["text", "json", "github", "sarif"]),
     default="text",
     show_default=True,
-    help="How to print diagnostics.",
+    help="How to print diagnostics: for people, JSON, GitHub annotations, or SARIF 2.1.0.",
 )
 
 
@@ -127,7 +134,7 @@ def main() -> None:
 @_format
 def check_command(config: str, no_resolve: bool, strict: bool, output: str) -> None:
     """Report every problem in CONFIG (`-` for stdin)."""
-    result = check(_read(config, _json_name(config, output)), _resolver(no_resolve))
+    result = check(_read(config, output), _resolver(no_resolve))
     _report(config, result, output, err=False)
     sys.exit(_exit_code(result, strict))
 
@@ -142,7 +149,7 @@ def check_command(config: str, no_resolve: bool, strict: bool, output: str) -> N
 @_format
 def compile_command(config: str, target: str, no_resolve: bool, strict: bool, output: str) -> None:
     """Compile CONFIG into the frozen JSON rule set; write nothing if it has errors."""
-    text = _read(config, _json_name(config, output))
+    text = _read(config, output)
     with paused_gc():
         result = check(text, _resolver(no_resolve))
         code = _exit_code(result, strict)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["CODES", "Diagnostic", "Related", "Severity", "Span", "make"]
+__all__ = ["CODES", "HELP", "Diagnostic", "Related", "Severity", "Span", "make"]
 
 
 class Severity(enum.Enum):
@@ -69,6 +69,33 @@ CODES: dict[str, tuple[Severity, str]] = {
     "W108": (Severity.WARNING, "repeated option"),
     "W109": (Severity.WARNING, "logcommon without logfile"),
     "W110": (Severity.WARNING, "address rinetd 0.73 misreads"),
+}
+
+
+# code -> how to fix it, for tools that show a rule's help (SARIF).
+HELP: dict[str, str] = {
+    "E001": "The line does not follow rinetd's grammar; the message says what was expected.",
+    "E002": "Write IPv4 as four numbers 0..255 without leading zeros, IPv6 without brackets.",
+    "E003": "Host name labels are at most 63 characters and names at most 253.",
+    "E004": "rinetd resolves names at start; check the name, or check with --no-resolve.",
+    "E005": "Use a port number or a service name from /etc/services for that protocol.",
+    "E006": "Ports are 1..65535; rinetd 0.73 would silently use another port.",
+    "E007": "timeout is 1..2147483647 seconds (0 means the default, 72).",
+    "E008": "Patterns use digits, hex letters, '.', ':' and the globs * and ?, e.g. 10.0.0.*.",
+    "E009": "The only options are timeout and src, in one [ ] group.",
+    "E010": "Two rules bind the same address, port and protocol: remove one.",
+    "E011": "A wildcard bind takes the port on every address: use distinct ports or addresses.",
+    "E012": "An IPv4 backend needs an IPv4 src, an IPv6 backend an IPv6 src.",
+    "W101": "No client address can match this pattern: it never allows or denies anyone.",
+    "W102": "The global access lines reject every client this rule would allow.",
+    "W103": "timeout applies to UDP sessions only; a TCP rule ignores it.",
+    "W104": "The setting is given again; the last one wins: keep one.",
+    "W105": "rinetd 0.73 ignores a last line without newline: end the file with one.",
+    "W106": "The configuration forwards nothing.",
+    "W107": "rinetd 0.73 keeps the quotes as part of the file name: write it without quotes.",
+    "W108": "The option is given twice in one group; the last one wins.",
+    "W109": "logcommon only chooses the format of a log file: add logfile.",
+    "W110": "rinetd 0.73 misreads this address and refuses to start; rinetd-run reads it.",
 }
 
 

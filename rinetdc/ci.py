@@ -1,0 +1,140 @@
+"""Diagnostics in the formats CI systems read: GitHub Actions workflow commands, and
+SARIF 2.1.0 for GitHub code scanning and other SARIF consumers.  Pure functions.
+
+A workflow command puts an annotation on the pull request's line; its
+properties and message are escaped as the workflow-command rules require, so a
+message can hold any character.  The SARIF log names every rule code with its
+short description and help, and each result's place as a region of the file,
+by a URI relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+from urllib.parse import quote
+
+from . import __version__
+from .diagnostics import CODES, HELP, Diagnostic, Severity, Span
+
+__all__ = ["render_github", "render_sarif"]
+
+
+def _friendly(title: str) -> str:
+    """A rule's Pascal-case name from its title: "timeout on a tcp rule" -> TimeoutOnTcpRule."""
+    words = "".join(c if c.isalnum() else " " for c in title).split()
+    return "".join(w[0].upper() + w[1:] for w in words if len(w) > 1 and not w.isdigit())
+
+
+def _data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    return _data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(file: str, diagnostics: Sequence[Diagnostic], error: str | None = None) -> str:
+    """One ``::error`` or ``::warning`` workflow command per diagnostic."""
+    lines = []
+    for d in diagnostics:
+        level = "error" if d.severity is Severity.ERROR else "warning"
+        where = (
+            f"file={_property(file)},line={d.span.line},col={d.span.column},"
+            f"endColumn={max(d.span.end_column - 1, d.span.column)},title={_property(d.code)}"
+        )
+        message = d.message + (f"\nhint: {d.hint}" if d.hint else "")
+        lines.append(f"::{level} {where}::{_data(message)}")
+    if error is not None:
+        lines.append(f"::error file={_property(file)},title=rinetdc::{_data(error)}")
+    return "".join(line + "\n" for line in lines)
+
+
+def _uri(file: str) -> str:
+    """The file as a URI reference relative to the working directory (``/`` separated)."""
+    if file.startswith("<"):
+        return "stdin"
+    relative = os.path.relpath(file) if os.path.isabs(file) else os.path.normpath(file)
+    return quote(PurePosixPath(*relative.split(os.sep)).as_posix())
+
+
+def _region(span: Span) -> dict[str, int]:
+    return {
+        "startLine": span.line,
+        "startColumn": span.column,
+        "endLine": span.line,
+        "endColumn": max(span.end_column, span.column + 1),
+    }
+
+
+def _location(uri: str, span: Span) -> dict[str, object]:
+    return {
+        "physicalLocation": {
+            "artifactLocation": {"uri": uri, "uriBaseId": "SRCROOT"},
+            "region": _region(span),
+        }
+    }
+
+
+def render_sarif(file: str, diagnostics: Sequence[Diagnostic], error: str | None = None) -> str:
+    """A SARIF 2.1.0 log of one run: the tool with every rule code, and the results."""
+    codes = sorted(CODES)
+    rules = [
+        {
+            "id": code,
+            "name": _friendly(CODES[code][1]),
+            "shortDescription": {"text": CODES[code][1]},
+            "fullDescription": {"text": HELP[code]},
+            "help": {"text": HELP[code]},
+            "defaultConfiguration": {"level": CODES[code][0].value},
+        }
+        for code in codes
+    ]
+    uri = _uri(file)
+    results = []
+    for d in diagnostics:
+        result: dict[str, object] = {
+            "ruleId": d.code,
+            "ruleIndex": codes.index(d.code),
+            "level": d.severity.value,
+            "message": {"text": d.message + (f" (hint: {d.hint})" if d.hint else "")},
+            "locations": [_location(uri, d.span)],
+        }
+        if d.related:
+            result["relatedLocations"] = [
+                {"id": n, **_location(uri, r.span), "message": {"text": r.message}}
+                for n, r in enumerate(d.related, 1)
+            ]
+        results.append(result)
+    run: dict[str, object] = {
+        "tool": {
+            "driver": {
+                "name": "rinetdc",
+                "version": __version__,
+                "semanticVersion": __version__,
+                "rules": rules,
+            }
+        },
+        "originalUriBaseIds": {"SRCROOT": {"uri": _working_directory_uri()}},
+        "results": results,
+        "columnKind": "unicodeCodePoints",
+    }
+    if error is not None:
+        run["invocations"] = [
+            {
+                "executionSuccessful": False,
+                "toolExecutionNotifications": [{"level": "error", "message": {"text": error}}],
+            }
+        ]
+    log = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [run],
+    }
+    return json.dumps(log, indent=2) + "\n"
+
+
+def _working_directory_uri() -> str:
+    return "file://" + quote(os.getcwd().rstrip("/") + "/")
