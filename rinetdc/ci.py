@@ -19,7 +19,7 @@ from urllib.parse import quote
 from . import __version__
 from .diagnostics import CODES, HELP, Diagnostic, Severity, Span
 
-__all__ = ["render_github", "render_sarif"]
+__all__ = ["render_github", "render_sarif", "render_sarif_files"]
 
 
 def _friendly(title: str) -> str:
@@ -80,6 +80,13 @@ def _location(uri: str, span: Span) -> dict[str, object]:
 
 def render_sarif(file: str, diagnostics: Sequence[Diagnostic], error: str | None = None) -> str:
     """A SARIF 2.1.0 log of one run: the tool with every rule code, and the results."""
+    return render_sarif_files([(file, diagnostics)], error)
+
+
+def render_sarif_files(
+    files: Sequence[tuple[str, Sequence[Diagnostic]]], error: str | None = None
+) -> str:
+    """The same for several files checked in one run: one log, every file's results."""
     codes = sorted(CODES)
     rules = [
         {
@@ -92,22 +99,9 @@ def render_sarif(file: str, diagnostics: Sequence[Diagnostic], error: str | None
         }
         for code in codes
     ]
-    uri = _uri(file)
     results = []
-    for d in diagnostics:
-        result: dict[str, object] = {
-            "ruleId": d.code,
-            "ruleIndex": codes.index(d.code),
-            "level": d.severity.value,
-            "message": {"text": d.message + (f" (hint: {d.hint})" if d.hint else "")},
-            "locations": [_location(uri, d.span)],
-        }
-        if d.related:
-            result["relatedLocations"] = [
-                {"id": n, **_location(uri, r.span), "message": {"text": r.message}}
-                for n, r in enumerate(d.related, 1)
-            ]
-        results.append(result)
+    for file, diagnostics in files:
+        results += _results(_uri(file), diagnostics, codes)
     run: dict[str, object] = {
         "tool": {
             "driver": {
@@ -134,6 +128,25 @@ def render_sarif(file: str, diagnostics: Sequence[Diagnostic], error: str | None
         "runs": [run],
     }
     return json.dumps(log, indent=2) + "\n"
+
+
+def _results(uri: str, diagnostics: Sequence[Diagnostic], codes: list[str]) -> list[object]:
+    results: list[object] = []
+    for d in diagnostics:
+        result: dict[str, object] = {
+            "ruleId": d.code,
+            "ruleIndex": codes.index(d.code),
+            "level": d.severity.value,
+            "message": {"text": d.message + (f" (hint: {d.hint})" if d.hint else "")},
+            "locations": [_location(uri, d.span)],
+        }
+        if d.related:
+            result["relatedLocations"] = [
+                {"id": n, **_location(uri, r.span), "message": {"text": r.message}}
+                for n, r in enumerate(d.related, 1)
+            ]
+        results.append(result)
+    return results
 
 
 def _working_directory_uri() -> str:

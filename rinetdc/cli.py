@@ -9,6 +9,7 @@ a working rule set and no output harms the system.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from rinetd_run.ruleset import RuleSet, RuleSetError
 from . import __version__
 from .bundle import bundle
 from .check import Result, check, paused_gc
-from .ci import render_github, render_sarif
+from .ci import render_github, render_sarif, render_sarif_files
 from .diagnostics import Diagnostic
 from .emit import render
 from .files import FileTrouble, read_text, write
@@ -128,15 +129,26 @@ def main() -> None:
 
 
 @main.command("check")
-@click.argument("config", metavar="CONFIG")
+@click.argument("configs", metavar="CONFIG...", nargs=-1, required=True)
 @_no_resolve
 @_strict
 @_format
-def check_command(config: str, no_resolve: bool, strict: bool, output: str) -> None:
-    """Report every problem in CONFIG (`-` for stdin)."""
-    result = check(_read(config, output), _resolver(no_resolve))
-    _report(config, result, output, err=False)
-    sys.exit(_exit_code(result, strict))
+def check_command(configs: tuple[str, ...], no_resolve: bool, strict: bool, output: str) -> None:
+    """Report every problem in each CONFIG (`-` for stdin); the worst exit code wins.
+
+    With several files, `--format json` prints a list of the one-file documents and
+    `--format sarif` one log with every file's results."""
+    resolver = _resolver(no_resolve)
+    results = [(config, check(_read(config, output), resolver)) for config in configs]
+    if len(results) > 1 and output == "json":
+        documents = [json.loads(render_json(_name(c), r.diagnostics)) for c, r in results]
+        _say(json.dumps(documents, indent=2, sort_keys=True) + "\n")
+    elif len(results) > 1 and output == "sarif":
+        _say(render_sarif_files([(_name(c), r.diagnostics) for c, r in results]))
+    else:
+        for config, result in results:
+            _report(config, result, output, err=False)
+    sys.exit(max(_exit_code(result, strict) for _config, result in results))
 
 
 @main.command("compile")
