@@ -1,4 +1,4 @@
-"""The ``rinetdc`` command: check, compile, fmt and bundle.
+"""The ``rinetdc`` command: check, compile, fmt, diff and bundle.
 
 Exit codes: 0 clean (warnings allowed unless --strict), 1 the configuration
 has errors, 2 usage or I/O trouble.  Nothing is written unless the input is
@@ -30,6 +30,7 @@ from .files import FileTrouble, read_text, write
 from .fmt import format_ruleset
 from .render import render_json, render_text, summary
 from .resolve import NoResolver, Resolver, SystemResolver
+from .semdiff import compare
 
 EXIT_ERRORS = 1
 EXIT_TROUBLE = 2
@@ -200,3 +201,49 @@ def bundle_command(target: str, interpreter: str) -> None:
 def fmt_command(rules: str, target: str) -> None:
     """Write a compiled rule set back as a canonical rinetd.conf."""
     _write(target, format_ruleset(load_ruleset(rules)).encode("utf-8"))
+
+
+def _meaning(path: str) -> RuleSet:
+    """A configuration or a compiled rule set, as a rule set; exit 2 if it has errors."""
+    text = _read(path)
+    if text.lstrip().startswith("{"):
+        try:
+            return read(text, path)
+        except RuleSetError as error:
+            _fail(str(error))
+    result = check(text, NoResolver())
+    if result.errors:
+        _say(render_text(_name(path), result.config.lines, result.diagnostics), err=True)
+        _fail(f"{path} has errors; fix them to compare it")
+    return result.ruleset
+
+
+@main.command("diff")
+@click.argument("old", metavar="OLD")
+@click.argument("new", metavar="NEW")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="For people, or JSON for tools.",
+)
+def diff_command(old: str, new: str, output: str) -> None:
+    """Compare two configurations (or rule sets) by what they do: exit 0 when they are
+    equivalent, 1 when not."""
+    changes = compare(_meaning(old), _meaning(new))
+    if output == "json":
+        document = {
+            "equivalent": not changes,
+            "changes": [
+                {"kind": c.kind, "where": c.where, "text": c.text, "widens": c.widens}
+                for c in changes
+            ],
+        }
+        _say(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    else:
+        marks = {"rule-added": "+", "rule-removed": "-"}
+        lines = [f"{marks.get(c.kind, '~')} {c.where}: {c.text}" for c in changes]
+        _say("".join(line + "\n" for line in lines))
+    sys.exit(EXIT_ERRORS if changes else 0)
