@@ -178,6 +178,9 @@ def test_deploy_reload_idempotence_errors_and_check_mode(deployment: Deployment)
     fifth = deployment.play(deployment.variables(one_rule), "--check", "--diff")
     assert fifth.returncode == 0, fifth.stdout
     assert f"-127.0.0.1 {deployment.ports[1]} 127.0.0.1 {deployment.echo_port}" in fifth.stdout
+    port, echo = deployment.ports[1], deployment.echo_port
+    removed = f"removed: 127.0.0.1 {port}/tcp -> 127.0.0.1 {echo}/tcp"
+    assert "rinetdc diff (what the change does):" in fifth.stdout and removed in fifth.stdout
     assert deployment.files() == before
 
     # Check mode still checks: a broken configuration fails there too.
