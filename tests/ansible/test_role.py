@@ -261,3 +261,86 @@ def test_readme_defaults_and_argument_specs_agree() -> None:
     tasks = (ROLE / "tasks/main.yml").read_text()
     for handler in handlers:
         assert handler.get("listen", handler["name"]) in tasks, handler["name"]
+
+
+# -- defects found by an experienced user (issue 13), each run for real ---------------
+
+
+def test_a_string_where_a_list_is_expected_fails_closed(deployment: Deployment) -> None:
+    """`-e '{"rinetd_allow": "10.*"}'` once wrote `allow 1`, `allow 0`, ...: now it fails."""
+    done = deployment.play(deployment.variables(rinetd_allow="10.*"))
+    assert done.returncode != 0
+    assert "rinetd_allow must be a list (of patterns), not str" in done.stdout
+    assert deployment.files() == {}
+    rule = {**deployment.rule(deployment.ports[0]), "allow": "10.*"}
+    done = deployment.play(deployment.variables([rule]))
+    assert done.returncode != 0
+    assert "rinetd_rules[0]: a rule is a mapping, and its allow and deny" in done.stdout
+    assert deployment.files() == {}
+
+
+def test_string_booleans_from_the_command_line_are_booleans(deployment: Deployment) -> None:
+    rule = {**deployment.rule(deployment.ports[0]), "connect_address": "no-such-host.invalid"}
+    done = deployment.play(
+        deployment.variables([rule]),
+        "-e",
+        "rinetd_log_common=false",
+        "-e",
+        "rinetd_resolve_on_controller=false",
+        "-e",
+        "rinetd_manage_service=false",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    conf = (deployment.root / "etc/rinetd/rinetd.conf").read_text()
+    assert "logcommon" not in conf  # "false" is false, not a non-empty string
+    assert "no-such-host.invalid" in conf  # names were not resolved on the controller
+
+
+def test_a_stale_pid_file_never_signals_another_process(deployment: Deployment) -> None:
+    assert deployment.play(deployment.variables()).returncode == 0
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        pidfile = deployment.root / "run/rinetd-run.pid"
+        pidfile.parent.mkdir(parents=True, exist_ok=True)
+        pidfile.write_text(f"{bystander.pid}\n")
+        two = [deployment.rule(deployment.ports[0]), deployment.rule(deployment.ports[1])]
+        done = deployment.play(deployment.variables(two))
+        assert done.returncode == 0, done.stdout
+        assert "rinetd-run is not running" in done.stdout
+        assert bystander.poll() is None  # alive: it was not sent SIGHUP
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_controller_tasks_never_become() -> None:
+    """Tasks delegated to the controller run as the user who runs the play, whatever the
+    play's `become`: nobody should need sudo on their laptop or CI runner."""
+
+    def tasks(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for item in items:
+            yield item
+            yield from tasks(item.get("block", []) + item.get("always", []))
+
+    role = yaml.safe_load((ROLE / "tasks/main.yml").read_text())
+    delegated = [t for t in tasks(role) if t.get("delegate_to") == "localhost"]
+    assert delegated and all(t.get("become") is False for t in delegated), [
+        t["name"] for t in delegated if t.get("become") is not False
+    ]
+
+
+def test_existing_directories_keep_their_mode(deployment: Deployment) -> None:
+    shared = deployment.root / "var/log"
+    shared.mkdir(parents=True)
+    shared.chmod(0o775)  # as Ubuntu's /var/log
+    done = deployment.play(deployment.variables())
+    assert done.returncode == 0, done.stdout
+    assert (shared.stat().st_mode & 0o777) == 0o775
+    assert (deployment.root / "etc/rinetd").stat().st_mode & 0o777 == 0o755  # made new
+
+
+def test_a_missing_rinetdc_is_said_as_such(deployment: Deployment) -> None:
+    done = deployment.play(deployment.variables(rinetd_rinetdc="/nonexistent/rinetdc"))
+    assert done.returncode != 0
+    assert "rinetdc was not found on the controller" in done.stdout
+    assert deployment.files() == {}
