@@ -344,3 +344,53 @@ def test_a_missing_rinetdc_is_said_as_such(deployment: Deployment) -> None:
     assert done.returncode != 0
     assert "rinetdc was not found on the controller" in done.stdout
     assert deployment.files() == {}
+
+
+def test_a_raw_configuration_s_own_pid_file_is_the_one_used(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "elsewhere" / "own.pid"
+    first = f"127.0.0.1 {deployment.ports[0]} 127.0.0.1 {deployment.echo_port}\n"
+    text = first + f"pidlogfile {pidfile}\n"
+    assert deployment.play(deployment.variables([], rinetd_config_text=text)).returncode == 0
+    deployment.start()
+    assert pidfile.read_text().strip() == str(deployment.runtime.pid if deployment.runtime else 0)
+    second = text + f"127.0.0.1 {deployment.ports[1]} 127.0.0.1 {deployment.echo_port}\n"
+    done = deployment.play(deployment.variables([], rinetd_config_text=second))
+    assert done.returncode == 0, done.stdout
+    assert "Reload a running rinetd-run through its pid file." in done.stdout
+    assert _forwards(deployment.ports[1])  # the reload reached it: the new rule is live
+
+
+def test_warnings_are_shown_and_strict_fails_on_them(deployment: Deployment) -> None:
+    variables = deployment.variables(rinetd_deny=["*"])  # W102: no rule can be reached
+    done = deployment.play(variables)
+    assert done.returncode == 0, done.stdout
+    assert "warning[W102]" in done.stdout
+    strict = deployment.play({**variables, "rinetd_strict": True})
+    assert strict.returncode != 0 and "warning[W102]" in strict.stdout
+
+
+def test_the_host_python_is_checked_before_anything_changes(deployment: Deployment) -> None:
+    done = deployment.play(deployment.variables(rinetd_python="/nonexistent/python3"))
+    assert done.returncode != 0
+    assert "rinetd_python /nonexistent/python3 on the host cannot be run" in done.stdout
+    assert deployment.files() == {}
+
+
+def test_the_deployed_rule_set_does_not_depend_on_the_controller_dns(
+    deployment: Deployment,
+) -> None:
+    rule = {**deployment.rule(deployment.ports[0]), "connect_address": "localhost"}
+    assert deployment.play(deployment.variables([rule])).returncode == 0
+    rules = json.loads((deployment.root / "etc/rinetd/rules.json").read_text())
+    assert rules["resolved"] is False
+    assert rules["rules"][0]["connect"] == {
+        "address": None,  # resolved by the runtime on the host, not baked in here
+        "host": "localhost",
+        "port": deployment.echo_port,
+        "protocol": "tcp",
+        "service": None,
+    }
+    deployment.start()
+    assert _forwards(deployment.ports[0])
