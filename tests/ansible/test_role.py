@@ -155,7 +155,7 @@ def test_deploy_reload_idempotence_errors_and_check_mode(deployment: Deployment)
         "RUNNING HANDLER [rinetd : Reload a running rinetd-run through its pid file.]"
         in second.stdout
     )
-    assert "Restart rinetd-run." not in second.stdout
+    assert "RUNNING HANDLER [rinetd : Restart rinetd-run]" not in second.stdout
     assert _changed(second.stdout) == 3  # rinetd.conf, rules.json, the SIGHUP
     assert _forwards(deployment.ports[1])
     assert deployment.runtime is not None and deployment.runtime.pid == pid
@@ -196,7 +196,7 @@ def test_a_changed_runtime_asks_for_a_restart_not_a_reload(deployment: Deploymen
     runtime.write_bytes(good + b"tampered")
     done = deployment.play(deployment.variables())
     assert done.returncode == 0, done.stdout
-    assert "RUNNING HANDLER [rinetd : Restart rinetd-run.]" in done.stdout
+    assert "RUNNING HANDLER [rinetd : Restart rinetd-run]" in done.stdout
     assert "Reload" not in done.stdout.split("RUNNING HANDLER", 1)[1]
     assert runtime.read_bytes() == good
 
