@@ -56,7 +56,13 @@ class Deployment:
             "connect_port": connect_port or self.echo_port,
         }
 
-    def play(self, variables: dict[str, Any], *flags: str) -> subprocess.CompletedProcess[str]:
+    def play(
+        self,
+        variables: dict[str, Any],
+        *flags: str,
+        playbook: Path = PLAYBOOK,
+        collections: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         extra = self.root.parent / "vars.json"
         extra.write_text(json.dumps(variables))
         env = {
@@ -68,6 +74,9 @@ class Deployment:
             "ANSIBLE_LOCAL_TEMP": str(self.root.parent / "ansible-tmp"),
             "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
         }
+        if collections is not None:  # the installed collection only, not the role's home
+            env["ANSIBLE_COLLECTIONS_PATH"] = str(collections)
+            env["ANSIBLE_ROLES_PATH"] = str(self.root.parent / "no-roles")
         command = [
             str(BIN / "ansible-playbook"),
             "-i",
@@ -78,7 +87,7 @@ class Deployment:
             f"ansible_python_interpreter={sys.executable}",
             "-e",
             f"@{extra}",
-            str(PLAYBOOK),
+            str(playbook),
             *flags,
         ]
         return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
@@ -392,5 +401,36 @@ def test_the_deployed_rule_set_does_not_depend_on_the_controller_dns(
         "protocol": "tcp",
         "service": None,
     }
+    deployment.start()
+    assert _forwards(deployment.ports[0])
+
+
+def test_the_collection_builds_installs_and_deploys(deployment: Deployment, tmp_path: Path) -> None:
+    """Built with ansible-galaxy, installed from the built file, used by its full name."""
+    galaxy = str(BIN / "ansible-galaxy")
+    built = subprocess.run(
+        [galaxy, "collection", "build", str(ROOT / "ansible"), "--output-path", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    (tarball,) = tmp_path.glob("rinetdc-rinetd-*.tar.gz")
+    installed = tmp_path / "collections"
+    done = subprocess.run(
+        [galaxy, "collection", "install", str(tarball), "-p", str(installed)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (installed / "ansible_collections/rinetdc/rinetd/roles/rinetd/tasks/main.yml").exists()
+    play = deployment.play(
+        deployment.variables(),
+        playbook=PLAYBOOK.with_name("playbook_collection.yml"),
+        collections=installed,
+    )
+    assert play.returncode == 0, play.stdout + play.stderr
+    assert "rinetdc.rinetd.rinetd" in play.stdout
     deployment.start()
     assert _forwards(deployment.ports[0])
