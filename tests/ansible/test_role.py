@@ -434,3 +434,11 @@ def test_the_collection_builds_installs_and_deploys(deployment: Deployment, tmp_
     assert "rinetdc.rinetd.rinetd" in play.stdout
     deployment.start()
     assert _forwards(deployment.ports[0])
+
+
+def test_diagnostics_name_the_configuration_not_a_temporary_file(deployment: Deployment) -> None:
+    broken = [deployment.rule(deployment.ports[0], connect_port=99999)]
+    done = deployment.play(deployment.variables(broken))
+    assert done.returncode != 0
+    assert "rinetd.conf:" in done.stdout and "error[E006]" in done.stdout
+    assert "rinetd-role-" not in done.stdout  # the work directory, deleted after the play
