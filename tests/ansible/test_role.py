@@ -442,3 +442,15 @@ def test_diagnostics_name_the_configuration_not_a_temporary_file(deployment: Dep
     assert done.returncode != 0
     assert "rinetd.conf:" in done.stdout and "error[E006]" in done.stdout
     assert "rinetd-role-" not in done.stdout  # the work directory, deleted after the play
+
+
+def test_the_controller_phase_alone_checks_without_touching_the_host(
+    deployment: Deployment,
+) -> None:
+    done = deployment.play(deployment.variables(), "--tags", "rinetd_controller")
+    assert done.returncode == 0, done.stdout
+    assert "Compile the configuration with rinetdc on the controller." in done.stdout
+    assert deployment.files() == {}
+    broken = [deployment.rule(deployment.ports[0], connect_port=99999)]
+    failed = deployment.play(deployment.variables(broken), "--tags", "rinetd_controller")
+    assert failed.returncode != 0 and "error[E006]" in failed.stdout
