@@ -348,10 +348,20 @@ def test_existing_directories_keep_their_mode(deployment: Deployment) -> None:
     assert (deployment.root / "etc/rinetd").stat().st_mode & 0o777 == 0o755  # made new
 
 
-def test_a_missing_rinetdc_is_said_as_such(deployment: Deployment) -> None:
-    done = deployment.play(deployment.variables(rinetd_rinetdc="/nonexistent/rinetdc"))
+@pytest.mark.parametrize(
+    ("variable", "said"),
+    [
+        ("rinetd_rinetdc", "rinetdc was not found on the controller"),
+        ("rinetd_python", "rinetd_python /nonexistent/tool on the host cannot be run"),
+    ],
+)
+def test_a_missing_program_is_said_and_nothing_changes(
+    deployment: Deployment, variable: str, said: str
+) -> None:
+    """rinetdc on the controller, the host's Python (3.11+): checked before anything."""
+    done = deployment.play(deployment.variables(**{variable: "/nonexistent/tool"}))
     assert done.returncode != 0
-    assert "rinetdc was not found on the controller" in done.stdout
+    assert said in done.stdout
     assert deployment.files() == {}
 
 
@@ -378,13 +388,6 @@ def test_warnings_are_shown_and_strict_fails_on_them(deployment: Deployment) -> 
     assert "warning[W102]" in done.stdout
     strict = deployment.play({**variables, "rinetd_strict": True})
     assert strict.returncode != 0 and "warning[W102]" in strict.stdout
-
-
-def test_the_host_python_is_checked_before_anything_changes(deployment: Deployment) -> None:
-    done = deployment.play(deployment.variables(rinetd_python="/nonexistent/python3"))
-    assert done.returncode != 0
-    assert "rinetd_python /nonexistent/python3 on the host cannot be run" in done.stdout
-    assert deployment.files() == {}
 
 
 def test_the_deployed_rule_set_does_not_depend_on_the_controller_dns(
