@@ -271,8 +271,14 @@ def test_a_udp_flood_never_starves_a_tcp_rule(
         assert _echo_once(tcp_port) == b"hi"  # and after
         said = [line for line in fw.errors if "file descriptors:" in line]
         assert len(said) == 1 and "UDP sessions end" in said[0]  # said once, not per event
-        lines = fw.wait_for_log("done-remote-closed")
-        assert sum("done-remote-closed" in line for line in lines) > 2000  # the evicted
+        fw.wait_for_log("done-remote-closed")
+        time.sleep(0.5)  # the last lines reach the file
+        lines = fw.log.read_text().splitlines()
+        opened = sum(line.endswith("\topened") for line in lines)
+        ended = sum(line.endswith("\tdone-remote-closed") for line in lines)
+        # However many datagrams the kernel let through, UDP never held more than its
+        # half of the 256 descriptors: the rest were ended as others came.
+        assert opened > 500 and opened - ended < 128, (opened, ended)
     finally:
         stop.set()
         fw.stop()
