@@ -173,10 +173,10 @@ def compile_command(config: str, target: str, no_resolve: bool, strict: bool, ou
     sys.exit(code)
 
 
-def load_ruleset(path: str) -> RuleSet:
-    """A rule set file, read as strictly as rinetd-run reads it; exit 2 otherwise."""
+def _sealed(text: str, path: str) -> RuleSet:
+    """A rule set's text, read as strictly as rinetd-run reads it; exit 2 otherwise."""
     try:
-        return read(_read(path), path)
+        return read(text, path)
     except RuleSetError as error:
         _fail(str(error))
 
@@ -200,17 +200,14 @@ def bundle_command(target: str, interpreter: str) -> None:
 @click.option("-o", "--output", "target", default="-", show_default=True, help="Where to write.")
 def fmt_command(rules: str, target: str) -> None:
     """Write a compiled rule set back as a canonical rinetd.conf."""
-    _write(target, format_ruleset(load_ruleset(rules)).encode("utf-8"))
+    _write(target, format_ruleset(_sealed(_read(rules), rules)).encode("utf-8"))
 
 
 def _meaning(path: str) -> RuleSet:
     """A configuration or a compiled rule set, as a rule set; exit 2 if it has errors."""
     text = _read(path)
     if text.lstrip().startswith("{"):
-        try:
-            return read(text, path)
-        except RuleSetError as error:
-            _fail(str(error))
+        return _sealed(text, path)
     result = check(text, NoResolver())
     if result.errors:
         _say(render_text(_name(path), result.config.lines, result.diagnostics), err=True)

@@ -55,8 +55,8 @@ def _connect_stream(link: Link, poller: Poller) -> None:
         return
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if rule.src is not None and rule.src.address:
-            sock.bind((rule.src.address, 0))
+        if rule.local_address:
+            sock.bind((rule.local_address, 0))
         status = sock.connect_ex((address, rule.connect.port))
     except OSError as error:
         sock.close()
@@ -108,7 +108,7 @@ async def _connect_datagrams(link: Link) -> None:
     rule = link.rule
     address = rule.connect.address
     assert address is not None
-    local = (rule.src.address, 0) if rule.src is not None and rule.src.address else None
+    local = (rule.local_address, 0) if rule.local_address else None
     try:
         await asyncio.get_running_loop().create_datagram_endpoint(
             lambda: _BackendDatagrams(link),

@@ -32,28 +32,29 @@ class Context:
     udp_sessions: int = 0
     _said: set[str] = field(default_factory=set)
 
+    @property
+    def tcp_links(self) -> int:
+        return len(self.links) - self.udp_sessions
+
     def tcp_may_accept(self) -> bool:
-        tcp = len(self.links) - self.udp_sessions
-        return self._allowed(self.budget.tcp_may_accept(tcp, self.udp_sessions), "tcp")
+        allowed = self.budget.tcp_may_accept(self.tcp_links, self.udp_sessions)
+        return self._allowed(allowed, "tcp", "TCP accepts pause (clients wait in the backlog)")
 
     def udp_may_open(self) -> bool:
-        tcp = len(self.links) - self.udp_sessions
-        return self._allowed(self.budget.udp_may_open(tcp, self.udp_sessions), "udp")
+        allowed = self.budget.udp_may_open(self.tcp_links, self.udp_sessions)
+        what = "new UDP sessions end their rule's least recently used one"
+        return self._allowed(allowed, "udp", what)
 
-    def _allowed(self, allowed: bool, kind: str) -> bool:
+    def _allowed(self, allowed: bool, kind: str, what: str) -> bool:
         """Say once when a kind of connection meets the budget, again after it had room."""
         if allowed:
             self._said.discard(kind)
-        elif kind not in self._said:
-            self._said.add(kind)
-            what = (
-                "TCP accepts pause (clients wait in the backlog)"
-                if kind == "tcp"
-                else "new UDP sessions end their rule's least recently used one"
-            )
-            say(
-                f"file descriptors: {self.budget.limit} allowed, {self.budget.reserve} kept "
-                f"in reserve; {what} until some are free"
+        else:
+            budget = self.budget
+            self.say_once(
+                kind,
+                f"file descriptors: {budget.limit} allowed, {budget.reserve} kept "
+                f"in reserve; {what} until some are free",
             )
         return allowed
 

@@ -94,6 +94,11 @@ class Rule:
     access: tuple[AccessRule, ...]
 
     @property
+    def local_address(self) -> str | None:
+        """The numeric `src` address for backend connections, once resolved."""
+        return self.src.address if self.src is not None else None
+
+    @property
     def listener(self) -> tuple[str, str, int]:
         """What a listening socket is: protocol, numeric address, port."""
         return (self.bind.protocol, self.bind.address or self.bind.host, self.bind.port)

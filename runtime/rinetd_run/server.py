@@ -128,8 +128,7 @@ class Server:
         with contextlib.suppress(OSError):
             held = len(os.listdir("/proc/self/fd"))
             context = self.context
-            tcp = len(context.links) - context.udp_sessions
-            context.budget.base = max(held - 2 * tcp - context.udp_sessions, 0)
+            context.budget.base = max(held - 2 * context.tcp_links - context.udp_sessions, 0)
 
     async def start(self) -> None:
         """Bind every rule; BindError (nothing left open) if one fails."""
