@@ -44,6 +44,7 @@ class Deployment:
             "rinetd_unit_path": str(root / "etc/systemd/system/rinetd-run.service"),
             "rinetd_python": sys.executable,
             "rinetd_manage_service": False,
+            "rinetd_dynamic_user": False,
             "rinetd_rinetdc": str(BIN / "rinetdc"),
             **extra,
         }
@@ -62,6 +63,8 @@ class Deployment:
         *flags: str,
         playbook: Path = PLAYBOOK,
         collections: Path | None = None,
+        inventory: str = "localhost,",
+        env_extra: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         extra = self.root.parent / "vars.json"
         extra.write_text(json.dumps(variables))
@@ -73,6 +76,7 @@ class Deployment:
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
             "ANSIBLE_LOCAL_TEMP": str(self.root.parent / "ansible-tmp"),
             "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+            **(env_extra or {}),
         }
         if collections is not None:  # the installed collection only, not the role's home
             env["ANSIBLE_COLLECTIONS_PATH"] = str(collections)
@@ -80,7 +84,7 @@ class Deployment:
         command = [
             str(BIN / "ansible-playbook"),
             "-i",
-            "localhost,",
+            inventory,
             "-c",
             "local",
             "-e",
@@ -232,17 +236,57 @@ def test_raw_configuration_text(deployment: Deployment) -> None:
     assert bad.returncode != 0 and "error[E008]" in bad.stdout
 
 
-def test_the_unit_file_verifies(deployment: Deployment) -> None:
+def _unit(deployment: Deployment, **variables: Any) -> str:
+    done = deployment.play(deployment.variables(**variables))
+    assert done.returncode == 0, done.stdout
+    return (deployment.root / "etc/systemd/system/rinetd-run.service").read_text()
+
+
+def test_the_unit_runs_as_a_user_of_its_own_and_verifies(deployment: Deployment) -> None:
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not on this machine")
-    assert deployment.play(deployment.variables()).returncode == 0
-    unit = deployment.root / "etc/systemd/system/rinetd-run.service"
-    text = unit.read_text()
+    text = _unit(
+        deployment,
+        rinetd_dynamic_user=True,
+        rinetd_logfile="/var/log/rinetd-run/rinetd-run.log",
+        rinetd_pidfile="/run/rinetd-run/rinetd-run.pid",
+    )
     assert "ExecReload=/bin/kill -HUP $MAINPID" in text and "Type=simple" in text
+    assert "DynamicUser=yes" in text and "AmbientCapabilities=CAP_NET_BIND_SERVICE" in text
+    assert "LogsDirectory=rinetd-run\n" in text and "RuntimeDirectory=rinetd-run\n" in text
+    assert "ReadWritePaths" not in text
+    unit = deployment.root / "etc/systemd/system/rinetd-run.service"
     done = subprocess.run(
         ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
     )
     assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    security = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(unit)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    score = re.search(r"Overall exposure level for \S+: ([0-9.]+)", security.stdout)
+    assert score, security.stdout + security.stderr
+    assert float(score.group(1)) <= 2.0, security.stdout  # the role's README says 1.8
+
+
+def test_without_a_dynamic_user_root_writes_only_the_log_and_pid_folders(
+    deployment: Deployment,
+) -> None:
+    text = _unit(deployment)
+    root = deployment.root
+    assert "DynamicUser" not in text and "LogsDirectory" not in text
+    assert f"ReadWritePaths={root / 'var/log'} {root / 'run'}\n" in text
+
+
+def test_a_dynamic_user_refuses_log_and_pid_files_it_could_not_write(
+    deployment: Deployment,
+) -> None:
+    done = deployment.play(deployment.variables(rinetd_dynamic_user=True))
+    assert done.returncode != 0
+    assert "set rinetd_dynamic_user to false" in done.stdout, done.stdout
+    assert deployment.files() == {}
 
 
 def test_ansible_lint_production_profile() -> None:
@@ -457,3 +501,82 @@ def test_the_controller_phase_alone_checks_without_touching_the_host(
     broken = [deployment.rule(deployment.ports[0], connect_port=99999)]
     failed = deployment.play(deployment.variables(broken), "--tags", "rinetd_controller")
     assert failed.returncode != 0 and "error[E006]" in failed.stdout
+
+
+def test_the_text_diff_names_the_files_on_the_host(deployment: Deployment) -> None:
+    assert deployment.play(deployment.variables()).returncode == 0
+    other = [deployment.rule(deployment.ports[1])]
+    done = deployment.play(deployment.variables(other), "--check", "--diff")
+    assert done.returncode == 0, done.stdout
+    root = deployment.root
+    assert f"+++ after: {root / 'etc/rinetd/rinetd.conf'}" in done.stdout, done.stdout
+    assert f"+++ after: {root / 'etc/rinetd/rules.json'}" in done.stdout
+    assert "rinetd-role-" not in done.stdout
+
+
+def test_the_runtime_is_packed_once_for_the_whole_play(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    hosts = {}
+    for name in ("gw1", "gw2", "gw3"):
+        root = tmp_path / name
+        root.mkdir()
+        host = Deployment(root, deployment.echo_port)
+        variables = host.variables()
+        del variables["rinetd_rules"]
+        hosts[name] = {"ansible_connection": "local", **variables}
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    controller_tmp = tmp_path / "controller-tmp"
+    controller_tmp.mkdir()
+    rules = {"rinetd_rules": [deployment.rule(deployment.ports[0])]}
+    done = deployment.play(
+        rules, inventory=str(inventory), env_extra={"TMPDIR": str(controller_tmp)}
+    )
+    assert done.returncode == 0, done.stdout
+    packing = done.stdout.split("Pack the runtime into a zipapp", 1)[1].split("TASK [", 1)[0]
+    assert len(re.findall(r"^(?:ok|changed): \[gw\d", packing, re.M)) == 1, packing
+    compiling = done.stdout.split("Compile the configuration", 1)[1].split("TASK [", 1)[0]
+    assert len(re.findall(r"^(?:ok|changed): \[gw\d", compiling, re.M)) == 3, compiling
+    runtimes = {(tmp_path / n / "usr/local/lib/rinetd/rinetd-run.pyz").read_bytes() for n in hosts}
+    assert len(runtimes) == 1 and next(iter(runtimes)).startswith(b"#!/usr/bin/env python3\n")
+    assert list(controller_tmp.iterdir()) == []  # both work directories removed
+
+
+_FAKE_SYSTEMCTL = """#!/bin/sh
+echo "$@" >> "$SYSTEMCTL_LOG"
+case "$1" in
+  show) printf 'Id=%s.service\\nLoadState=loaded\\nActiveState=active\\nSubState=running\\nUnitFileState=enabled\\n' "$2" ;;
+  is-enabled) echo enabled ;;
+  is-active) echo active ;;
+esac
+exit 0
+"""
+
+
+@pytest.mark.parametrize("stop", [True, False])
+def test_debian_s_rinetd_is_stopped_and_disabled_only_when_asked(
+    deployment: Deployment, tmp_path: Path, stop: bool
+) -> None:
+    """systemd is not PID 1 here, so a stand-in systemctl records what the role asks of it."""
+    if not Path("/lib/systemd/system/rinetd.service").exists():
+        pytest.skip("Debian's rinetd package is not installed")
+    fake = tmp_path / "fake-bin"
+    fake.mkdir()
+    (fake / "systemctl").write_text(_FAKE_SYSTEMCTL)
+    (fake / "systemctl").chmod(0o755)
+    log = tmp_path / "systemctl.log"
+    variables = deployment.variables(rinetd_manage_service=True, rinetd_stop_rinetd=stop)
+    done = deployment.play(
+        variables,
+        env_extra={"SYSTEMCTL_LOG": str(log), "PATH": f"{fake}:{BIN}:{os.environ['PATH']}"},
+    )
+    assert done.returncode == 0, done.stdout
+    calls = log.read_text().splitlines()
+    touching_rinetd = [c for c in calls if re.search(r"(?<![\w-])rinetd(\.service)?$", c)]
+    if stop:
+        assert "stop rinetd" in calls and "disable rinetd" in calls, calls
+        first_ours = next(i for i, c in enumerate(calls) if "rinetd-run" in c)
+        assert calls.index("stop rinetd") < first_ours  # before ours takes the ports
+    else:
+        assert touching_rinetd == [], calls
