@@ -546,7 +546,8 @@ def test_the_runtime_is_packed_once_for_the_whole_play(
 _FAKE_SYSTEMCTL = """#!/bin/sh
 echo "$@" >> "$SYSTEMCTL_LOG"
 case "$1" in
-  show) printf 'Id=%s.service\\nLoadState=loaded\\nActiveState=active\\nSubState=running\\nUnitFileState=enabled\\n' "$2" ;;
+  show) printf 'Id=%s.service\\nLoadState=loaded\\nActiveState=active\\n' "$2"
+        printf 'SubState=running\\nUnitFileState=enabled\\n' ;;
   is-enabled) echo enabled ;;
   is-active) echo active ;;
 esac
