@@ -19,12 +19,16 @@ __all__ = [
     "AddressKind",
     "BrokenRule",
     "Config",
+    "Include",
     "LogCommon",
     "LogFile",
+    "LogJson",
+    "MetricsLine",
     "Option",
     "PidLogFile",
     "Port",
     "RuleLine",
+    "SettingLine",
     "Statement",
     "address_kind",
 ]
@@ -67,7 +71,7 @@ class Port:
 
 @dataclass(frozen=True, slots=True)
 class Option:
-    name: str  # "timeout" or "src"
+    name: str  # "timeout", "src", or an extended option ("connect-timeout", ...)
     value: str
     span: Span  # the whole `name = value`
     value_span: Span
@@ -102,10 +106,43 @@ class LogFile:
 class PidLogFile:
     path: str
     span: Span
+    keyword: str = "pidlogfile"  # or rinetd-uv's "pidfile"
 
 
 @dataclass(frozen=True, slots=True)
 class LogCommon:
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class LogJson:
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Include:
+    """`include PATTERN`; the included lines follow it in the text the validator sees."""
+
+    pattern: str  # as written, quotes included
+    span: Span  # the pattern
+
+
+@dataclass(frozen=True, slots=True)
+class SettingLine:
+    """A global setting of the extended language: `connect-timeout 10`, `keepalive off`."""
+
+    name: str
+    value: str
+    span: Span  # the whole statement
+    value_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsLine:
+    """`metrics ADDRESS PORT`: where the metrics endpoint listens."""
+
+    address: Address
+    port: Port
     span: Span
 
 
@@ -120,7 +157,18 @@ class BrokenRule:
     span: Span  # the whole line
 
 
-Statement = RuleLine | BrokenRule | Access | LogFile | PidLogFile | LogCommon
+Statement = (
+    RuleLine
+    | BrokenRule
+    | Access
+    | LogFile
+    | PidLogFile
+    | LogCommon
+    | LogJson
+    | Include
+    | SettingLine
+    | MetricsLine
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from rinetd_run.ruleset import RuleSet
+from rinetd_run.ruleset import AccessRule, RuleSet, Setting, SourceFile
 
 from . import ast
-from .diagnostics import Diagnostic, Severity
+from .diagnostics import Diagnostic, Related, Severity
+from .files import read_regular
+from .include import Sources, expand, one_file
 from .parser import parse
 from .resolve import Resolver
 from .validate import validate
@@ -22,7 +24,8 @@ __all__ = ["Result", "check", "paused_gc"]
 class Result:
     config: ast.Config
     ruleset: RuleSet
-    diagnostics: tuple[Diagnostic, ...]
+    diagnostics: tuple[Diagnostic, ...]  # placed in their own files (see ``sources``)
+    sources: Sources
 
     @property
     def errors(self) -> int:
@@ -46,10 +49,90 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def check(text: str, resolver: Resolver) -> Result:
-    """Parse and validate ``text``; every problem found is in the result's diagnostics."""
+def check(
+    text: str,
+    resolver: Resolver,
+    *,
+    name: str = "<stdin>",
+    target: str = "rinetd-run",
+    read: Callable[[str], str] = read_regular,
+) -> Result:
+    """Parse and validate ``text`` (the file ``name``, whose includes are read with
+    ``read``) for ``target``; every problem found is in the result's diagnostics."""
     with paused_gc():
-        config, syntax = parse(text)
-        ruleset, semantic = validate(config, resolver)
-    found = sorted([*syntax, *semantic], key=lambda d: (d.span, d.code))
-    return Result(config=config, ruleset=ruleset, diagnostics=tuple(found))
+        whole, sources, included = expand(text, name, read)
+        config, syntax = parse(whole)
+        ruleset, semantic = validate(config, resolver, target)
+    if target == "rinetd-0.73":
+        included = [
+            replace(d, code="E014", severity=Severity.ERROR) if d.code == "W105" else d
+            for d in included
+        ]
+    found = sorted([*included, *syntax, *semantic], key=lambda d: (d.span, d.code))
+    if not sources.origin:
+        sources = one_file(name, config.lines)
+        return Result(config, replace(ruleset, files=_files(sources)), tuple(found), sources)
+    placed = tuple(_place(d, sources) for d in found)
+    return Result(config, _placed_ruleset(ruleset, sources), placed, sources)
+
+
+def _files(sources: Sources) -> tuple[SourceFile, ...]:
+    return tuple(
+        SourceFile(name, at) for name, at in zip(sources.stored, sources.included_from, strict=True)
+    )
+
+
+def _place(d: Diagnostic, sources: Sources) -> Diagnostic:
+    """A diagnostic on a line of the whole text, moved to its own file and line."""
+    file, line = sources.where(d.span.line)
+    related = []
+    for r in d.related:
+        other, other_line = sources.where(r.span.line)
+        related.append(Related(replace(r.span, line=other_line), r.message, sources.names[other]))
+    return replace(
+        d,
+        span=replace(d.span, line=line),
+        related=tuple(related),
+        file=sources.names[file] if file else None,
+        included_from=tuple((sources.names[f], n) for f, n in sources.chain(file)),
+    )
+
+
+def _placed_ruleset(ruleset: RuleSet, sources: Sources) -> RuleSet:
+    """The rule set with each item's line of the whole text made its file and line."""
+
+    def access(entries: tuple[AccessRule, ...]) -> tuple[AccessRule, ...]:
+        return tuple(
+            replace(e, file=f, line=n) for e in entries for f, n in [sources.where(e.line)]
+        )
+
+    def setting(entry: Setting | None) -> Setting | None:
+        if entry is None:
+            return None
+        file, line = sources.where(entry.line)
+        return replace(entry, file=file, line=line)
+
+    log = ruleset.log
+    if log.format_line is not None:
+        file, line = sources.where(log.format_line)
+        log = replace(log, format_line=line, format_file=file)
+    metrics = ruleset.metrics
+    if metrics is not None:
+        file, line = sources.where(metrics.line)
+        metrics = replace(metrics, file=file, line=line)
+    return replace(
+        ruleset,
+        access=access(ruleset.access),
+        log=replace(log, file=setting(log.file)),
+        pidfile=setting(ruleset.pidfile),
+        rules=tuple(
+            replace(r, file=f, line=n, access=access(r.access))
+            for r in ruleset.rules
+            for f, n in [sources.where(r.line)]
+        ),
+        settings=tuple(
+            replace(o, file=f, line=n) for o in ruleset.settings for f, n in [sources.where(o.line)]
+        ),
+        metrics=metrics,
+        files=_files(sources),
+    )

@@ -42,7 +42,7 @@ def render_github(file: str, diagnostics: Sequence[Diagnostic], error: str | Non
     for d in diagnostics:
         level = "error" if d.severity is Severity.ERROR else "warning"
         where = (
-            f"file={_property(file)},line={d.span.line},col={d.span.column},"
+            f"file={_property(d.file or file)},line={d.span.line},col={d.span.column},"
             f"endColumn={max(d.span.end_column - 1, d.span.column)},title={_property(d.code)}"
         )
         message = d.message + (f"\nhint: {d.hint}" if d.hint else "")
@@ -138,11 +138,15 @@ def _results(uri: str, diagnostics: Sequence[Diagnostic], codes: list[str]) -> l
             "ruleIndex": codes.index(d.code),
             "level": d.severity.value,
             "message": {"text": d.message + (f" (hint: {d.hint})" if d.hint else "")},
-            "locations": [_location(uri, d.span)],
+            "locations": [_location(_uri(d.file) if d.file else uri, d.span)],
         }
         if d.related:
             result["relatedLocations"] = [
-                {"id": n, **_location(uri, r.span), "message": {"text": r.message}}
+                {
+                    "id": n,
+                    **_location(_uri(r.file) if r.file else uri, r.span),
+                    "message": {"text": r.message},
+                }
                 for n, r in enumerate(d.related, 1)
             ]
         results.append(result)

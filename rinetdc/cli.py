@@ -31,6 +31,7 @@ from .fmt import format_ruleset
 from .render import render_json, render_text, summary
 from .resolve import NoResolver, Resolver, SystemResolver
 from .semdiff import compare
+from .validate import TARGETS
 
 EXIT_ERRORS = 1
 EXIT_TROUBLE = 2
@@ -97,10 +98,17 @@ def _report(path: str, result: Result, output: str, *, err: bool) -> None:
     if output in _RENDERERS:
         _say(_RENDERERS[output](name, result.diagnostics, None), err=err)
         return
-    text = render_text(name, result.config.lines, result.diagnostics)
+    top = result.sources.lines[0]
+    text = render_text(name, top, result.diagnostics, _included(result))
     if text:
         _say(text, err=err)
         _say(f"{name}: {summary(result.diagnostics)}\n", err=True)
+
+
+def _included(result: Result) -> dict[str, tuple[str, ...]]:
+    """The lines of each included file, by the name diagnostics give it."""
+    sources = result.sources
+    return dict(zip(sources.names[1:], sources.lines[1:], strict=True))
 
 
 def _exit_code(result: Result, strict: bool) -> int:
@@ -113,6 +121,14 @@ _no_resolve = click.option(
     help="Check host names for syntax only (for machines without the production DNS).",
 )
 _strict = click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
+_target = click.option(
+    "--target",
+    type=click.Choice(TARGETS),
+    default=TARGETS[0],
+    show_default=True,
+    help="The program the file is for: rinetd-run (the extended language) or the C "
+    "rinetd 0.73 (extensions and lines it reads otherwise are errors).",
+)
 _format = click.option(
     "--format",
     "output",
@@ -134,13 +150,19 @@ def main() -> None:
 @_no_resolve
 @_strict
 @_format
-def check_command(configs: tuple[str, ...], no_resolve: bool, strict: bool, output: str) -> None:
+@_target
+def check_command(
+    configs: tuple[str, ...], no_resolve: bool, strict: bool, output: str, target: str
+) -> None:
     """Report every problem in each CONFIG (`-` for stdin); the worst exit code wins.
 
     With several files, `--format json` prints a list of the one-file documents and
     `--format sarif` one log with every file's results."""
     resolver = _resolver(no_resolve)
-    results = [(config, check(_read(config, output), resolver)) for config in configs]
+    results = [
+        (config, check(_read(config, output), resolver, name=_name(config), target=target))
+        for config in configs
+    ]
     if len(results) > 1 and output == "json":
         documents = [json.loads(render_json(_name(c), r.diagnostics)) for c, r in results]
         _say(json.dumps(documents, indent=2, sort_keys=True) + "\n")
@@ -160,11 +182,21 @@ def check_command(configs: tuple[str, ...], no_resolve: bool, strict: bool, outp
 @_no_resolve
 @_strict
 @_format
-def compile_command(config: str, target: str, no_resolve: bool, strict: bool, output: str) -> None:
+@click.option(
+    "--target",
+    "language",
+    type=click.Choice(TARGETS),
+    default=TARGETS[0],
+    show_default=True,
+    help="As for check: rinetd-0.73 refuses what the C rinetd 0.73 does not read.",
+)
+def compile_command(
+    config: str, target: str, no_resolve: bool, strict: bool, output: str, language: str
+) -> None:
     """Compile CONFIG into the frozen JSON rule set; write nothing if it has errors."""
     text = _read(config, output)
     with paused_gc():
-        result = check(text, _resolver(no_resolve))
+        result = check(text, _resolver(no_resolve), name=_name(config), target=language)
         code = _exit_code(result, strict)
         frozen = render(result.ruleset) if code == 0 else None
     _report(config, result, output, err=True)

@@ -33,6 +33,7 @@ class Related:
 
     span: Span
     message: str
+    file: str | None = None  # another file than the diagnostic's own (includes)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +44,8 @@ class Diagnostic:
     span: Span
     hint: str | None = None
     related: tuple[Related, ...] = ()
+    file: str | None = None  # None: the file that was checked; else an included one
+    included_from: tuple[tuple[str, int], ...] = ()  # (file, line) of each include, inner first
 
 
 # code -> (severity, short title).  Never renumber: CI jobs match on these.
@@ -59,6 +62,13 @@ CODES: dict[str, tuple[Severity, str]] = {
     "E010": (Severity.ERROR, "duplicate bind"),
     "E011": (Severity.ERROR, "overlapping bind"),
     "E012": (Severity.ERROR, "src and connect address families differ"),
+    "E013": (Severity.ERROR, "invalid option value"),
+    "E014": (Severity.ERROR, "not in rinetd 0.73"),
+    "E015": (Severity.ERROR, "include cycle"),
+    "E016": (Severity.ERROR, "includes nested too deep"),
+    "E017": (Severity.ERROR, "included file cannot be read"),
+    "E018": (Severity.ERROR, "logjson with logcommon"),
+    "E019": (Severity.ERROR, "metrics address collides with a bind"),
     "W101": (Severity.WARNING, "access pattern can never match"),
     "W102": (Severity.WARNING, "rule denied to everyone by global access rules"),
     "W103": (Severity.WARNING, "timeout on a tcp rule"),
@@ -69,6 +79,9 @@ CODES: dict[str, tuple[Severity, str]] = {
     "W108": (Severity.WARNING, "repeated option"),
     "W109": (Severity.WARNING, "logcommon without logfile"),
     "W110": (Severity.WARNING, "address rinetd 0.73 misreads"),
+    "W111": (Severity.WARNING, "option does nothing for the rule's protocol"),
+    "W112": (Severity.WARNING, "include matches no file"),
+    "W113": (Severity.WARNING, "included file begins with access lines"),
 }
 
 
@@ -80,12 +93,21 @@ HELP: dict[str, str] = {
     "E004": "rinetd resolves names at start; check the name, or check with --no-resolve.",
     "E005": "Use a port number or a service name from /etc/services for that protocol.",
     "E006": "Ports are 1..65535; rinetd 0.73 would silently use another port.",
-    "E007": "timeout is 1..2147483647 seconds (0 means the default, 72).",
+    "E007": "Each number has a range (timeout 1..2147483647, connect-timeout 1..86400, ...): "
+    "the README's language table lists them.",
     "E008": "Patterns use digits, hex letters, '.', ':' and the globs * and ?, e.g. 10.0.0.*.",
-    "E009": "The only options are timeout and src, in one [ ] group.",
+    "E009": "The options are timeout, src and the extended ones in the README, in one [ ] group.",
     "E010": "Two rules bind the same address, port and protocol: remove one.",
     "E011": "A wildcard bind takes the port on every address: use distinct ports or addresses.",
     "E012": "An IPv4 backend needs an IPv4 src, an IPv6 backend an IPv6 src.",
+    "E013": "keepalive is on or off, proxy-protocol v1 or v2, metrics serves tcp.",
+    "E014": "The C rinetd 0.73 does not have this, or reads the line differently; "
+    "check without --target rinetd-0.73 for rinetd-run.",
+    "E015": "An include names a file that is already being read: remove the loop.",
+    "E016": "Includes nest at most 10 deep below the top file.",
+    "E017": "An included file must be a readable UTF-8 text file of at most 64 MiB.",
+    "E018": "Choose one log format: logjson or logcommon.",
+    "E019": "The metrics endpoint needs an address and port no rule binds.",
     "W101": "No client address can match this pattern: it never allows or denies anyone.",
     "W102": "The global access lines reject every client this rule would allow.",
     "W103": "timeout applies to UDP sessions only; a TCP rule ignores it.",
@@ -96,6 +118,9 @@ HELP: dict[str, str] = {
     "W108": "The option is given twice in one group; the last one wins.",
     "W109": "logcommon only chooses the format of a log file: add logfile.",
     "W110": "rinetd 0.73 misreads this address and refuses to start; rinetd-run reads it.",
+    "W111": "The option applies to the other protocol: remove it or change the rule's protocol.",
+    "W112": "No file matches the include pattern: check the pattern and the folder.",
+    "W113": "Access lines at the top of an included file attach to the rule before the include.",
 }
 
 

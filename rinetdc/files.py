@@ -20,7 +20,7 @@ import sys
 import tempfile
 from typing import BinaryIO
 
-__all__ = ["MAX_INPUT", "FileTrouble", "read_text", "write"]
+__all__ = ["MAX_INPUT", "FileTrouble", "read_regular", "read_text", "write"]
 
 MAX_INPUT = 64 * 1024 * 1024  # bytes; a rinetd.conf of 10,000 rules is about 0.5 MiB
 _CHUNK = 1024 * 1024
@@ -62,6 +62,26 @@ def read_text(path: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise FileTrouble(f"{name} is not UTF-8 text (byte {error.start} is invalid)") from None
+
+
+def read_regular(path: str) -> str:
+    """The UTF-8 text of a regular file, for an included file: a FIFO, device or folder
+    that a glob matched is refused without opening it for long (O_NONBLOCK)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as error:
+        raise FileTrouble(f"cannot read {path}: {_why(error)}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FileTrouble(f"{path} is not a regular file")
+        try:
+            data = _read_bounded(handle, path)
+        except OSError as error:
+            raise FileTrouble(f"cannot read {path}: {_why(error)}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise FileTrouble(f"{path} is not UTF-8 text (byte {error.start} is invalid)") from None
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -2,12 +2,13 @@
 
 Every item is written on the line it came from (blank lines fill the gaps
 left by comments), so compiling the output gives back the very same rule set,
-source lines included.
+source lines included.  A rule set compiled from several files (`include`)
+becomes one file, its items in the order the includes read them.
 """
 
 from __future__ import annotations
 
-from rinetd_run.ruleset import DEFAULT_TIMEOUT, AccessRule, Endpoint, Rule, RuleSet
+from rinetd_run.ruleset import DEFAULT_TIMEOUT, AccessRule, Endpoint, Rule, RuleSet, SourceFile
 
 __all__ = ["format_ruleset"]
 
@@ -24,29 +25,53 @@ def _rule(rule: Rule) -> str:
         options.append(f"timeout={rule.timeout}")
     if rule.src is not None:
         options.append(f"src={rule.src.host}")
+    options += [f"{name}={value}" for name, value in rule.options]
     if options:
         words.append("[" + ", ".join(options) + "]")
     return " ".join(words)
 
 
-def _access(entries: tuple[AccessRule, ...]) -> list[tuple[int, str]]:
-    return [(e.line, f"{e.kind} {e.pattern}") for e in entries]
+Place = tuple[tuple[int, int], ...]  # where an item is in the text the includes make
+
+
+def _placer(files: tuple[SourceFile, ...]) -> dict[int, Place]:
+    """Each file's place: the include lines (and file indices) that led to it."""
+    places: dict[int, Place] = {0: ()}
+    for index, file in enumerate(files):
+        if file.included_from is not None:
+            parent, line = file.included_from
+            places[index] = (*places[parent], (line, index))
+    return places
+
+
+def _access(entries: tuple[AccessRule, ...]) -> list[tuple[int, int, str]]:
+    return [(e.file, e.line, f"{e.kind} {e.pattern}") for e in entries]
 
 
 def format_ruleset(ruleset: RuleSet) -> str:
     """The rinetd.conf text of ``ruleset``, one statement per line, newline-terminated."""
     items = _access(ruleset.access)
     for rule in ruleset.rules:
-        items.append((rule.line, _rule(rule)))
+        items.append((rule.file, rule.line, _rule(rule)))
         items += _access(rule.access)
-    if ruleset.log.file:
-        items.append((ruleset.log.file.line, f"logfile {ruleset.log.file.path}"))
+    log = ruleset.log
+    if log.file:
+        items.append((log.file.file, log.file.line, f"logfile {log.file.path}"))
     if ruleset.pidfile:
-        items.append((ruleset.pidfile.line, f"pidlogfile {ruleset.pidfile.path}"))
-    if ruleset.log.common_line is not None:
-        items.append((ruleset.log.common_line, "logcommon"))
+        pidfile = ruleset.pidfile
+        items.append((pidfile.file, pidfile.line, f"pidlogfile {pidfile.path}"))
+    if log.format_line is not None:
+        items.append((log.format_file, log.format_line, f"log{log.format}"))
+    items += [(o.file, o.line, f"{o.name} {o.value}") for o in ruleset.settings]
+    if ruleset.metrics is not None:
+        metrics, endpoint = ruleset.metrics, ruleset.metrics.endpoint
+        items.append((metrics.file, metrics.line, f"metrics {endpoint.host} {_port(endpoint)}"))
     lines: list[str] = []
-    for line, text in sorted(items):
+    if len(ruleset.files) > 1:
+        places = _placer(ruleset.files)
+        ordered = sorted(items, key=lambda item: (*places[item[0]], (item[1], -1)))
+        return "".join(text + "\n" for _file, _line, text in ordered)
+    for _file, line, text in sorted(items):
         lines.extend([""] * (line - 1 - len(lines)))
         lines.append(text)
     return "".join(line + "\n" for line in lines)

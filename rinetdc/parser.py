@@ -21,10 +21,38 @@ import lark
 from . import ast
 from .diagnostics import Diagnostic, Span, make
 
-__all__ = ["KEYWORDS", "parse"]
+__all__ = ["KEYWORDS", "OPTIONS", "missing_newline", "parse"]
 
-KEYWORDS = ("allow", "deny", "logfile", "pidlogfile", "logcommon")
-_LOWERCASE_WORDS = (*KEYWORDS, "timeout", "src", "/tcp", "/udp")
+KEYWORDS = (
+    "allow",
+    "deny",
+    "logfile",
+    "pidlogfile",
+    "logcommon",
+    "logjson",
+    "include",
+    "pidfile",
+    "metrics",
+    "connect-timeout",
+    "idle-timeout",
+    "keepalive",
+    "max-connections",
+    "max-udp-connections",
+    "dns-refresh",
+)
+OPTIONS = (
+    "timeout",
+    "src",
+    "connect-timeout",
+    "idle-timeout",
+    "keepalive",
+    "max-connections",
+    "max-connections-per-client",
+    "max-udp-connections",
+    "dns-refresh",
+    "proxy-protocol",
+)
+_LOWERCASE_WORDS = (*KEYWORDS, *OPTIONS, "/tcp", "/udp")
 _WORD = re.compile(r"[^ \t\r\n]+")
 
 # What the grammar's terminals mean to an operator, for "expected ..." lists.
@@ -36,6 +64,13 @@ _TERMINAL_NAMES = {
     "NUMBER": "a number",
     "TIMEOUT": "timeout",
     "SRC": "src",
+    "RULE_OPTION": "an option",
+    "SETTING": "a setting",
+    "VALUE": "a value",
+    "LOGJSON": "logjson",
+    "PIDFILE": "pidfile",
+    "INCLUDE": "include",
+    "METRICS": "metrics",
     "ALLOW": "allow",
     "DENY": "deny",
     "LOGFILE": "logfile",
@@ -64,17 +99,7 @@ def parse(text: str) -> tuple[ast.Config, list[Diagnostic]]:
         physical.pop()
     else:
         body = text + "\n"
-        # A last line of blanks or a comment is ignored by 0.73 too, harmlessly.
-        if physical[-1].split("#")[0].strip(" \t\r"):
-            end = len(physical[-1].rstrip("\r")) + 1
-            diagnostics.append(
-                make(
-                    "W105",
-                    "the last line has no newline: rinetd 0.73 ignores it",
-                    Span(len(physical), end, end + 1),
-                    hint="end the file with a newline",
-                )
-            )
+        diagnostics += missing_newline(physical[-1], len(physical))
     lines = tuple(line.rstrip("\r") for line in physical)
     parser = _parser()
     trees: list[tuple[lark.Tree[lark.Token] | ast.BrokenRule, int]]
@@ -104,6 +129,22 @@ def parse(text: str) -> tuple[ast.Config, list[Diagnostic]]:
                     statements.append(_statement(child, offset))
     config = ast.Config(statements=tuple(statements), lines=lines, broken=tuple(broken))
     return config, diagnostics
+
+
+def missing_newline(last: str, line: int) -> list[Diagnostic]:
+    """W105 for a file whose last line, ``last`` (number ``line``), has no newline."""
+    # A last line of blanks or a comment is ignored by 0.73 too, harmlessly.
+    if not last.split("#")[0].strip(" \t\r"):
+        return []
+    end = len(last.rstrip("\r")) + 1
+    return [
+        make(
+            "W105",
+            "the last line has no newline: rinetd 0.73 ignores it",
+            Span(line, end, end + 1),
+            hint="end the file with a newline",
+        )
+    ]
 
 
 # -- tree -> AST --------------------------------------------------------------
@@ -165,9 +206,24 @@ def _statement(tree: lark.Tree[lark.Token], offset: int) -> ast.Statement:
         )
     if kind == "logcommon":
         return ast.LogCommon(span=_span(tokens[0], offset))
+    if kind == "logjson":
+        return ast.LogJson(span=_span(tokens[0], offset))
+    if kind == "include":
+        return ast.Include(pattern=str(tokens[1]), span=_span(tokens[1], offset))
+    if kind == "setting":
+        name, value = tokens
+        value_span = _span(value, offset)
+        whole = Span(value_span.line, _span(name, offset).column, value_span.end_column)
+        return ast.SettingLine(str(name), str(value), whole, value_span)
+    if kind == "metrics":
+        address, port = _address(tokens[1], offset), _port(tokens[2], offset)
+        whole = Span(address.span.line, _span(tokens[0], offset).column, port.span.end_column)
+        return ast.MetricsLine(address=address, port=port, span=whole)
+    if kind == "pidlogfile":
+        keyword, name = tokens
+        return ast.PidLogFile(path=str(name), span=_span(name, offset), keyword=str(keyword))
     (name,) = tokens
-    node = ast.LogFile if kind == "logfile" else ast.PidLogFile
-    return node(path=str(name), span=_span(name, offset))
+    return ast.LogFile(path=str(name), span=_span(name, offset))
 
 
 def _recover_rule(raw: str, offset: int) -> ast.BrokenRule | None:
@@ -233,21 +289,27 @@ def _syntax_error(error: lark.exceptions.UnexpectedInput, raw: str, line: int) -
         word = word.rstrip("],") or word
         end = start + len(word)
     found = f"'{word}'" if word else "the end of the line"
-    code = "E001"
+    code, options_hint = "E001", None
     if word.startswith("#"):
         found = f"the comment '{word}'"
     message = f"expected {_expected_text(expected)}, found {found}"
     if "PATTERN" in expected and word and not word.startswith("#"):
         code, message = "E008", f"invalid access pattern '{word}'"
-    elif expected <= {"TIMEOUT", "SRC"} and word:
+    elif expected <= {"TIMEOUT", "SRC", "RULE_OPTION"} and word:
         name = re.split(r"[=,\]]", word)[0]
         if name:
             end = start + len(name)
-            code, message = "E009", f"unknown option '{name}': the options are timeout and src"
+            code, message = "E009", f"unknown option '{name}'"
+            close = difflib.get_close_matches(name.lower(), OPTIONS, n=1)
+            options_hint = (
+                f"did you mean '{close[0]}'?"
+                if close and close[0] != name.lower()
+                else "the options are " + ", ".join(OPTIONS)
+            )
         else:  # `[]`, `[,]`, `[timeout=5,]`: no option where one must be
             end = start + 1
-            message = f"expected an option (timeout=N or src=ADDRESS), found '{raw[start - 1]}'"
-    hint = _hint(raw, word, expected)
+            message = f"expected an option (timeout=N, src=ADDRESS, ...), found '{raw[start - 1]}'"
+    hint = options_hint if code == "E009" else _hint(raw, word, expected)
     for other in _WORD.finditer(raw):
         keyword = _miscased_keyword(other.group())
         if keyword is not None:

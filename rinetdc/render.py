@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from .diagnostics import Diagnostic, Related, Severity, Span
 
@@ -51,26 +51,35 @@ def _related(file: str, lines: Sequence[str], related: Related) -> list[str]:
     return [f"{file}:{span.line}:{span.column}: note: {message}", *_excerpt(lines, span)]
 
 
-def render_text(file: str, lines: Sequence[str], diagnostics: Sequence[Diagnostic]) -> str:
+def render_text(
+    file: str,
+    lines: Sequence[str],
+    diagnostics: Sequence[Diagnostic],
+    included: Mapping[str, Sequence[str]] | None = None,
+) -> str:
     """Each diagnostic with its excerpt, related places and hint; past ``REPEATS`` of one
-    code on one line, a count instead (so output grows with the file, not its square)."""
+    code on one line, a count instead (so output grows with the file, not its square).
+    ``included`` has the lines of the included files diagnostics name."""
     out: list[str] = []
-    shown: Counter[tuple[int, str]] = Counter()
+    shown: Counter[tuple[str, int, str]] = Counter()
+    texts: Mapping[str, Sequence[str]] = {**(included or {}), file: lines}
     for d in diagnostics:
-        span = d.span
-        shown[span.line, d.code] += 1
-        if shown[span.line, d.code] > REPEATS:
+        span, name = d.span, d.file or file
+        shown[name, span.line, d.code] += 1
+        if shown[name, span.line, d.code] > REPEATS:
             continue
         message = _visible(d.message, escape=True)
-        out.append(f"{file}:{span.line}:{span.column}: {d.severity.value}[{d.code}]: {message}")
-        out.extend(_excerpt(lines, span))
+        out.append(f"{name}:{span.line}:{span.column}: {d.severity.value}[{d.code}]: {message}")
+        out.extend(_excerpt(texts.get(name, ()), span))
+        out.extend(f" = included from {at}:{line}" for at, line in d.included_from)
         for related in d.related:
-            out.extend(_related(file, lines, related))
+            other = related.file or name
+            out.extend(_related(other, texts.get(other, ()), related))
         if d.hint:
             out.append(f" = hint: {_visible(d.hint, escape=True)}")
-    for (line, code), count in shown.items():
+    for (name, line, code), count in shown.items():
         if count > REPEATS:
-            out.append(f"{file}:{line}: note: {count - REPEATS} more {code} on this line")
+            out.append(f"{name}:{line}: note: {count - REPEATS} more {code} on this line")
     return "".join(line + "\n" for line in out)
 
 
@@ -93,7 +102,8 @@ def render_json(file: str, diagnostics: Sequence[Diagnostic], error: str | None 
         "warnings": sum(d.severity is Severity.WARNING for d in diagnostics),
         "diagnostics": [
             {
-                "file": file,
+                "file": d.file or file,
+                "included_from": [{"file": at, "line": line} for at, line in d.included_from],
                 "line": d.span.line,
                 "column": d.span.column,
                 "end": _span_json(d.span),
@@ -101,7 +111,10 @@ def render_json(file: str, diagnostics: Sequence[Diagnostic], error: str | None 
                 "severity": d.severity.value,
                 "message": d.message,
                 "hint": d.hint,
-                "related": [{**_span_json(r.span), "message": r.message} for r in d.related],
+                "related": [
+                    {**_span_json(r.span), "message": r.message, "file": r.file or d.file or file}
+                    for r in d.related
+                ],
             }
             for d in diagnostics
         ],

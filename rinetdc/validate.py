@@ -14,14 +14,17 @@ import ipaddress
 import itertools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rinetd_run.access import verdict
+from rinetd_run.document import OPTION_RANGES, OPTION_WORDS
 from rinetd_run.ruleset import (
     DEFAULT_TIMEOUT,
     AccessRule,
     Endpoint,
+    GlobalOption,
     Log,
+    Metrics,
     Rule,
     RuleSet,
     Setting,
@@ -32,7 +35,21 @@ from . import ast
 from .diagnostics import Diagnostic, Related, Span, make
 from .resolve import Resolver, service_port
 
-__all__ = ["validate"]
+__all__ = ["TARGETS", "validate"]
+
+TARGETS = ("rinetd-run", "rinetd-0.73")
+# Options that only a TCP listener's connections have, and the one only UDP has.
+_TCP_ONLY = frozenset(
+    {
+        "keepalive",
+        "idle-timeout",
+        "proxy-protocol",
+        "max-connections",
+        "max-connections-per-client",
+        "connect-timeout",
+    }
+)
+_UDP_ONLY = frozenset({"max-udp-connections"})
 
 _MAX_TIMEOUT = 2**31 - 1  # rinetd stores it in an int
 _GLOBS = frozenset("*?")
@@ -50,6 +67,10 @@ class _Scopes:
     logfiles: list[ast.LogFile] = field(default_factory=list)
     pidfiles: list[ast.PidLogFile] = field(default_factory=list)
     logcommons: list[ast.LogCommon] = field(default_factory=list)
+    logjsons: list[ast.LogJson] = field(default_factory=list)
+    settings: list[ast.SettingLine] = field(default_factory=list)
+    metrics: list[ast.MetricsLine] = field(default_factory=list)
+    includes: list[ast.Include] = field(default_factory=list)
 
 
 @dataclass
@@ -62,10 +83,14 @@ class _RuleDraft:
     timeout: int
     src: Source | None
     access: list[ast.Access]
+    options: dict[str, int | str] = field(default_factory=dict)
 
 
-def validate(config: ast.Config, resolver: Resolver) -> tuple[RuleSet, list[Diagnostic]]:
-    """Check ``config``; return its rule set and the diagnostics, in source order."""
+def validate(
+    config: ast.Config, resolver: Resolver, target: str = "rinetd-run"
+) -> tuple[RuleSet, list[Diagnostic]]:
+    """Check ``config`` for ``target`` (one of TARGETS); return its rule set and the
+    diagnostics, in source order."""
     scopes = _sort(config)
     found: Found = []
     drafts = []
@@ -73,14 +98,24 @@ def validate(config: ast.Config, resolver: Resolver) -> tuple[RuleSet, list[Diag
         draft, problems = _rule(node, access, resolver)
         drafts.append(draft)
         found += problems
-    found += _check_binds(drafts)
+    settings, problems = _check_settings(scopes.settings)
+    found += problems
+    metrics, problems = _check_metrics(scopes.metrics, resolver)
+    found += problems
+    found += _check_binds(drafts, metrics)
     found += _check_patterns(drafts, scopes.global_access)
     found += _check_reach(drafts, scopes.global_access)
     found += _check_files(scopes)
     found += _check_073_reading(scopes.rules)
     found += _check_not_empty(config, drafts)
+    if target == "rinetd-0.73":
+        found = _for_073(found, config)
     found.sort(key=lambda d: (d.span, d.code))
-    return _ruleset(drafts, scopes, resolved=resolver.enabled), found
+    ruleset = _ruleset(drafts, scopes, resolved=resolver.enabled)
+    metrics_model = None
+    if metrics is not None:
+        metrics_model = Metrics(metrics[1], metrics[0].span.line)
+    return replace(ruleset, settings=settings, metrics=metrics_model), found
 
 
 def _sort(config: ast.Config) -> _Scopes:
@@ -96,8 +131,16 @@ def _sort(config: ast.Config) -> _Scopes:
             scopes.logfiles.append(statement)
         elif isinstance(statement, ast.PidLogFile):
             scopes.pidfiles.append(statement)
-        else:
+        elif isinstance(statement, ast.LogCommon):
             scopes.logcommons.append(statement)
+        elif isinstance(statement, ast.LogJson):
+            scopes.logjsons.append(statement)
+        elif isinstance(statement, ast.SettingLine):
+            scopes.settings.append(statement)
+        elif isinstance(statement, ast.MetricsLine):
+            scopes.metrics.append(statement)
+        else:
+            scopes.includes.append(statement)
     return scopes
 
 
@@ -110,14 +153,15 @@ def _setting(nodes: Sequence[ast.LogFile | ast.PidLogFile]) -> Setting | None:
 
 
 def _ruleset(drafts: list[_RuleDraft], scopes: _Scopes, *, resolved: bool) -> RuleSet:
-    common = scopes.logcommons[0].span.line if scopes.logcommons else None
+    # logjson with logcommon is an error (E018), so at most one format is chosen here.
+    chosen = (scopes.logjsons or scopes.logcommons or [None])[0]
     return RuleSet(
         resolved=resolved,
         access=_access(scopes.global_access),
         log=Log(
             file=_setting(scopes.logfiles),
-            format="tab" if common is None else "common",
-            common_line=common,
+            format="tab" if chosen is None else "json" if scopes.logjsons else "common",
+            format_line=None if chosen is None else chosen.span.line,
         ),
         pidfile=_setting(scopes.pidfiles),
         rules=tuple(
@@ -128,6 +172,7 @@ def _ruleset(drafts: list[_RuleDraft], scopes: _Scopes, *, resolved: bool) -> Ru
                 timeout=d.timeout,
                 src=d.src,
                 access=_access(d.access),
+                options=tuple(sorted(d.options.items())),
             )
             for d in drafts
             if d.bind is not None and d.connect is not None
@@ -147,6 +192,7 @@ def _rule(
     connect, problems = _endpoint(node.connect_address, node.connect_port, resolver)
     found += problems
     timeout, src = 0, None
+    options: dict[str, int | str] = {}
     seen: dict[str, ast.Option] = {}
     for option in node.options:
         if option.name in seen:
@@ -161,8 +207,12 @@ def _rule(
         seen[option.name] = option
         if option.name == "timeout":
             timeout, problems = _timeout(option)
-        else:
+        elif option.name == "src":
             src, problems = _source(option, resolver)
+        else:
+            value, problems = _option_value(option.name, option.value, option.value_span)
+            if value is not None:
+                options[option.name] = value
         found += problems
     protocols = {node.bind_port.protocol, node.connect_port.protocol}
     if "timeout" in seen and protocols == {"tcp"}:
@@ -176,8 +226,57 @@ def _rule(
         )
     if src is not None and connect is not None:
         found += _check_families(src, connect, seen["src"])
-    draft = _RuleDraft(node, bind, connect, timeout or DEFAULT_TIMEOUT, src, access)
+    found += _check_protocol(node.bind_port.protocol, seen)
+    draft = _RuleDraft(node, bind, connect, timeout or DEFAULT_TIMEOUT, src, access, options)
     return draft, found
+
+
+def _option_value(name: str, text: str, span: Span) -> tuple[int | str | None, Found]:
+    """An extended option's or setting's value, checked against its range or words."""
+    if name in OPTION_WORDS:
+        words = OPTION_WORDS[name]
+        if text in words:
+            return text, []
+        return None, [
+            make(
+                "E013",
+                f"{name} is {' or '.join(words)}, not '{_shown(text)}'",
+                span,
+                hint=f"write {name}={words[0]}",
+            )
+        ]
+    low, high = OPTION_RANGES[name]
+    number = _bounded(text, high) if text.isdigit() else None
+    if number is not None and number >= low:
+        return number, []
+    what = "a whole number" if not text.isdigit() else "out of range"
+    zero = " (0 for no limit)" if low == 0 and "timeout" not in name else ""
+    zero = " (0 for never)" if name == "idle-timeout" else zero
+    zero = " (0 for start and reload only)" if name == "dns-refresh" else zero
+    return None, [
+        make(
+            "E007",
+            f"{name} {_shown(text)} is {what}",
+            span,
+            hint=f"use {low}..{high}{zero}",
+        )
+    ]
+
+
+def _check_protocol(protocol: str, seen: dict[str, ast.Option]) -> Found:
+    """W111: options that a rule of this listener protocol never uses."""
+    useless = _TCP_ONLY if protocol == "udp" else _UDP_ONLY
+    other = "tcp" if protocol == "udp" else "udp"
+    return [
+        make(
+            "W111",
+            f"{name} only applies to {other} rules; this {protocol} rule ignores it",
+            option.span,
+            hint="remove the option",
+        )
+        for name, option in seen.items()
+        if name in useless
+    ]
 
 
 def _bounded(digits: str, high: int) -> int | None:
@@ -411,8 +510,11 @@ def _collision(draft: _RuleDraft, bind: Endpoint, earlier: _RuleDraft, why: str)
     )
 
 
-def _check_binds(drafts: list[_RuleDraft]) -> Found:
-    """E010/E011: two rules that cannot both have their listening socket."""
+def _check_binds(
+    drafts: list[_RuleDraft], metrics: tuple[ast.MetricsLine, Endpoint] | None
+) -> Found:
+    """E010/E011: two rules that cannot both have their listening socket; E019: the
+    metrics endpoint where a rule listens."""
     found: Found = []
     ports: dict[tuple[str, int], _Port] = {}
     for index, draft in enumerate(drafts):
@@ -424,6 +526,20 @@ def _check_binds(drafts: list[_RuleDraft]) -> Found:
         if collision is not None:
             found.append(_collision(draft, bind, *collision))
         port.add(index, bind, draft)
+    if metrics is not None:
+        node, endpoint = metrics
+        collision = ports.get(("tcp", endpoint.port), _Port()).collision(endpoint)
+        if collision is not None:
+            there = _bind_span(collision[0].node)
+            found.append(
+                make(
+                    "E019",
+                    f"metrics {endpoint.host} {endpoint.port} takes a port a rule binds",
+                    node.span,
+                    hint="use another port or address for the metrics endpoint",
+                    related=(Related(there, "this rule binds it"),),
+                )
+            )
     return found
 
 
@@ -583,6 +699,120 @@ def _check_073_reading(rules: list[ast.RuleLine | ast.BrokenRule]) -> Found:
     return found
 
 
+# -- the extended language's global statements -------------------------------------
+
+
+def _check_settings(nodes: list[ast.SettingLine]) -> tuple[tuple[GlobalOption, ...], Found]:
+    """E007/E013 values out of range or not a word of the setting; W104 repeats."""
+    found: Found = []
+    settings = []
+    earlier: dict[str, ast.SettingLine] = {}
+    for node in nodes:
+        if node.name in earlier:
+            found.append(
+                make(
+                    "W104",
+                    f"{node.name} is set again: this one wins",
+                    node.span,
+                    hint=f"keep one {node.name} line",
+                    related=(
+                        Related(earlier[node.name].span, f"the earlier {node.name}, ignored"),
+                    ),
+                )
+            )
+        earlier[node.name] = node
+        value, problems = _option_value(node.name, node.value, node.value_span)
+        found += problems
+        if value is not None:
+            settings.append(GlobalOption(node.name, value, node.span.line))
+    return tuple(settings), found
+
+
+def _check_metrics(
+    nodes: list[ast.MetricsLine], resolver: Resolver
+) -> tuple[tuple[ast.MetricsLine, Endpoint] | None, Found]:
+    """The metrics endpoint (the last statement wins, W104), checked as a bind is."""
+    found: Found = []
+    for before, now in itertools.pairwise(nodes):
+        found.append(
+            make(
+                "W104",
+                "metrics is set again: this one wins",
+                now.span,
+                hint="keep one metrics line",
+                related=(Related(before.span, "the earlier metrics, ignored"),),
+            )
+        )
+    if not nodes:
+        return None, found
+    node = nodes[-1]
+    if node.port.protocol != "tcp":
+        found.append(
+            make(
+                "E013",
+                "metrics is served over tcp",
+                node.port.span,
+                hint=f"write the port without /{node.port.protocol}",
+            )
+        )
+        return None, found
+    endpoint, problems = _endpoint(node.address, node.port, resolver)
+    found += problems
+    return (None if endpoint is None else (node, endpoint)), found
+
+
+# -- the C rinetd's language ----------------------------------------------------------
+
+# Diagnostics of lines that rinetd 0.73 reads otherwise than rinetd-run does.
+_READ_OTHERWISE_BY_073 = frozenset({"W105", "W110"})
+
+
+def _extensions(config: ast.Config) -> Found:
+    """E014 for every statement and option 0.73 does not have."""
+    found: Found = []
+    for statement in config.statements:
+        what: str | None = None
+        span = getattr(statement, "span", None)
+        if isinstance(statement, ast.Include):
+            what = "include"
+        elif isinstance(statement, ast.PidLogFile) and statement.keyword == "pidfile":
+            what = "pidfile (write pidlogfile)"
+        elif isinstance(statement, ast.LogJson):
+            what = "logjson"
+        elif isinstance(statement, ast.SettingLine):
+            what = statement.name
+        elif isinstance(statement, ast.MetricsLine):
+            what = "metrics"
+        elif isinstance(statement, ast.RuleLine):
+            for option in statement.options:
+                if option.name not in ("timeout", "src"):
+                    found.append(_not_in_073(f"the option {option.name}", option.span))
+        if what is not None and span is not None:
+            found.append(_not_in_073(what, span))
+    return found
+
+
+def _not_in_073(what: str, span: Span) -> Diagnostic:
+    return make(
+        "E014",
+        f"{what} is not in rinetd 0.73",
+        span,
+        hint="rinetd-run has it; check without --target rinetd-0.73 to use it",
+    )
+
+
+def _for_073(found: Found, config: ast.Config) -> Found:
+    """The diagnostics for a file meant for the C rinetd 0.73: its extensions and the
+    lines it reads otherwise are errors."""
+    kept = [d for d in found if d.code not in _READ_OTHERWISE_BY_073]
+    for d in found:
+        if d.code in _READ_OTHERWISE_BY_073:
+            kept.append(
+                make("E014", f"rinetd 0.73 reads this otherwise: {d.message}", d.span, hint=d.hint)
+            )
+    return kept + _extensions(config)
+
+
 # -- settings --------------------------------------------------------------------
 
 
@@ -616,13 +846,28 @@ def _check_files(scopes: _Scopes) -> Found:
                         "(0.73 cannot name files with blanks)",
                     )
                 )
-    if scopes.logcommons and not scopes.logfiles:
+    formats: list[tuple[str, ast.LogCommon | ast.LogJson]] = [
+        *(("logcommon", n) for n in scopes.logcommons),
+        *(("logjson", n) for n in scopes.logjsons),
+    ]
+    if formats and not scopes.logfiles:
+        keyword, first = min(formats, key=lambda f: f[1].span)
         found.append(
             make(
                 "W109",
-                "logcommon has no effect without a logfile",
-                scopes.logcommons[0].span,
+                f"{keyword} has no effect without a logfile",
+                first.span,
                 hint="add `logfile /var/log/rinetd.log`",
+            )
+        )
+    if scopes.logjsons and scopes.logcommons:
+        found.append(
+            make(
+                "E018",
+                "logjson and logcommon choose two log formats",
+                scopes.logjsons[0].span,
+                hint="keep one of them",
+                related=(Related(scopes.logcommons[0].span, "logcommon is here"),),
             )
         )
     return found

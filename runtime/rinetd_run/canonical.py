@@ -13,10 +13,11 @@ import hashlib
 import json
 from typing import Any
 
-__all__ = ["FORMAT", "VERSION", "digest", "dumps"]
+__all__ = ["FORMAT", "READABLE", "VERSION", "digest", "dumps"]
 
 FORMAT = "rinetdc-rules"
-VERSION = 1
+VERSION = 2  # what the compiler writes
+READABLE = (1, 2)  # what the runtime reads: a version 1 file keeps working
 
 
 def digest(document: dict[str, Any]) -> str:

@@ -17,16 +17,22 @@ import stat
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .canonical import FORMAT, VERSION, digest
+from .canonical import FORMAT, READABLE, VERSION, digest
 from .ruleset import (
+    GLOBAL_OPTIONS,
+    RULE_OPTIONS,
     AccessRule,
     Endpoint,
+    GlobalOption,
     Log,
+    LogFormat,
+    Metrics,
     Rule,
     RuleSet,
     RuleSetError,
     Setting,
     Source,
+    SourceFile,
 )
 
 __all__ = ["load", "read", "to_document"]
@@ -34,6 +40,19 @@ __all__ = ["load", "read", "to_document"]
 T = TypeVar("T")
 
 MAX_TIMEOUT = 2**31 - 1  # rinetd stores it in an int
+# The ranges of the extended language's options (the README's table says them).
+OPTION_RANGES: dict[str, tuple[int, int]] = {
+    "connect-timeout": (1, 86400),
+    "idle-timeout": (0, MAX_TIMEOUT),
+    "max-connections": (0, 1_000_000),
+    "max-connections-per-client": (0, 1_000_000),
+    "max-udp-connections": (0, 1_000_000),
+    "dns-refresh": (0, 86400),
+}
+OPTION_WORDS: dict[str, tuple[str, ...]] = {
+    "keepalive": ("on", "off"),
+    "proxy-protocol": ("v1", "v2"),
+}
 MAX_SIZE = 256 * 1024 * 1024  # bytes; 100,000 rules take about 40 MiB
 # What the grammar lets through, so no value can smuggle a line into `fmt`'s output.
 _HOST = re.compile(r"[-0-9A-Za-z_.:]+")
@@ -47,7 +66,7 @@ _PATH = re.compile(r"[^\x00\r\n]+")
 
 
 def _access_out(entries: tuple[AccessRule, ...]) -> list[dict[str, Any]]:
-    return [{"kind": e.kind, "pattern": e.pattern, "line": e.line} for e in entries]
+    return [{"kind": e.kind, "pattern": e.pattern, "line": e.line, "file": e.file} for e in entries]
 
 
 def _endpoint_out(endpoint: Endpoint) -> dict[str, Any]:
@@ -61,25 +80,47 @@ def _endpoint_out(endpoint: Endpoint) -> dict[str, Any]:
 
 
 def _setting_out(setting: Setting | None) -> dict[str, Any] | None:
-    return None if setting is None else {"path": setting.path, "line": setting.line}
+    if setting is None:
+        return None
+    return {"path": setting.path, "line": setting.line, "file": setting.file}
 
 
 def to_document(ruleset: RuleSet) -> dict[str, Any]:
-    """The JSON value of a rule set, without its digest (``canonical.dumps`` seals it)."""
+    """The JSON value of a rule set, without its digest (``canonical.dumps`` seals it).
+    Always the current version: a version 1 rule set read back is written as version 2."""
+    log, metrics = ruleset.log, ruleset.metrics
     return {
         "format": FORMAT,
         "version": VERSION,
         "resolved": ruleset.resolved,
+        "files": [
+            {
+                "name": f.name,
+                "included_from": None
+                if f.included_from is None
+                else {"file": f.included_from[0], "line": f.included_from[1]},
+            }
+            for f in ruleset.files or (SourceFile("rinetd.conf", None),)
+        ],
         "access": _access_out(ruleset.access),
         "log": {
-            "file": _setting_out(ruleset.log.file),
-            "format": ruleset.log.format,
-            "common_line": ruleset.log.common_line,
+            "file": _setting_out(log.file),
+            "format": log.format,
+            "format_line": log.format_line,
+            "format_file": None if log.format_line is None else log.format_file,
         },
         "pidfile": _setting_out(ruleset.pidfile),
+        "settings": [
+            {"name": o.name, "value": o.value, "line": o.line, "file": o.file}
+            for o in ruleset.settings
+        ],
+        "metrics": None
+        if metrics is None
+        else {**_endpoint_out(metrics.endpoint), "line": metrics.line, "file": metrics.file},
         "rules": [
             {
                 "line": rule.line,
+                "file": rule.file,
                 "bind": _endpoint_out(rule.bind),
                 "connect": _endpoint_out(rule.connect),
                 "timeout": rule.timeout,
@@ -87,6 +128,7 @@ def to_document(ruleset: RuleSet) -> dict[str, Any]:
                 if rule.src is None
                 else {"host": rule.src.host, "address": rule.src.address},
                 "access": _access_out(rule.access),
+                "options": dict(rule.options),
             }
             for rule in ruleset.rules
         ],
@@ -149,23 +191,43 @@ def _line(value: Any, where: str) -> int:
     return _integer(value, f"{where}.line", 1)
 
 
-def _access_in(value: Any, where: str) -> tuple[AccessRule, ...]:
+class _Reader:
+    """What differs between versions: version 2 places every item in a file too."""
+
+    def __init__(self, version: int, files: int) -> None:
+        self.version = version
+        self.files = files  # how many files a `file` index may point into
+
+    def keys(self, *keys: str) -> tuple[str, ...]:
+        return (*keys, "file") if self.version >= 2 else keys
+
+    def file(self, item: dict[str, Any], where: str) -> int:
+        if self.version < 2:
+            return 0
+        return _integer(item["file"], f"{where}.file", 0, self.files - 1)
+
+
+def _access_in(value: Any, where: str, version: _Reader) -> tuple[AccessRule, ...]:
     entries = []
     for index, item in enumerate(_list(value, where)):
         at = f"{where}[{index}]"
-        item = _fields(item, at, ("kind", "pattern", "line"))
+        item = _fields(item, at, version.keys("kind", "pattern", "line"))
         entries.append(
             AccessRule(
                 kind=_choice(item["kind"], f"{at}.kind", ("allow", "deny")),
                 pattern=_text(item["pattern"], f"{at}.pattern", _PATTERN),
                 line=_line(item["line"], at),
+                file=version.file(item, at),
             )
         )
     return tuple(entries)
 
 
-def _endpoint_in(value: Any, where: str) -> Endpoint:
-    value = _fields(value, where, ("host", "address", "port", "service", "protocol"))
+_ENDPOINT = ("host", "address", "port", "service", "protocol")
+
+
+def _endpoint_in(value: Any, where: str, keys: tuple[str, ...] = _ENDPOINT) -> Endpoint:
+    value = _fields(value, where, keys)
     return Endpoint(
         host=_text(value["host"], f"{where}.host", _HOST),
         address=_nullable(value["address"], lambda v: _text(v, f"{where}.address", _ADDRESS)),
@@ -183,51 +245,140 @@ def _source_in(value: Any, where: str) -> Source:
     )
 
 
-def _setting_in(value: Any, where: str) -> Setting:
-    value = _fields(value, where, ("path", "line"))
+def _setting_in(value: Any, where: str, version: _Reader) -> Setting:
+    value = _fields(value, where, version.keys("path", "line"))
     return Setting(
-        path=_text(value["path"], f"{where}.path", _PATH), line=_line(value["line"], where)
+        path=_text(value["path"], f"{where}.path", _PATH),
+        line=_line(value["line"], where),
+        file=version.file(value, where),
     )
 
 
-def _log_in(value: Any) -> Log:
-    value = _fields(value, "log", ("file", "format", "common_line"))
+def _log_in(value: Any, version: _Reader) -> Log:
+    if version.version < 2:
+        value = _fields(value, "log", ("file", "format", "common_line"))
+        line, place = value["common_line"], "log.common_line"
+        formats: tuple[LogFormat, ...] = ("tab", "common")
+    else:
+        value = _fields(value, "log", ("file", "format", "format_line", "format_file"))
+        line, place = value["format_line"], "log.format_line"
+        formats = ("tab", "common", "json")
     log = Log(
-        file=_nullable(value["file"], lambda v: _setting_in(v, "log.file")),
-        format=_choice(value["format"], "log.format", ("tab", "common")),
-        common_line=_nullable(value["common_line"], lambda v: _integer(v, "log.common_line", 1)),
+        file=_nullable(value["file"], lambda v: _setting_in(v, "log.file", version)),
+        format=_choice(value["format"], "log.format", formats),
+        format_line=_nullable(line, lambda v: _integer(v, place, 1)),
+        format_file=0,
     )
-    if (log.format == "common") != (log.common_line is not None):
-        raise _Refused("log.format is 'common' exactly when log.common_line is set")
+    if (log.format != "tab") != (log.format_line is not None):
+        raise _Refused(f"log.format is not 'tab' exactly when {place} is set")
+    if version.version >= 2:
+        at = _nullable(
+            value["format_file"], lambda v: _integer(v, "log.format_file", 0, version.files - 1)
+        )
+        if (at is None) != (log.format_line is None):
+            raise _Refused("log.format_file is set exactly when log.format_line is")
+        log = Log(log.file, log.format, log.format_line, at or 0)
     return log
 
 
-def _rule_in(value: Any, where: str) -> Rule:
-    value = _fields(value, where, ("line", "bind", "connect", "timeout", "src", "access"))
+def _options_in(value: Any, where: str) -> tuple[tuple[str, int | str], ...]:
+    if not isinstance(value, dict):
+        raise _Refused(f"{where} is not an object")
+    unknown = sorted(set(value) - set(RULE_OPTIONS))
+    if unknown:
+        raise _Refused(f"{where} has unknown key {unknown[0]!r}")
+    return tuple(
+        (name, _option_value(name, value[name], f"{where}.{name}")) for name in sorted(value)
+    )
+
+
+def _option_value(name: str, value: Any, where: str) -> int | str:
+    if name in OPTION_WORDS:
+        return _choice(value, where, OPTION_WORDS[name])
+    low, high = OPTION_RANGES[name]
+    return _integer(value, where, low, high)
+
+
+def _rule_in(value: Any, where: str, version: _Reader) -> Rule:
+    keys = ("line", "bind", "connect", "timeout", "src", "access")
+    value = _fields(value, where, (*keys, "file", "options") if version.version >= 2 else keys)
     return Rule(
         line=_line(value["line"], where),
         bind=_endpoint_in(value["bind"], f"{where}.bind"),
         connect=_endpoint_in(value["connect"], f"{where}.connect"),
         timeout=_integer(value["timeout"], f"{where}.timeout", 1, MAX_TIMEOUT),
         src=_nullable(value["src"], lambda v: _source_in(v, f"{where}.src")),
-        access=_access_in(value["access"], f"{where}.access"),
+        access=_access_in(value["access"], f"{where}.access", version),
+        options=_options_in(value["options"], f"{where}.options") if version.version >= 2 else (),
+        file=version.file(value, where),
     )
 
 
+def _files_in(value: Any) -> tuple[SourceFile, ...]:
+    files = []
+    for index, item in enumerate(_list(value, "files")):
+        at = f"files[{index}]"
+        item = _fields(item, at, ("name", "included_from"))
+        included = item["included_from"]
+        if (index == 0) != (included is None):
+            raise _Refused(f"{at}.included_from is null exactly for the first file")
+        place = None
+        if included is not None:
+            included = _fields(included, f"{at}.included_from", ("file", "line"))
+            place = (
+                _integer(included["file"], f"{at}.included_from.file", 0, index - 1),
+                _line(included["line"], f"{at}.included_from"),
+            )
+        files.append(SourceFile(_text(item["name"], f"{at}.name", _PATH), place))
+    if not files:
+        raise _Refused("files is empty")
+    return tuple(files)
+
+
+def _settings_in(value: Any, version: _Reader) -> tuple[GlobalOption, ...]:
+    settings = []
+    for index, item in enumerate(_list(value, "settings")):
+        at = f"settings[{index}]"
+        item = _fields(item, at, ("name", "value", "line", "file"))
+        name = _choice(item["name"], f"{at}.name", GLOBAL_OPTIONS)
+        settings.append(
+            GlobalOption(
+                name=name,
+                value=_option_value(name, item["value"], f"{at}.value"),
+                line=_line(item["line"], at),
+                file=version.file(item, at),
+            )
+        )
+    return tuple(settings)
+
+
+def _metrics_in(value: Any, version: _Reader) -> Metrics:
+    endpoint = _endpoint_in(value, "metrics", (*_ENDPOINT, "line", "file"))
+    if endpoint.protocol != "tcp":
+        raise _Refused("metrics.protocol must be 'tcp'")
+    return Metrics(endpoint, _line(value["line"], "metrics"), version.file(value, "metrics"))
+
+
 _TOP = ("format", "version", "resolved", "access", "log", "pidfile", "rules", "digest")
+_TOP_2 = (*_TOP, "files", "settings", "metrics")
 
 
-def _ruleset_in(document: dict[str, Any]) -> RuleSet:
-    document = _fields(document, "the document", _TOP)
+def _ruleset_in(document: dict[str, Any], number: int) -> RuleSet:
+    document = _fields(document, "the document", _TOP if number < 2 else _TOP_2)
+    files = _files_in(document["files"]) if number >= 2 else ()
+    version = _Reader(number, len(files))
     return RuleSet(
         resolved=_choice(document["resolved"], "resolved", (True, False)),
-        access=_access_in(document["access"], "access"),
-        log=_log_in(document["log"]),
-        pidfile=_nullable(document["pidfile"], lambda v: _setting_in(v, "pidfile")),
+        access=_access_in(document["access"], "access", version),
+        log=_log_in(document["log"], version),
+        pidfile=_nullable(document["pidfile"], lambda v: _setting_in(v, "pidfile", version)),
         rules=tuple(
-            _rule_in(rule, f"rules[{index}]")
+            _rule_in(rule, f"rules[{index}]", version)
             for index, rule in enumerate(_list(document["rules"], "rules"))
         ),
+        settings=_settings_in(document["settings"], version) if number >= 2 else (),
+        metrics=_nullable(document.get("metrics"), lambda v: _metrics_in(v, version)),
+        files=files,
     )
 
 
@@ -245,10 +396,11 @@ def read(text: str, name: str = "rule set") -> RuleSet:
         raise RuleSetError(f"{name} is not valid JSON: {error}") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise RuleSetError(f"{name} is not a rinetdc rule set")
-    if document.get("version") != VERSION or type(document.get("version")) is not int:
+    number = document.get("version")
+    if number not in READABLE or type(number) is not int:
         raise RuleSetError(
-            f"{name} has rule set version {document.get('version')!r:.20}; "
-            f"this version reads {VERSION}: compile it again with a matching rinetdc"
+            f"{name} has rule set version {number!r:.20}; this version reads "
+            f"{' and '.join(map(str, READABLE))}: compile it again with a matching rinetdc"
         )
     try:
         sealed = document.get("digest") == digest(document)
@@ -257,7 +409,7 @@ def read(text: str, name: str = "rule set") -> RuleSet:
     if not sealed:
         raise RuleSetError(f"{name} was changed after it was compiled (digest mismatch)")
     try:
-        return _ruleset_in(document)
+        return _ruleset_in(document, number)
     except _Refused as error:
         raise RuleSetError(f"{name} does not follow the rule set schema: {error}") from None
 

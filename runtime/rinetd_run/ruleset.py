@@ -16,14 +16,22 @@ from typing import Literal
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "GLOBAL_OPTIONS",
+    "OPTION_DEFAULTS",
+    "RULE_OPTIONS",
     "AccessRule",
+    "Effective",
     "Endpoint",
+    "GlobalOption",
     "Log",
+    "Metrics",
     "Rule",
     "RuleSet",
     "RuleSetError",
     "Setting",
     "Source",
+    "SourceFile",
+    "effective",
     "resolve",
     "system_resolver",
 ]
@@ -32,7 +40,31 @@ DEFAULT_TIMEOUT = 72  # seconds; rinetd 0.73 uses it for `timeout=0` and for no 
 
 AccessKind = Literal["allow", "deny"]
 Protocol = Literal["tcp", "udp"]
-LogFormat = Literal["tab", "common"]
+LogFormat = Literal["tab", "common", "json"]
+
+# The options of the extended language, as written (keepalive on|off, proxy-protocol
+# v1|v2, the rest whole numbers), with the value each has when nothing sets it.
+OPTION_DEFAULTS: dict[str, int | str | None] = {
+    "connect-timeout": 30,
+    "idle-timeout": 0,
+    "keepalive": "on",
+    "max-connections": 0,
+    "max-connections-per-client": 0,
+    "max-udp-connections": 5000,
+    "dns-refresh": 0,
+    "proxy-protocol": None,
+}
+# Which of them a rule's [...] group takes, and which a global statement sets (a
+# global max-connections is the process's limit, not a default for rules).
+RULE_OPTIONS = tuple(OPTION_DEFAULTS)
+GLOBAL_OPTIONS = (
+    "connect-timeout",
+    "idle-timeout",
+    "keepalive",
+    "max-connections",
+    "max-udp-connections",
+    "dns-refresh",
+)
 
 
 class RuleSetError(Exception):
@@ -46,6 +78,7 @@ class AccessRule:
     kind: AccessKind
     pattern: str
     line: int
+    file: int = 0  # index into RuleSet.files
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +106,42 @@ class Setting:
 
     path: str
     line: int
+    file: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Log:
     file: Setting | None
     format: LogFormat
-    common_line: int | None  # the line of the `logcommon` statement, if any
+    format_line: int | None  # the line of the `logcommon` or `logjson` statement, if any
+    format_file: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalOption:
+    """A global statement of the extended language (`connect-timeout 10`), with its place."""
+
+    name: str  # one of GLOBAL_OPTIONS
+    value: int | str
+    line: int
+    file: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """The `metrics ADDRESS PORT` statement: where the metrics endpoint listens."""
+
+    endpoint: Endpoint
+    line: int
+    file: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """A configuration file the rule set was compiled from; the first is the top file."""
+
+    name: str  # relative to the top file's folder
+    included_from: tuple[int, int] | None  # (file index, line) of the include statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +154,8 @@ class Rule:
     timeout: int  # UDP idle timeout, seconds
     src: Source | None
     access: tuple[AccessRule, ...]
+    options: tuple[tuple[str, int | str], ...] = ()  # as written in [...], sorted by name
+    file: int = 0
 
     @property
     def local_address(self) -> str | None:
@@ -111,14 +175,74 @@ class RuleSet:
     log: Log
     pidfile: Setting | None
     rules: tuple[Rule, ...]
+    settings: tuple[GlobalOption, ...] = ()  # in file order; the last of a name wins
+    metrics: Metrics | None = None
+    files: tuple[SourceFile, ...] = ()  # empty for a version 1 rule set
 
     @property
     def logfile(self) -> str | None:
         return self.log.file.path if self.log.file else None
 
+    def setting(self, name: str) -> int | str | None:
+        """A global option's value: the last statement that sets it, else its default."""
+        for option in reversed(self.settings):
+            if option.name == name:
+                return option.value
+        return OPTION_DEFAULTS[name]
+
+    @property
+    def max_connections(self) -> int:
+        """TCP connections open at once in the process; 0 for no limit but the budget."""
+        value = self.setting("max-connections")
+        assert isinstance(value, int)
+        return value
+
     @property
     def logcommon(self) -> bool:
         return self.log.format == "common"
+
+
+@dataclass(frozen=True, slots=True)
+class Effective:
+    """What one rule does, its own options over the global statements over the defaults."""
+
+    connect_timeout: int  # seconds
+    idle_timeout: int  # seconds; 0 for never
+    keepalive: bool
+    max_connections: int  # this rule's open connections; 0 for no limit
+    max_connections_per_client: int  # per client address; 0 for no limit
+    max_udp_connections: int  # UDP sessions of this rule; 0 for no limit
+    dns_refresh: int  # seconds; 0 for start and reload only
+    proxy_protocol: str | None  # "v1", "v2" or None
+
+
+def effective(ruleset: RuleSet, rule: Rule) -> Effective:
+    """The options ``rule`` runs with."""
+    own = dict(rule.options)
+
+    def value(name: str) -> int | str | None:
+        if name in own:
+            return own[name]
+        if name in GLOBAL_OPTIONS and name != "max-connections":
+            return ruleset.setting(name)
+        return OPTION_DEFAULTS[name]
+
+    def number(name: str) -> int:
+        found = value(name)
+        assert isinstance(found, int)
+        return found
+
+    proxy = value("proxy-protocol")
+    return Effective(
+        connect_timeout=number("connect-timeout"),
+        idle_timeout=number("idle-timeout"),
+        keepalive=value("keepalive") == "on",
+        max_connections=number("max-connections"),
+        max_connections_per_client=number("max-connections-per-client"),
+        max_udp_connections=number("max-udp-connections"),
+        dns_refresh=number("dns-refresh"),
+        proxy_protocol=proxy if isinstance(proxy, str) else None,
+    )
 
 
 def system_resolver(host: str) -> str | None:
@@ -161,4 +285,12 @@ def resolve(ruleset: RuleSet, lookup: Callable[[str], str | None] = system_resol
         connect = replace(rule.connect, address=numeric(rule.connect.host, rule.line))
         src = rule.src and replace(rule.src, address=numeric(rule.src.host, rule.line))
         rules.append(replace(rule, bind=bind, connect=connect, src=src))
-    return replace(ruleset, rules=tuple(rules), resolved=True)
+    metrics = ruleset.metrics
+    if metrics is not None:
+        host = metrics.endpoint.host
+        try:
+            address = cache.get(host) or _numeric(host, lookup)
+        except RuleSetError as error:
+            raise RuleSetError(f"metrics of line {metrics.line}: {error}") from None
+        metrics = replace(metrics, endpoint=replace(metrics.endpoint, address=address))
+    return replace(ruleset, rules=tuple(rules), resolved=True, metrics=metrics)
