@@ -15,7 +15,7 @@ from .files import read_regular
 from .include import Sources, expand, one_file
 from .parser import parse
 from .resolve import Resolver
-from .validate import validate
+from .validate import for_073, validate
 
 __all__ = ["Result", "check", "paused_gc"]
 
@@ -69,6 +69,8 @@ def check(
             for d in included
         ]
     found = sorted([*included, *syntax, *semantic], key=lambda d: (d.span, d.code))
+    if target == "rinetd-0.73":
+        found = sorted(for_073(found), key=lambda d: (d.span, d.code))
     if not sources.origin:
         sources = one_file(name, config.lines)
         return Result(config, replace(ruleset, files=_files(sources)), tuple(found), sources)

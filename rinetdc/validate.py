@@ -35,7 +35,7 @@ from . import ast
 from .diagnostics import Diagnostic, Related, Span, make
 from .resolve import Resolver, service_port
 
-__all__ = ["TARGETS", "validate"]
+__all__ = ["TARGETS", "for_073", "validate"]
 
 TARGETS = ("rinetd-run", "rinetd-0.73")
 # Options that only a TCP listener's connections have, and the one only UDP has.
@@ -109,7 +109,7 @@ def validate(
     found += _check_073_reading(scopes.rules)
     found += _check_not_empty(config, drafts)
     if target == "rinetd-0.73":
-        found = _for_073(found, config)
+        found += _extensions(config)
     found.sort(key=lambda d: (d.span, d.code))
     ruleset = _ruleset(drafts, scopes, resolved=resolver.enabled)
     metrics_model = None
@@ -801,16 +801,15 @@ def _not_in_073(what: str, span: Span) -> Diagnostic:
     )
 
 
-def _for_073(found: Found, config: ast.Config) -> Found:
-    """The diagnostics for a file meant for the C rinetd 0.73: its extensions and the
-    lines it reads otherwise are errors."""
-    kept = [d for d in found if d.code not in _READ_OTHERWISE_BY_073]
-    for d in found:
-        if d.code in _READ_OTHERWISE_BY_073:
-            kept.append(
-                make("E014", f"rinetd 0.73 reads this otherwise: {d.message}", d.span, hint=d.hint)
-            )
-    return kept + _extensions(config)
+def for_073(found: Sequence[Diagnostic]) -> Found:
+    """The diagnostics of a file meant for the C rinetd 0.73: the warnings about lines it
+    reads otherwise than rinetd-run become errors (its extensions are E014 already)."""
+    return [
+        make("E014", f"not for rinetd 0.73: {d.message}", d.span, hint=d.hint)
+        if d.code in _READ_OTHERWISE_BY_073
+        else d
+        for d in found
+    ]
 
 
 # -- settings --------------------------------------------------------------------

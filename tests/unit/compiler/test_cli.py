@@ -55,7 +55,16 @@ def test_json_format_carries_every_field(tmp_path: Path) -> None:
         "severity": "error",
         "message": "0 80/tcp is bound twice",
         "hint": "remove one of the two rules",
-        "related": [{"line": 1, "column": 1, "end_column": 5, "message": "first bound here"}],
+        "related": [
+            {
+                "file": str(path),
+                "line": 1,
+                "column": 1,
+                "end_column": 5,
+                "message": "first bound here",
+            }
+        ],
+        "included_from": [],
     }
     assert (document["errors"], document["warnings"]) == (1, 0)
 

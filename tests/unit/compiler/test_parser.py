@@ -121,7 +121,7 @@ def test_last_line_without_newline_is_parsed_and_warned() -> None:
         ("0 80 ::ffff:1.2.3.4 80\n", "E001", (6, 20), "IPv4-mapped"),
         ("0 80 fe80::1%eth0 80\n", "E001", (6, 18), "scoped"),
         ("0 80 host.example. 80\n", "E001", (6, 19), "trailing dot"),
-        ("0 80 1.1.1.1 80 [tiemout=5]\n", "E009", (18, 25), None),
+        ("0 80 1.1.1.1 80 [tiemout=5]\n", "E009", (18, 25), "did you mean 'timeout'?"),
         ("0 80 1.1.1.1 80 [timeout=1] [src=0]\n", "E001", (29, 36), "one [ ] group"),
         ("logfle /var/log/x\n", "E001", (8, 18), "did you mean 'logfile'?"),
         ("0 80 1.1.1.1 80/tcpx\n", "E001", (14, 21), "glued to the port"),
@@ -171,7 +171,7 @@ def test_an_empty_option_is_named_as_such(text: str, column: int, found: str) ->
     _config, (diagnostic,) = parse(text)
     assert diagnostic.code == "E001"
     assert diagnostic.span == Span(1, column, column + 1)
-    assert diagnostic.message == f"expected an option (timeout=N or src=ADDRESS), found '{found}'"
+    assert diagnostic.message == f"expected an option (timeout=N, src=ADDRESS, ...), found '{found}'"
 
 
 @pytest.mark.parametrize(

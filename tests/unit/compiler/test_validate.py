@@ -139,7 +139,7 @@ def test_settings_last_wins() -> None:
     ).ruleset
     assert ruleset.log.file is not None and ruleset.log.file.path == "/b"
     assert ruleset.pidfile is not None and ruleset.pidfile.line == 3
-    assert (ruleset.log.format, ruleset.log.common_line) == ("common", 5)
+    assert (ruleset.log.format, ruleset.log.format_line) == ("common", 5)
 
 
 def test_empty_config_warns_once() -> None:
