@@ -171,7 +171,8 @@ def test_an_empty_option_is_named_as_such(text: str, column: int, found: str) ->
     _config, (diagnostic,) = parse(text)
     assert diagnostic.code == "E001"
     assert diagnostic.span == Span(1, column, column + 1)
-    assert diagnostic.message == f"expected an option (timeout=N, src=ADDRESS, ...), found '{found}'"
+    expected = f"expected an option (timeout=N, src=ADDRESS, ...), found '{found}'"
+    assert diagnostic.message == expected
 
 
 @pytest.mark.parametrize(
