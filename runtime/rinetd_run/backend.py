@@ -14,9 +14,10 @@ import select
 import socket
 from typing import cast
 
+from .context import Context
 from .link import Link
 from .logline import connect_failure
-from .poller import Poller
+from .ruleset import Effective
 from .tcp_end import TcpEnd
 from .udp_end import UdpBackendEnd
 
@@ -25,10 +26,10 @@ __all__ = ["connect_backend"]
 _connecting: set[asyncio.Task[None]] = set()  # strong references until each is done
 
 
-def connect_backend(link: Link, poller: Poller) -> None:
-    """Start connecting; the link hears of success or failure."""
+def connect_backend(link: Link, context: Context, options: Effective) -> None:
+    """Start connecting; the link hears of success or failure (or of connect-timeout)."""
     if link.rule.connect.protocol == "tcp":
-        _connect_stream(link, poller)
+        _connect_stream(link, context, options)
         return
     task = asyncio.get_running_loop().create_task(_connect_datagrams(link))
     _connecting.add(task)
@@ -43,8 +44,8 @@ def _failed(link: Link, number: int | None) -> None:
         link.finish(abort=True, result=word)
 
 
-def _connect_stream(link: Link, poller: Poller) -> None:
-    rule = link.rule
+def _connect_stream(link: Link, context: Context, options: Effective) -> None:
+    rule, poller, deadlines = link.rule, context.poller, context.deadlines
     address = rule.connect.address
     assert address is not None
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -55,6 +56,8 @@ def _connect_stream(link: Link, poller: Poller) -> None:
         return
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if options.keepalive:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         if rule.local_address:
             sock.bind((rule.local_address, 0))
         status = sock.connect_ex((address, rule.connect.port))
@@ -74,6 +77,7 @@ def _connect_stream(link: Link, poller: Poller) -> None:
         # The first event of a connecting socket: writable once connected, an
         # error (with EPOLLERR) if the connect failed.
         link.on_abandon = None
+        deadlines.connect_ended(link)
         if mask & select.EPOLLERR or not mask & select.EPOLLOUT:
             status = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             poller.close(sock)
@@ -86,6 +90,7 @@ def _connect_stream(link: Link, poller: Poller) -> None:
 
     link.on_abandon = abandon
     poller.add(sock, connected)
+    deadlines.connect_started(link, options.connect_timeout)
 
 
 class _BackendDatagrams(asyncio.DatagramProtocol):

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MAX_UDP_SESSIONS", "Budget"]
-
-MAX_UDP_SESSIONS = 5000  # per rule, as rinetd-uv; the oldest-used session ends first
+__all__ = ["Budget"]
 
 
 @dataclass

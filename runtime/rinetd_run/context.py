@@ -1,6 +1,7 @@
 """What listeners and links need from the running server, and nothing more: the
-global access list, the log, the poller, the descriptor budget and its counts, and
-each listening socket's current rule."""
+global access list, the log, the poller, the descriptor budget and its counts, the
+process's connection limit, the timeouts, and each listening socket's current rule
+with its options and limits."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from dataclasses import dataclass, field
 from . import logline
 from .access import verdict
 from .budget import Budget
+from .deadlines import Deadlines
+from .limits import RuleLimits, client_key
 from .link import Link
 from .logline import Event
 from .poller import Poller
-from .ruleset import AccessRule, Rule
+from .ruleset import AccessRule, Effective, Rule
 from .say import say
 
 __all__ = ["Binding", "Context"]
@@ -28,6 +31,8 @@ class Context:
     log: Callable[[Event], None]
     poller: Poller
     budget: Budget
+    deadlines: Deadlines
+    max_connections: int = 0  # TCP connections of the process; 0: the budget only
     links: set[Link] = field(default_factory=set)  # TCP links and UDP sessions
     udp_sessions: int = 0
     _said: set[str] = field(default_factory=set)
@@ -37,7 +42,16 @@ class Context:
         return len(self.links) - self.udp_sessions
 
     def tcp_may_accept(self) -> bool:
-        allowed = self.budget.tcp_may_accept(self.tcp_links, self.udp_sessions)
+        tcp_links = self.tcp_links
+        if self.max_connections and tcp_links >= self.max_connections:
+            self.say_once(
+                "max-connections",
+                f"max-connections {self.max_connections} reached: TCP accepts pause "
+                "(clients wait in the backlog) until connections end",
+            )
+            return False
+        self._said.discard("max-connections")
+        allowed = self.budget.tcp_may_accept(tcp_links, self.udp_sessions)
         return self._allowed(allowed, "tcp", "TCP accepts pause (clients wait in the backlog)")
 
     def udp_may_open(self) -> bool:
@@ -63,22 +77,46 @@ class Context:
             self._said.add(key)
             say(message)
 
-    def admit(self, rule: Rule, client: str) -> Link | None:
-        """A link for ``client`` on ``rule`` if access control lets it in (reference
-        section 2); else None, with the one log line that says why."""
+    def admit(self, binding: Binding, client: str) -> Link | None:
+        """A link for ``client`` on the binding's rule if access control (reference
+        section 2) and the rule's limits let it in; else None, with the one log line
+        that says why."""
+        rule = binding.rule
         link = Link(rule, client, self.log)
         found = verdict(self.global_access, rule.access, client)
         if found != "allowed":
             self.log(link.event(logline.DENIED if found == "denied" else logline.NOT_ALLOWED))
             return None
+        options = binding.options
+        if options.max_connections or options.max_connections_per_client:
+            return self._within_limits(binding, link)
         self.links.add(link)
         link.on_finish = self.links.discard
+        return link
+
+    def _within_limits(self, binding: Binding, link: Link) -> Link | None:
+        options, limits = binding.options, binding.limits
+        key = client_key(link.client_address)
+        if not limits.admits(key, options.max_connections, options.max_connections_per_client):
+            self.log(link.event(logline.LIMIT_EXCEEDED))
+            return None
+        limits.add(key)
+        self.links.add(link)
+
+        def ended(done: Link) -> None:
+            self.links.discard(done)
+            limits.remove(key)
+
+        link.on_finish = ended
         return link
 
 
 @dataclass
 class Binding:
-    """The rule a listening socket serves now: replaced on reload, the socket kept."""
+    """The rule a listening socket serves now, with its options: replaced on reload, the
+    socket and the counts of what it holds open kept."""
 
     rule: Rule
     context: Context
+    options: Effective
+    limits: RuleLimits = field(default_factory=RuleLimits)

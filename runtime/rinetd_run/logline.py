@@ -25,6 +25,8 @@ REMOTE_CLOSED = "done-remote-closed"
 NOT_ALLOWED = "not-allowed"
 DENIED = "denied"
 ACCEPT_FAILED = "accept-failed -"
+LIMIT_EXCEEDED = "limit-exceeded"  # rinetd-run: a rule's max-connections(-per-client)
+IDLE_TIMEOUT = "done-idle-timeout"  # rinetd-run: idle-timeout ended the connection
 LOCAL_SOCKET_FAILED = "local-socket-failed -"
 LOCAL_CONNECT_FAILED = "local-connect-failed -"
 

@@ -23,11 +23,12 @@ from . import logline
 from .acceptor import Acceptor
 from .budget import Budget
 from .context import Binding, Context
+from .deadlines import Deadlines
 from .document import load
 from .logger import LogWriter
 from .plan import Key, ReloadPlan, plan_reload
 from .poller import Poller
-from .ruleset import Rule, RuleSet, RuleSetError, resolve
+from .ruleset import Rule, RuleSet, RuleSetError, effective, resolve
 from .say import say
 from .tcp import accept_client
 from .udp import UdpListener
@@ -80,6 +81,27 @@ def open_socket(rule: Rule, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
+def _keepalive(sock: socket.socket, on: bool) -> None:
+    """SO_KEEPALIVE on a TCP listener: the sockets it accepts inherit it (Linux)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1 if on else 0)
+
+
+def _not_served_yet(ruleset: RuleSet) -> list[str]:
+    """The statements and options this runtime parses but does not act on yet."""
+    found = []
+    if ruleset.log.format == "json":
+        found.append(f"logjson (line {ruleset.log.format_line}): the log keeps the tab format")
+    if ruleset.metrics is not None:
+        found.append(f"metrics (line {ruleset.metrics.line}): no endpoint is opened")
+    for rule in ruleset.rules:
+        options = effective(ruleset, rule)
+        if options.proxy_protocol:
+            found.append(f"proxy-protocol (rule of line {rule.line}): no header is sent")
+        if options.dns_refresh:
+            found.append(f"dns-refresh (rule of line {rule.line}): names resolve on reload only")
+    return found
+
+
 def _load_and_plan(path: str, current: tuple[Key, ...]) -> tuple[RuleSet, ReloadPlan]:
     ruleset = resolve(load(path))
     return ruleset, plan_reload(current, ruleset.rules)
@@ -112,14 +134,17 @@ class Server:
         self.reuse_port = reuse_port
         self.ruleset = ruleset
         self.logger = LogWriter(ruleset.logfile, ruleset.logcommon)
+        loop = asyncio.get_running_loop()
         self.context = Context(
             global_access=ruleset.access,
             log=self.logger.log,
-            poller=Poller(asyncio.get_running_loop()),
+            poller=Poller(loop),
             budget=Budget(
                 resource.getrlimit(resource.RLIMIT_NOFILE)[0],
                 enabled=not os.environ.get("RINETD_RUN_NO_BUDGET"),
             ),
+            deadlines=Deadlines(loop),
+            max_connections=ruleset.max_connections,
         )
         self.listeners: dict[Key, _Listener] = {}
 
@@ -133,18 +158,26 @@ class Server:
     async def start(self) -> None:
         """Bind every rule; BindError (nothing left open) if one fails."""
         plan = plan_reload((), self.ruleset.rules)
-        self.listeners = await self._open(plan.open)
+        self.listeners = await self._open(plan.open, self.ruleset)
         self._count_base()
+        self._say_not_served(self.ruleset)
         # What start made lives long (no connection exists yet, so no cycle is frozen
         # with it): later collections need not walk it, on the loop.
         gc.freeze()
 
-    async def _open(self, rules: dict[Key, Rule]) -> dict[Key, _Listener]:
+    def _say_not_served(self, ruleset: RuleSet) -> None:
+        for what in _not_served_yet(ruleset):
+            say(f"not served by this version of rinetd-run yet: {what}")
+
+    async def _open(self, rules: dict[Key, Rule], ruleset: RuleSet) -> dict[Key, _Listener]:
         opened: dict[Key, _Listener] = {}
         try:
             for key, rule in rules.items():
-                binding = Binding(rule, self.context)
-                opened[key] = _Listener(binding, open_socket(rule, self.reuse_port))
+                binding = Binding(rule, self.context, effective(ruleset, rule))
+                sock = open_socket(rule, self.reuse_port)
+                opened[key] = _Listener(binding, sock)
+                if key[0] == "tcp":
+                    _keepalive(sock, binding.options.keepalive)
         except BindError:
             for listener in opened.values():
                 listener.sock.close()
@@ -178,17 +211,23 @@ class Server:
             # Reading, checking, resolving and planning happen in a thread: a big file
             # or a slow DNS must not pause forwarding.  Only the swap runs on the loop.
             ruleset, plan = await _off_the_loop(_load_and_plan, self.path, tuple(self.listeners))
-            opened = await self._open(plan.open)
+            opened = await self._open(plan.open, ruleset)
         except (RuleSetError, BindError) as error:
             say(f"reload failed, keeping the old rules: {error}")
             return False
         for key in plan.close:
             self.listeners.pop(key).close()
         for key, rule in plan.keep.items():
-            self.listeners[key].binding.rule = rule
+            listener = self.listeners[key]
+            listener.binding.rule = rule
+            listener.binding.options = effective(ruleset, rule)
+            if key[0] == "tcp":
+                _keepalive(listener.sock, listener.binding.options.keepalive)
         self.listeners.update(opened)
         self.ruleset = ruleset
         self.context.global_access = ruleset.access
+        self.context.max_connections = ruleset.max_connections
+        self._say_not_served(ruleset)
         self.logger.reconfigure(ruleset.logfile, ruleset.logcommon)
         self._count_base()
         say(f"reloaded: forwarding {len(ruleset.rules)} rules")
@@ -207,6 +246,7 @@ class Server:
         for link in list(self.context.links):
             link.finish(abort=True)
         self.listeners.clear()
+        self.context.deadlines.close()
         self.context.poller.shut()
         self.logger.close()
 

@@ -1,7 +1,9 @@
-"""TCP clients: access control at accept, then a link to the backend.
+"""TCP clients: access control and the rule's limits at accept, then a link to the
+backend.
 
 Nothing reaches the backend for a rejected client: its socket is closed at
-once and one log line says why.
+once and one log line says why.  (Keepalive is set on the listening socket,
+which accepted sockets inherit: no system call here.)
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ __all__ = ["accept_client"]
 def accept_client(binding: Binding, sock: socket.socket, address: Any) -> None:
     """Decide on a new connection; if it is allowed, open its link."""
     client = str(address[0]) if address else "?"
-    link = binding.context.admit(binding.rule, client)
+    context = binding.context
+    link = context.admit(binding, client)
     if link is None:
         sock.close()
         return
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    poller = binding.context.poller
-    link.opened(TcpEnd(poller, sock))
-    connect_backend(link, poller)
+    link.opened(TcpEnd(context.poller, sock))
+    connect_backend(link, context, binding.options)
+    idle = binding.options.idle_timeout
+    if idle and not link.finished:
+        context.deadlines.watch_idle(link, idle)

@@ -2,7 +2,8 @@
 
 A session opens on the first datagram that passes access control, lives while
 datagrams flow either way, and ends after the rule's idle timeout.  A rule holds
-at most ``MAX_UDP_SESSIONS`` and the process's descriptor budget (``budget.py``)
+at most its max-udp-connections (5000 unless set; 0 for no limit of its own) and
+the process's descriptor budget (``budget.py``)
 bounds them all: past either, the rule's least recently used session ends first,
 so a flood from spoofed source ports costs only that rule its idle sessions.  Unlike
 0.73, nothing is sent to the backend but the client's own datagrams.
@@ -15,7 +16,6 @@ from collections import OrderedDict
 from typing import Any, cast
 
 from .backend import connect_backend
-from .budget import MAX_UDP_SESSIONS
 from .context import Binding
 from .link import Link
 from .udp_end import UdpClientEnd
@@ -83,11 +83,12 @@ class UdpListener(asyncio.DatagramProtocol):
         """At the rule's cap or the process's budget, end this rule's least recently used
         session (logged as its normal end); False if there is none to end."""
         context, rule = self.binding.context, self.binding.rule
-        at_cap = len(self.sessions) >= MAX_UDP_SESSIONS
+        cap = self.binding.options.max_udp_connections
+        at_cap = bool(cap) and len(self.sessions) >= cap
         if at_cap:
             context.say_once(
                 f"udp-cap-{rule.line}",
-                f"udp rule of line {rule.line} has {MAX_UDP_SESSIONS} sessions: "
+                f"udp rule of line {rule.line} has {cap} sessions (max-udp-connections): "
                 "each new one ends the least recently used",
             )
         if not at_cap and context.udp_may_open():
@@ -102,7 +103,7 @@ class UdpListener(asyncio.DatagramProtocol):
         assert self.transport is not None
         rule = self.binding.rule
         context = self.binding.context
-        link = context.admit(rule, key[0])
+        link = context.admit(self.binding, key[0])
         if link is None:
             return None
         if not self._make_room():
@@ -122,7 +123,7 @@ class UdpListener(asyncio.DatagramProtocol):
 
         link.on_finish = ended
         link.opened(UdpClientEnd(self.transport, key))
-        connect_backend(link, self.binding.context.poller)
+        connect_backend(link, context, self.binding.options)
         return session
 
     def error_received(self, exc: Exception) -> None:

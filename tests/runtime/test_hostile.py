@@ -51,20 +51,19 @@ def _set_timeout_to_infinity(document: dict[str, object]) -> None:
     rules[0]["timeout"] = float("inf")  # written as 1e400 below, sealed as it reads back
 
 
-def _log_path_seven(document: dict[str, object]) -> None:
-    document["log"] = {"file": {"path": 7, "line": 1}, "format": "tab", "common_line": None}
+_LOG_PATH_SEVEN = {
+    "file": {"path": 7, "line": 1, "file": 0},
+    "format": "tab",
+    "format_line": None,
+    "format_file": None,
+}
 
 
 _CASES: dict[str, Callable[[Path], str | None]] = {
     "unknown key": lambda p: _resealed(p, lambda d: d.update(surprise=True)),
     "nested deep": lambda p: "[" * 100_000 + "]" * 100_000,
     "1e400": lambda p: _resealed(p, _set_timeout_to_infinity).replace("Infinity", "1e400"),
-    "log path as a number": lambda p: _resealed(
-        p,
-        lambda d: d.update(
-            log={"file": {"path": 7, "line": 1}, "format": "tab", "common_line": None}
-        ),
-    ),
+    "log path as a number": lambda p: _resealed(p, lambda d: d.update(log=_LOG_PATH_SEVEN)),
     "fifo": lambda p: None,
     "too large": lambda p: None,
 }
@@ -301,7 +300,7 @@ def test_a_udp_rule_holds_at_most_5000_sessions(tmp_path: Path, udp_echo: UdpEch
                     time.sleep(0.03)
                     opened = fw.log.read_text().count("\topened")
         assert fw.log.read_text().count("\topened") > 5000, "the kernel dropped too many"
-        fw.wait_for_stderr("has 5000 sessions: each new one ends the least recently used")
+        fw.wait_for_stderr("has 5000 sessions (max-udp-connections): each new one ends the least")
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:  # every session beyond 5000 ends (72 s is far)
             lines = fw.log.read_text().splitlines()
