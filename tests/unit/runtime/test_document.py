@@ -72,8 +72,7 @@ def _places_hold(document: dict[str, Any]) -> bool:
     return ok(document) and all(
         f["included_from"]["file"] < index
         for index, f in enumerate(document["files"])
-        if isinstance(f.get("included_from"), dict)
-        and type(f["included_from"].get("file")) is int
+        if isinstance(f.get("included_from"), dict) and type(f["included_from"].get("file")) is int
     )
 
 
