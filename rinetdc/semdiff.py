@@ -2,8 +2,10 @@
 
 Rules are matched by their bind (protocol, address, port); for each, what
 changed is said in the operator's words: the connect target, `src`, the UDP
-timeout, and access lists that now admit more or fewer clients, with the
-patterns that make it so.  Access lists are compared as rinetd decides: the
+timeout, each option of the extended language as the rule runs with it (its
+own, else the global statement's, else the default), and access lists that
+now admit more or fewer clients, with the patterns that make it so.  Access
+lists are compared as rinetd decides: the
 allows are a set (any one admits) and so are the denies, and an empty allow
 list admits everyone.  Global access changes, log and pid file changes are
 said once.  Nothing is said for what does not change behaviour: order of
@@ -13,9 +15,9 @@ rules or lines, comments, spacing, source lines, a service name for its port.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-from rinetd_run.ruleset import AccessRule, Endpoint, Rule, RuleSet
+from rinetd_run.ruleset import AccessRule, Endpoint, Rule, RuleSet, effective
 
 __all__ = ["Change", "compare"]
 
@@ -23,7 +25,8 @@ __all__ = ["Change", "compare"]
 @dataclass(frozen=True, slots=True)
 class Change:
     kind: (
-        str  # rule-added, rule-removed, connect, src, timeout, access, global-access, log, pidfile
+        str  # rule-added, rule-removed, connect, src, timeout, option, access, global-access,
+        # logfile, log format, pidfile, max-connections, metrics
     )
     where: str  # the bind (`0.0.0.0 80/tcp`), `global`, `log` or `pidfile`
     text: str  # what changed, for people
@@ -76,6 +79,27 @@ def _access(old: Sequence[AccessRule], new: Sequence[AccessRule], where: str) ->
     return changes
 
 
+def _options(old: RuleSet, old_rule: Rule, new: RuleSet, new_rule: Rule) -> list[Change]:
+    before, after = asdict(effective(old, old_rule)), asdict(effective(new, new_rule))
+    where = _endpoint(new_rule.bind)
+    return [
+        Change(
+            "option",
+            where,
+            f"{name.replace('_', '-')} {_word(before[name])} -> {_word(after[name])}",
+        )
+        for name in before
+        if before[name] != after[name]
+    ]
+
+
+def _word(value: object) -> str:
+    """An option's value as the configuration writes it."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "none" if value is None else str(value)
+
+
 def _rule(old: Rule, new: Rule) -> list[Change]:
     where = _endpoint(new.bind)
     changes = []
@@ -114,6 +138,15 @@ def compare(old: RuleSet, new: RuleSet) -> list[Change]:
             changes.append(Change("rule-added", _endpoint(rule.bind), text))
         else:
             changes += _rule(before[key], after[key])
+            changes += _options(old, before[key], new, after[key])
+    changes += _setting(
+        str(old.max_connections or "none"), str(new.max_connections or "none"), "max-connections"
+    )
+    changes += _setting(
+        _endpoint(old.metrics.endpoint) if old.metrics else None,
+        _endpoint(new.metrics.endpoint) if new.metrics else None,
+        "metrics",
+    )
     changes += _setting(old.logfile, new.logfile, "logfile")
     changes += _setting(old.log.format, new.log.format, "log format")
     changes += _setting(

@@ -122,3 +122,17 @@ def test_the_command_exit_codes_formats_and_rule_sets(tmp_path: Path) -> None:
     broken = _write(tmp_path, "broken.conf", "0 80\n")
     failed = run("rinetdc", "diff", old, broken)
     assert failed.returncode == 2 and "error[E001]" in failed.stderr
+
+
+def test_options_are_compared_as_the_rule_runs_with_them() -> None:
+    plain = "0 80 10.0.0.2 8080\n"
+    # The defaults written out change nothing.
+    assert _changes(plain, "keepalive on\n0 80 10.0.0.2 8080 [connect-timeout=30]\n") == []
+    found = _changes(
+        plain, "keepalive off\nmax-connections 9\n0 80 10.0.0.2 8080 [idle-timeout=5]\n"
+    )
+    assert found == [
+        ("option", "0.0.0.0 80/tcp", "idle-timeout 0 -> 5", None),
+        ("option", "0.0.0.0 80/tcp", "keepalive on -> off", None),
+        ("max-connections", "max-connections", "max-connections none -> 9", None),
+    ]

@@ -22,6 +22,10 @@ WORDS = [
     "\x0c", "\xa0", "\ufeff", "\x1b[31m", "\u200b", "9" * 5000, "0" * 300 + "80",
     "[timeout=" + "9" * 4400 + "]", "[]", "[,]", "[timeout=5,]", "0::1", "0.pool.ntp.org",
     "GW-DENY", "allow#c",
+    # the extended language
+    "include", "pidfile", "logjson", "metrics", "keepalive", "connect-timeout", "on", "off",
+    "[keepalive=off]", "[proxy-protocol=v9]", "[max-connections=99999999]", "dns-refresh",
+    "[idle-timeout=" + "9" * 300 + "]", "max-udp-connections", "[keepalive=on,src=::1]",
 ]  # fmt: skip
 
 line = st.lists(st.sampled_from(WORDS), max_size=8).map(" ".join)
@@ -92,6 +96,23 @@ _access = st.tuples(st.sampled_from(["allow", "deny"]), _pattern).map(" ".join)
 _option = st.one_of(
     st.integers(0, 2**31 - 1).map(lambda n: f"timeout={n}"),
     st.sampled_from(["10.9.9.9", "127.0.0.2", "src.example"]).map(lambda a: f"src={a}"),
+    st.integers(1, 86400).map(lambda n: f"connect-timeout={n}"),
+    st.integers(0, 2**31 - 1).map(lambda n: f"idle-timeout={n}"),
+    st.sampled_from(["on", "off"]).map(lambda w: f"keepalive={w}"),
+    st.integers(0, 1_000_000).map(lambda n: f"max-connections={n}"),
+    st.integers(0, 1_000_000).map(lambda n: f"max-connections-per-client={n}"),
+    st.integers(0, 1_000_000).map(lambda n: f"max-udp-connections={n}"),
+    st.integers(0, 86400).map(lambda n: f"dns-refresh={n}"),
+    st.sampled_from(["v1", "v2"]).map(lambda w: f"proxy-protocol={w}"),
+)
+_global = st.one_of(
+    st.integers(1, 86400).map(lambda n: f"connect-timeout {n}"),
+    st.integers(0, 2**31 - 1).map(lambda n: f"idle-timeout {n}"),
+    st.sampled_from(["on", "off"]).map(lambda w: f"keepalive {w}"),
+    st.integers(0, 1_000_000).map(lambda n: f"max-connections {n}"),
+    st.integers(0, 1_000_000).map(lambda n: f"max-udp-connections {n}"),
+    st.integers(0, 86400).map(lambda n: f"dns-refresh {n}"),
+    st.just("metrics 127.0.0.9 65535"),
 )
 _filler = st.sampled_from(["", "# a comment", "   ", "\t# indented comment"])
 _path = st.sampled_from(["/var/log/rinetd.log", "/tmp/x", "relative.log", '"/tmp/quoted name"'])
@@ -101,7 +122,7 @@ _path = st.sampled_from(["/var/log/rinetd.log", "/tmp/x", "relative.log", '"/tmp
 def _rule(draw: st.DrawFn, port: int) -> list[str]:
     bind = f"{draw(st.sampled_from(_BIND_HOSTS))} {draw(_port(port))}"
     connect = f"{draw(st.sampled_from(_CONNECT_HOSTS))} {draw(_port())}"
-    options = draw(st.lists(_option, max_size=2, unique_by=lambda o: o.split("=")[0]))
+    options = draw(st.lists(_option, max_size=4, unique_by=lambda o: o.split("=")[0]))
     group = f" [{', '.join(options)}]" if options else ""
     return [f"{bind} {connect}{group}", *draw(st.lists(_access, max_size=3))]
 
@@ -109,14 +130,16 @@ def _rule(draw: st.DrawFn, port: int) -> list[str]:
 @st.composite
 def valid_configs(draw: st.DrawFn) -> str:
     lines = draw(st.lists(_access, max_size=3))
-    ports = draw(st.lists(st.integers(1, 65535), min_size=1, max_size=8, unique=True))
+    ports = draw(st.lists(st.integers(1, 65534), min_size=1, max_size=8, unique=True))
     for port in ports:
         lines += draw(_rule(port))
         lines += draw(st.lists(_filler, max_size=2))
     settings = [
         *draw(st.lists(_path.map("logfile {}".format), max_size=2)),
         *draw(st.lists(_path.map("pidlogfile {}".format), max_size=1)),
-        *draw(st.lists(st.just("logcommon"), max_size=1)),
+        *draw(st.lists(_path.map("pidfile {}".format), max_size=1)),
+        *draw(st.lists(st.sampled_from(["logcommon", "logjson"]), max_size=1)),
+        *draw(st.lists(_global, max_size=3)),
     ]
     lines += draw(st.permutations(settings))
     return "".join(line + "\n" for line in lines)
