@@ -5,11 +5,11 @@ changed is said in the operator's words: the connect target, `src`, the UDP
 timeout, each option of the extended language as the rule runs with it (its
 own, else the global statement's, else the default), and access lists that
 now admit more or fewer clients, with the patterns that make it so.  Access
-lists are compared as rinetd decides: the
-allows are a set (any one admits) and so are the denies, and an empty allow
-list admits everyone.  Global access changes, log and pid file changes are
-said once.  Nothing is said for what does not change behaviour: order of
-rules or lines, comments, spacing, source lines, a service name for its port.
+lists are compared as rinetd decides: the allows are a set (any one admits) and
+so are the denies, and an empty allow list admits everyone.  Global access
+changes, log and pid file changes are said once.  Nothing is said for what
+does not change behaviour: order of rules or lines, comments, spacing, source
+lines, a service name for its port, an option written with its default value.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -581,3 +582,34 @@ def test_debian_s_rinetd_is_stopped_and_disabled_only_when_asked(
         assert calls.index("stop rinetd") < first_ours  # before ours takes the ports
     else:
         assert touching_rinetd == [], calls
+
+
+def test_a_rule_s_options_are_deployed_and_enforced(deployment: Deployment) -> None:
+    rule = {**deployment.rule(deployment.ports[0]), "max_connections": 1, "keepalive": False}
+    variables = deployment.variables([rule], rinetd_idle_timeout=600)
+    done = deployment.play(variables)
+    assert done.returncode == 0, done.stdout
+    conf = (deployment.root / "etc/rinetd/rinetd.conf").read_text()
+    assert "idle-timeout 600\n" in conf
+    assert "[max-connections=1, keepalive=off]" in conf
+    deployment.start()
+    with socket.create_connection(("127.0.0.1", deployment.ports[0]), timeout=5) as first:
+        first.sendall(b"one")
+        assert first.recv(3) == b"one"
+        assert not _forwards(deployment.ports[0])  # the second is over the rule's limit
+    log = deployment.root / "var/log/rinetd-run.log"
+    deadline = time.monotonic() + 10
+    while "limit-exceeded" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "limit-exceeded" in log.read_text()
+
+
+def test_a_mistyped_option_fails_before_anything_changes(deployment: Deployment) -> None:
+    rule = {**deployment.rule(deployment.ports[0]), "proxy_protocol": "v3"}
+    done = deployment.play(deployment.variables([rule]))
+    assert done.returncode != 0 and "proxy_protocol" in done.stdout
+    assert deployment.files() == {}
+    over = {**deployment.rule(deployment.ports[0]), "connect_timeout": 0}
+    done = deployment.play(deployment.variables([over]))
+    assert done.returncode != 0 and "error[E007]" in done.stdout
+    assert deployment.files() == {}
