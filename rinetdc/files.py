@@ -66,8 +66,11 @@ def read_text(path: str) -> str:
 
 def read_regular(path: str) -> str:
     """The UTF-8 text of a regular file, for an included file: a FIFO, device or folder
-    that a glob matched is refused without opening it for long (O_NONBLOCK)."""
+    that a glob matched is refused without being opened (opening some devices acts,
+    as /dev/watchdog arms the watchdog), and checked again once open (O_NONBLOCK)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise FileTrouble(f"{path} is not a regular file")
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
         raise FileTrouble(f"cannot read {path}: {_why(error)}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from tests.helpers import CORPUS, run
@@ -129,3 +130,68 @@ def test_fmt_writes_conf_and_refuses_edited_json(tmp_path: Path) -> None:
     )
     compiled.write_text("{")
     assert run("rinetdc", "fmt", str(compiled)).returncode == 2
+
+
+def _include_tree(tmp_path: Path) -> Path:
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "rinetd.conf").write_text(
+        "logfile /var/log/rinetd.log\ninclude conf.d/*.conf\n0 80 10.0.0.2 80\n"
+    )
+    (tmp_path / "conf.d" / "web.conf").write_text("0 443 10.0.0.3 443\n0 80 10.0.0.9 80\n")
+    return tmp_path / "rinetd.conf"
+
+
+def test_diagnostics_in_included_files_name_the_file_and_the_chain(tmp_path: Path) -> None:
+    _include_tree(tmp_path)
+    done = run("rinetdc", "check", "--no-resolve", "rinetd.conf", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "rinetd.conf:3:1: error[E010]: 0 80/tcp is bound twice" in done.stdout
+    assert "conf.d/web.conf:2:1: note: first bound here" in done.stdout
+    (tmp_path / "conf.d" / "web.conf").write_text("0 443 10.0.0.3 443\n0 81 10.0.0.9 99999\n")
+    done = run("rinetdc", "check", "--no-resolve", "--format", "json", "rinetd.conf", cwd=tmp_path)
+    (diagnostic,) = json.loads(done.stdout)["diagnostics"]
+    assert (diagnostic["file"], diagnostic["line"], diagnostic["code"]) == (
+        "conf.d/web.conf",
+        2,
+        "E006",
+    )
+    assert diagnostic["included_from"] == [{"file": "rinetd.conf", "line": 2}]
+    text = run("rinetdc", "check", "--no-resolve", "rinetd.conf", cwd=tmp_path).stdout
+    assert " = included from rinetd.conf:2" in text
+
+
+def test_compile_records_each_item_s_file(tmp_path: Path) -> None:
+    _include_tree(tmp_path)
+    (tmp_path / "rinetd.conf").write_text("include conf.d/*.conf\n0 80 10.0.0.2 80\n")
+    (tmp_path / "conf.d" / "web.conf").write_text("0 443 10.0.0.3 443\n")
+    out = tmp_path / "rules.json"
+    done = run("rinetdc", "compile", "--no-resolve", str(tmp_path / "rinetd.conf"), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    document = json.loads(out.read_text())
+    assert document["files"] == [
+        {"name": "rinetd.conf", "included_from": None},
+        {"name": "conf.d/web.conf", "included_from": {"file": 0, "line": 1}},
+    ]
+    assert [(r["file"], r["line"]) for r in document["rules"]] == [(1, 1), (0, 2)]
+
+
+def test_target_rinetd_073_refuses_the_extensions(tmp_path: Path) -> None:
+    path = _write(tmp_path, "0 80 10.0.0.2 80 [keepalive=off]\n")
+    assert run("rinetdc", "check", "--no-resolve", str(path)).returncode == 0
+    done = run("rinetdc", "check", "--no-resolve", "--target", "rinetd-0.73", str(path))
+    assert done.returncode == 1
+    assert "error[E014]: the option keepalive is not in rinetd 0.73" in done.stdout
+    out = tmp_path / "rules.json"
+    compiled = run(
+        "rinetdc", "compile", "--no-resolve", "--target", "rinetd-0.73", str(path), "-o", str(out)
+    )
+    assert compiled.returncode == 1 and not out.exists()
+
+
+def test_an_include_never_opens_a_fifo_or_a_device(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.conf")
+    path = _write(tmp_path, "include *.conf\ninclude /dev/null\n0 80 10.0.0.2 80\n")
+    done = run("rinetdc", "check", "--no-resolve", str(path))  # 60 s bound: no hang
+    assert done.returncode == 1
+    assert "pipe.conf is not a regular file" in done.stdout
+    assert "/dev/null is not a regular file" in done.stdout
