@@ -42,13 +42,20 @@ def _free_port() -> int:
 PORTS = {"nginx": _free_port(), "iperf": _free_port()}
 FORWARD = {
     name: {"http": _free_port(), "iperf": _free_port()}
-    for name in ("rinetd", "rinetd-run", "run --workers 2", "run --loop uvloop")
+    for name in ("rinetd", "rinetd-run", "run + options", "run --workers 2", "run --loop uvloop")
 }
 OURS = {
     "rinetd-run": [],
+    "run + options": [],
     "run --workers 2": ["--workers", "2"],
     "run --loop uvloop": ["--loop", "uvloop"],
 }
+# Every timer and limit of the extended language set, none of them reached: what
+# they cost when used.
+OPTIONS = (
+    " [connect-timeout=30, idle-timeout=600, keepalive=on, max-connections=100000,"
+    " max-connections-per-client=100000]"
+)
 DIRECT = {"http": PORTS["nginx"], "iperf": PORTS["iperf"]}
 FLOOR = {"http": _free_port()}  # bench/floor.py: the least Python that forwards; churn only
 # A second rinetd 0.73 and rinetd-run, each writing a log file: churn only.
@@ -127,13 +134,15 @@ http {{
 
 
 def rules_text() -> dict[str, str]:
-    return {
-        name: (
-            f"{HOST} {p['http']} {HOST} {PORTS['nginx']}\n"
-            f"{HOST} {p['iperf']} {HOST} {PORTS['iperf']}\n"
+    texts = {}
+    for name, p in FORWARD.items():
+        options = OPTIONS if name == "run + options" else ""
+        head = "max-connections 100000\n" if options else ""
+        texts[name] = (
+            f"{head}{HOST} {p['http']} {HOST} {PORTS['nginx']}{options}\n"
+            f"{HOST} {p['iperf']} {HOST} {PORTS['iperf']}{options}\n"
         )
-        for name, p in FORWARD.items()
-    }
+    return texts
 
 
 def iperf(port: int, streams: int, seconds: int) -> float:
