@@ -88,24 +88,33 @@ class Context:
             self.log(link.event(logline.DENIED if found == "denied" else logline.NOT_ALLOWED))
             return None
         options = binding.options
-        if options.max_connections or options.max_connections_per_client:
-            return self._within_limits(binding, link)
+        if options.max_connections or options.max_connections_per_client or options.idle_timeout:
+            return self._with_options(binding, link)
         self.links.add(link)
         link.on_finish = self.links.discard
         return link
 
-    def _within_limits(self, binding: Binding, link: Link) -> Link | None:
-        options, limits = binding.options, binding.limits
+    def _with_options(self, binding: Binding, link: Link) -> Link | None:
+        """Admit a link of a rule with limits or an idle timeout: counted, watched, and
+        forgotten by both the moment it ends (a finished link kept until the next tick
+        would outlive the young GC generations, and cost a full collection later)."""
+        options, limits, deadlines = binding.options, binding.limits, self.deadlines
+        limited = bool(options.max_connections or options.max_connections_per_client)
         key = client_key(link.client_address)
-        if not limits.admits(key, options.max_connections, options.max_connections_per_client):
+        if limited and not limits.admits(
+            key, options.max_connections, options.max_connections_per_client
+        ):
             self.log(link.event(logline.LIMIT_EXCEEDED))
             return None
-        limits.add(key)
+        if limited:
+            limits.add(key)
         self.links.add(link)
 
         def ended(done: Link) -> None:
             self.links.discard(done)
-            limits.remove(key)
+            deadlines.forget(done)
+            if limited:
+                limits.remove(key)
 
         link.on_finish = ended
         return link

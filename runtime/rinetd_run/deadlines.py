@@ -33,6 +33,10 @@ class Deadlines:
     def connect_ended(self, link: Link) -> None:
         self.connecting.pop(link, None)
 
+    def forget(self, link: Link) -> None:
+        """A link that ended: no longer watched for idleness."""
+        self.idle.pop(link, None)
+
     def watch_idle(self, link: Link, timeout: int) -> None:
         self.idle[link] = [timeout, -1, self.loop.time()]
         self._arm()
