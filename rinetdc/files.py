@@ -58,6 +58,10 @@ def read_text(path: str) -> str:
                 data = _read_bounded(handle, name)
     except OSError as error:
         raise FileTrouble(f"cannot read {name}: {_why(error)}") from None
+    return _decoded(data, name)
+
+
+def _decoded(data: bytes, name: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -81,10 +85,7 @@ def read_regular(path: str) -> str:
             data = _read_bounded(handle, path)
         except OSError as error:
             raise FileTrouble(f"cannot read {path}: {_why(error)}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise FileTrouble(f"{path} is not UTF-8 text (byte {error.start} is invalid)") from None
+    return _decoded(data, path)
 
 
 def _write_all(fd: int, data: bytes) -> None:

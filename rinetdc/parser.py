@@ -18,6 +18,8 @@ from importlib import resources
 
 import lark
 
+from rinetd_run.ruleset import GLOBAL_OPTIONS, RULE_OPTIONS
+
 from . import ast
 from .diagnostics import Diagnostic, Span, make
 
@@ -33,25 +35,9 @@ KEYWORDS = (
     "include",
     "pidfile",
     "metrics",
-    "connect-timeout",
-    "idle-timeout",
-    "keepalive",
-    "max-connections",
-    "max-udp-connections",
-    "dns-refresh",
+    *GLOBAL_OPTIONS,
 )
-OPTIONS = (
-    "timeout",
-    "src",
-    "connect-timeout",
-    "idle-timeout",
-    "keepalive",
-    "max-connections",
-    "max-connections-per-client",
-    "max-udp-connections",
-    "dns-refresh",
-    "proxy-protocol",
-)
+OPTIONS = ("timeout", "src", *RULE_OPTIONS)
 _LOWERCASE_WORDS = (*KEYWORDS, *OPTIONS, "/tcp", "/udp")
 _WORD = re.compile(r"[^ \t\r\n]+")
 

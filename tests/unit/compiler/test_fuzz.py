@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rinetd_run.document import read
+from rinetd_run.ruleset import GLOBAL_OPTIONS, RULE_OPTIONS
 from rinetdc.check import check
 from rinetdc.emit import render
 from rinetdc.fmt import format_ruleset
@@ -93,25 +94,30 @@ def _port(draw: st.DrawFn, number: int | None = None) -> str:
 
 _pattern = st.text("0123456789abcdef.:*?", min_size=1, max_size=12)
 _access = st.tuples(st.sampled_from(["allow", "deny"]), _pattern).map(" ".join)
+# Each extended option's values; a rule writes `name=value`, a global statement `name value`.
+_VALUES = {
+    "connect-timeout": st.integers(1, 86400),
+    "idle-timeout": st.integers(0, 2**31 - 1),
+    "keepalive": st.sampled_from(["on", "off"]),
+    "max-connections": st.integers(0, 1_000_000),
+    "max-connections-per-client": st.integers(0, 1_000_000),
+    "max-udp-connections": st.integers(0, 1_000_000),
+    "dns-refresh": st.integers(0, 86400),
+    "proxy-protocol": st.sampled_from(["v1", "v2"]),
+}
+
+
+def _written(name: str, between: str) -> st.SearchStrategy[str]:
+    return _VALUES[name].map(lambda value: f"{name}{between}{value}")
+
+
 _option = st.one_of(
     st.integers(0, 2**31 - 1).map(lambda n: f"timeout={n}"),
     st.sampled_from(["10.9.9.9", "127.0.0.2", "src.example"]).map(lambda a: f"src={a}"),
-    st.integers(1, 86400).map(lambda n: f"connect-timeout={n}"),
-    st.integers(0, 2**31 - 1).map(lambda n: f"idle-timeout={n}"),
-    st.sampled_from(["on", "off"]).map(lambda w: f"keepalive={w}"),
-    st.integers(0, 1_000_000).map(lambda n: f"max-connections={n}"),
-    st.integers(0, 1_000_000).map(lambda n: f"max-connections-per-client={n}"),
-    st.integers(0, 1_000_000).map(lambda n: f"max-udp-connections={n}"),
-    st.integers(0, 86400).map(lambda n: f"dns-refresh={n}"),
-    st.sampled_from(["v1", "v2"]).map(lambda w: f"proxy-protocol={w}"),
+    *(_written(name, "=") for name in RULE_OPTIONS),
 )
 _global = st.one_of(
-    st.integers(1, 86400).map(lambda n: f"connect-timeout {n}"),
-    st.integers(0, 2**31 - 1).map(lambda n: f"idle-timeout {n}"),
-    st.sampled_from(["on", "off"]).map(lambda w: f"keepalive {w}"),
-    st.integers(0, 1_000_000).map(lambda n: f"max-connections {n}"),
-    st.integers(0, 1_000_000).map(lambda n: f"max-udp-connections {n}"),
-    st.integers(0, 86400).map(lambda n: f"dns-refresh {n}"),
+    *(_written(name, " ") for name in GLOBAL_OPTIONS),
     st.just("metrics 127.0.0.9 65535"),
 )
 _filler = st.sampled_from(["", "# a comment", "   ", "\t# indented comment"])
