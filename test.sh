@@ -11,13 +11,19 @@ command -v iptables >/dev/null || need+=(iptables)
 [ -f /etc/services ] || need+=(netbase)
 command -v rinetd >/dev/null || [ -x /usr/sbin/rinetd ] || need+=(rinetd)
 command -v npm >/dev/null || need+=(npm)
+# Real receivers of the PROXY protocol, and a name server, for the integration suite.
+[ -x /usr/sbin/nginx ] || need+=(nginx)
+[ -x /usr/sbin/haproxy ] || need+=(haproxy)
+[ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "test.sh: installing Debian packages: ${need[*]}"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-        # The rinetd package starts a daemon; the tests start their own.
-        systemctl disable --now rinetd >/dev/null 2>&1 || pkill -x rinetd || true
+        # The packages start daemons; the tests start their own.
+        for daemon in rinetd nginx haproxy; do
+            systemctl disable --now "$daemon" >/dev/null 2>&1 || pkill -x "$daemon" || true
+        done
     else
         echo "test.sh: missing Debian packages (${need[*]}); run as root to install them" >&2
     fi

@@ -43,7 +43,6 @@ _TCP_ONLY = frozenset(
     {
         "keepalive",
         "idle-timeout",
-        "proxy-protocol",
         "max-connections",
         "max-connections-per-client",
         "connect-timeout",
@@ -227,6 +226,15 @@ def _rule(
     if src is not None and connect is not None:
         found += _check_families(src, connect, seen["src"])
     found += _check_protocol(node.bind_port.protocol, seen)
+    if "proxy-protocol" in seen and "udp" in protocols:
+        found.append(
+            make(
+                "E020",
+                "proxy-protocol needs tcp on both sides: its header describes a TCP connection",
+                seen["proxy-protocol"].span,
+                hint="remove the option, or forward tcp to tcp",
+            )
+        )
     draft = _RuleDraft(node, bind, connect, timeout or DEFAULT_TIMEOUT, src, access, options)
     return draft, found
 

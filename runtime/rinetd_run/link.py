@@ -85,6 +85,7 @@ class Link:
         "on_abandon",
         "on_finish",
         "on_traffic",
+        "preamble",
         "rule",
     )
 
@@ -106,6 +107,7 @@ class Link:
         self.on_finish: Callable[[Link], None] | None = None
         self.on_traffic: Callable[[], None] | None = None  # UDP sessions: idle timer refresh
         self.on_abandon: Callable[[], None] | None = None  # drops a backend connect under way
+        self.preamble = b""  # sent to the backend before any client byte (PROXY header)
 
     def touch(self) -> None:
         if self.on_traffic is not None:
@@ -137,8 +139,11 @@ class Link:
         backend.serve(self._sink("backend"))
         if self.client is not None:
             self.client.pair(backend)
-        for chunk in self._pending:
-            backend.write(chunk)
+        if self.preamble:  # with what the client sent meanwhile: one write
+            backend.write(b"".join((self.preamble, *self._pending)))
+        else:
+            for chunk in self._pending:
+                backend.write(chunk)
         self._pending.clear()
         if self._pending_size >= self.PENDING_LIMIT and self.client:
             self.client.resume_reading()

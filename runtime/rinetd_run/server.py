@@ -95,8 +95,6 @@ def _not_served_yet(ruleset: RuleSet) -> list[str]:
         found.append(f"metrics (line {ruleset.metrics.line}): no endpoint is opened")
     for rule in ruleset.rules:
         options = effective(ruleset, rule)
-        if options.proxy_protocol:
-            found.append(f"proxy-protocol (rule of line {rule.line}): no header is sent")
         if options.dns_refresh:
             found.append(f"dns-refresh (rule of line {rule.line}): names resolve on reload only")
     return found

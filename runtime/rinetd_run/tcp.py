@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+from . import proxy
 from .backend import connect_backend
 from .context import Binding
 from .tcp_end import TcpEnd
@@ -27,6 +28,9 @@ def accept_client(binding: Binding, sock: socket.socket, address: Any) -> None:
         sock.close()
         return
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    version = binding.options.proxy_protocol
+    if version is not None:
+        link.preamble = proxy.header(version, address[:2], sock.getsockname()[:2])
     link.opened(TcpEnd(context.poller, sock))
     connect_backend(link, context, binding.options)
     idle = binding.options.idle_timeout

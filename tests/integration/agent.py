@@ -173,6 +173,27 @@ def http_get(args: argparse.Namespace) -> dict[str, Any]:
     return {"error": None, "status": int(head.split()[1]), "bytes": len(body)}
 
 
+def http_body(args: argparse.Namespace) -> dict[str, Any]:
+    """An HTTP/1.0 GET to ``host:port``; the status, the body, and the client's own port."""
+    family = _family(args.host)
+    answer, port = b"", 0
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect((args.host, args.port))
+            port = sock.getsockname()[1]
+            sock.sendall(b"GET / HTTP/1.0\r\nHost: backend\r\n\r\n")
+            while chunk := sock.recv(1 << 16):
+                answer += chunk
+    except OSError as error:
+        return {"error": type(error).__name__, "port": port}
+    head, _, body = answer.partition(b"\r\n\r\n")
+    if not head:
+        return {"error": "RemoteDisconnected", "port": port}
+    status = int(head.split()[1])
+    return {"error": None, "status": status, "body": body.decode(errors="replace"), "port": port}
+
+
 def capture(args: argparse.Namespace) -> None:
     """Record every TCP/UDP packet to or from ``port`` on ``iface`` until stopped."""
     from scapy.all import IP, TCP, UDP, AsyncSniffer, IPv6
@@ -244,6 +265,9 @@ def main() -> None:
         command.add_argument("--timeout", type=float, default=10.0)
     command = sub.add_parser("http-get")
     command.add_argument("--url", required=True)
+    command = sub.add_parser("http-body")
+    command.add_argument("--host", required=True)
+    command.add_argument("--port", type=int, required=True)
     command = sub.add_parser("capture")
     command.add_argument("--iface", required=True)
     command.add_argument("--port", type=int, required=True)
@@ -261,6 +285,7 @@ def main() -> None:
         "stream": stream,
         "probe": probe,
         "http-get": http_get,
+        "http-body": http_body,
         "handshake": handshake,
     }
     if args.command in servers:

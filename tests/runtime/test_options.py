@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from rinetd_run.proxy import header as proxy_header
 from tests.helpers import CORPUS, parse_tab
 from tests.runtime.harness import (
     TcpEcho,
@@ -268,3 +269,34 @@ def test_a_committed_version_1_rule_set_still_forwards(tmp_path: Path) -> None:
     finally:
         fw.stop()
         echo.stop()
+
+
+@pytest.mark.parametrize(("host", "version"), [("127.0.0.1", "v1"), ("::1", "v2")])
+def test_the_proxy_header_goes_out_before_the_client_says_anything(
+    host: str, version: str, tmp_path: Path
+) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as backend:
+        backend.bind((host, 0))
+        backend.listen(4)
+        backend.settimeout(10)
+        port = free_port(host=host)
+        conf = f"{host} {port} {host} {backend.getsockname()[1]} [proxy-protocol={version}]\n"
+        with running(conf, tmp_path):
+            client = _connect(host, port)  # sends nothing: a server-speaks-first protocol
+            conn, _peer = backend.accept()
+            conn.settimeout(5)
+            cport = client.getsockname()[1]
+            expected = (
+                f"PROXY TCP4 {host} {host} {cport} {port}\r\n".encode()
+                if version == "v1"
+                else proxy_header(version, (host, cport), (host, port))  # bytes pinned in unit
+            )
+            got = b""
+            while len(got) < len(expected):
+                got += conn.recv(len(expected) - len(got))
+            assert got == expected
+            client.sendall(b"then the client")
+            assert conn.recv(64) == b"then the client"
+            conn.close()
+            client.close()
