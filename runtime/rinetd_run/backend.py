@@ -31,7 +31,7 @@ def connect_backend(link: Link, context: Context, options: Effective) -> None:
     if link.rule.connect.protocol == "tcp":
         _connect_stream(link, context, options)
         return
-    task = asyncio.get_running_loop().create_task(_connect_datagrams(link))
+    task = asyncio.get_running_loop().create_task(_connect_datagrams(link, context))
     _connecting.add(task)
     task.add_done_callback(_connecting.discard)
 
@@ -44,11 +44,23 @@ def _failed(link: Link, number: int | None) -> None:
         link.finish(abort=True, result=word)
 
 
-def _connect_stream(link: Link, context: Context, options: Effective) -> None:
-    rule, poller, deadlines = link.rule, context.poller, context.deadlines
-    address = rule.connect.address
-    assert address is not None
+def _connect_stream(link: Link, context: Context, options: Effective, attempt: int = 0) -> None:
+    """Connect to the rule's backend: its address, or for a host name the one ``names``
+    knows; a refused or unreachable address gives way to the name's next one."""
+    rule, poller, deadlines, names = link.rule, context.poller, context.deadlines, context.names
+    known = rule.connect.address
+    assert known is not None
+    addresses = names.of(rule.connect.host, known)
+    address = addresses[attempt % len(addresses)]
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
+
+    def failed(number: int | None) -> None:
+        names.failed(rule.connect.host)
+        if connect_failure(number) is None and attempt + 1 < len(addresses) and not link.finished:
+            _connect_stream(link, context, options, attempt + 1)
+        else:
+            _failed(link, number)
+
     try:
         sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     except OSError as error:
@@ -63,11 +75,11 @@ def _connect_stream(link: Link, context: Context, options: Effective) -> None:
         status = sock.connect_ex((address, rule.connect.port))
     except OSError as error:
         sock.close()
-        _failed(link, error.errno)
+        failed(error.errno)
         return
     if status not in (0, errno.EINPROGRESS):
         sock.close()
-        _failed(link, status)
+        failed(status)
         return
 
     def abandon() -> None:
@@ -81,8 +93,9 @@ def _connect_stream(link: Link, context: Context, options: Effective) -> None:
         if mask & select.EPOLLERR or not mask & select.EPOLLOUT:
             status = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             poller.close(sock)
-            _failed(link, status or None)
+            failed(status or None)
             return
+        names.connected(rule.connect.host)
         end = TcpEnd(poller, sock, watched=True)
         link.backend_ready(end)
         if not end.closed:
@@ -109,10 +122,11 @@ class _BackendDatagrams(asyncio.DatagramProtocol):
         pass  # ICMP unreachable for one datagram: UDP has no connection to end
 
 
-async def _connect_datagrams(link: Link) -> None:
+async def _connect_datagrams(link: Link, context: Context) -> None:
     rule = link.rule
-    address = rule.connect.address
-    assert address is not None
+    known = rule.connect.address
+    assert known is not None
+    address = context.names.of(rule.connect.host, known)[0]
     local = (rule.local_address, 0) if rule.local_address else None
     try:
         await asyncio.get_running_loop().create_datagram_endpoint(

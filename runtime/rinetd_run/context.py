@@ -15,6 +15,7 @@ from .deadlines import Deadlines
 from .limits import RuleLimits, client_key
 from .link import Link
 from .logline import Event
+from .names import Names
 from .poller import Poller
 from .ruleset import AccessRule, Effective, Rule
 from .say import say
@@ -32,6 +33,7 @@ class Context:
     poller: Poller
     budget: Budget
     deadlines: Deadlines
+    names: Names
     max_connections: int = 0  # TCP connections of the process; 0: the budget only
     links: set[Link] = field(default_factory=set)  # TCP links and UDP sessions
     udp_sessions: int = 0

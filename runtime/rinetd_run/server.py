@@ -26,6 +26,7 @@ from .context import Binding, Context
 from .deadlines import Deadlines
 from .document import load
 from .logger import LogWriter
+from .names import Names
 from .plan import Key, ReloadPlan, plan_reload
 from .poller import Poller
 from .ruleset import Rule, RuleSet, RuleSetError, effective, resolve
@@ -93,10 +94,6 @@ def _not_served_yet(ruleset: RuleSet) -> list[str]:
         found.append(f"logjson (line {ruleset.log.format_line}): the log keeps the tab format")
     if ruleset.metrics is not None:
         found.append(f"metrics (line {ruleset.metrics.line}): no endpoint is opened")
-    for rule in ruleset.rules:
-        options = effective(ruleset, rule)
-        if options.dns_refresh:
-            found.append(f"dns-refresh (rule of line {rule.line}): names resolve on reload only")
     return found
 
 
@@ -142,6 +139,7 @@ class Server:
                 enabled=not os.environ.get("RINETD_RUN_NO_BUDGET"),
             ),
             deadlines=Deadlines(loop),
+            names=Names(loop),
             max_connections=ruleset.max_connections,
         )
         self.listeners: dict[Key, _Listener] = {}
@@ -157,6 +155,7 @@ class Server:
         """Bind every rule; BindError (nothing left open) if one fails."""
         plan = plan_reload((), self.ruleset.rules)
         self.listeners = await self._open(plan.open, self.ruleset)
+        self.context.names.plan(self.ruleset)
         self._count_base()
         self._say_not_served(self.ruleset)
         # What start made lives long (no connection exists yet, so no cycle is frozen
@@ -225,6 +224,7 @@ class Server:
         self.ruleset = ruleset
         self.context.global_access = ruleset.access
         self.context.max_connections = ruleset.max_connections
+        self.context.names.plan(ruleset)
         self._say_not_served(ruleset)
         self.logger.reconfigure(ruleset.logfile, ruleset.logcommon)
         self._count_base()
@@ -245,6 +245,7 @@ class Server:
             link.finish(abort=True)
         self.listeners.clear()
         self.context.deadlines.close()
+        self.context.names.close()
         self.context.poller.shut()
         self.logger.close()
 
