@@ -29,13 +29,13 @@ def run(
     )
 
 
-def compile_config(text: str, workdir: Path) -> Path:
+def compile_config(text: str, workdir: Path, *flags: str) -> Path:
     """``workdir``/rinetd.conf (LOG standing for ``workdir``/rinetd.log) compiled by the
-    real rinetdc into ``workdir``/rules.json."""
+    real rinetdc (with ``flags``, such as --no-resolve) into ``workdir``/rules.json."""
     conf, rules = workdir / "rinetd.conf", workdir / "rules.json"
     conf.write_text(text.replace("LOG", str(workdir / "rinetd.log")))
     done = subprocess.run(
-        [str(BIN / "rinetdc"), "compile", str(conf), "-o", str(rules)],
+        [str(BIN / "rinetdc"), "compile", *flags, str(conf), "-o", str(rules)],
         capture_output=True,
         text=True,
         check=False,

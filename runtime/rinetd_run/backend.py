@@ -31,7 +31,7 @@ def connect_backend(link: Link, context: Context, options: Effective) -> None:
     if link.rule.connect.protocol == "tcp":
         _connect_stream(link, context, options)
         return
-    task = asyncio.get_running_loop().create_task(_connect_datagrams(link, context))
+    task = asyncio.get_running_loop().create_task(_connect_datagrams(link, context, options))
     _connecting.add(task)
     task.add_done_callback(_connecting.discard)
 
@@ -50,12 +50,13 @@ def _connect_stream(link: Link, context: Context, options: Effective, attempt: i
     rule, poller, deadlines, names = link.rule, context.poller, context.deadlines, context.names
     known = rule.connect.address
     assert known is not None
-    addresses = names.of(rule.connect.host, known)
+    host, refresh = rule.connect.host, options.dns_refresh
+    addresses = names.of(host, refresh, known)
     address = addresses[attempt % len(addresses)]
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
 
     def failed(number: int | None) -> None:
-        names.failed(rule.connect.host)
+        names.failed(host, refresh)
         if connect_failure(number) is None and attempt + 1 < len(addresses) and not link.finished:
             _connect_stream(link, context, options, attempt + 1)
         else:
@@ -95,7 +96,7 @@ def _connect_stream(link: Link, context: Context, options: Effective, attempt: i
             poller.close(sock)
             failed(status or None)
             return
-        names.connected(rule.connect.host)
+        names.connected(host, refresh)
         end = TcpEnd(poller, sock, watched=True)
         link.backend_ready(end)
         if not end.closed:
@@ -122,11 +123,11 @@ class _BackendDatagrams(asyncio.DatagramProtocol):
         pass  # ICMP unreachable for one datagram: UDP has no connection to end
 
 
-async def _connect_datagrams(link: Link, context: Context) -> None:
+async def _connect_datagrams(link: Link, context: Context, options: Effective) -> None:
     rule = link.rule
     known = rule.connect.address
     assert known is not None
-    address = context.names.of(rule.connect.host, known)[0]
+    address = context.names.of(rule.connect.host, options.dns_refresh, known)[0]
     local = (rule.local_address, 0) if rule.local_address else None
     try:
         await asyncio.get_running_loop().create_datagram_endpoint(

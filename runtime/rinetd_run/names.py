@@ -21,6 +21,10 @@ from .say import say
 
 __all__ = ["FAILURES_BEFORE_LOOKUP", "Names", "is_name"]
 
+# A name as the rules that use it want it: with its lookup period (0: reload only), so
+# a rule without dns-refresh keeps its addresses even while another rule's refresh.
+Key = tuple[str, int]
+
 FAILURES_BEFORE_LOOKUP = 3  # failed connects in a row to a name (as rinetd-uv)
 
 
@@ -38,63 +42,60 @@ def is_name(host: str) -> bool:
 class Names:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.addresses: dict[str, tuple[str, ...]] = {}  # name -> its addresses, in order
-        self.every: dict[str, int] = {}  # name -> seconds between lookups; 0: reload only
-        self._busy: set[str] = set()
-        self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._failing: set[str] = set()
-        self._failures: dict[str, int] = {}
+        self.addresses: dict[Key, tuple[str, ...]] = {}  # its addresses, in order
+        self._busy: set[Key] = set()
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._failing: set[Key] = set()
+        self._failures: dict[Key, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def plan(self, ruleset: RuleSet) -> None:
         """The names of a rule set just (re)loaded: the address its load found, and every
-        address soon; then looked up again as each rule's dns-refresh says (the shortest
-        wins for a name several rules use)."""
+        address soon; then looked up again as each rule's dns-refresh says."""
         self.close()
-        every: dict[str, int] = {}
-        addresses: dict[str, tuple[str, ...]] = {}
+        addresses: dict[Key, tuple[str, ...]] = {}
         for rule in ruleset.rules:
             host = rule.connect.host
-            if not is_name(host) or rule.connect.address is None:
-                continue
-            refresh = effective(ruleset, rule).dns_refresh
-            known = every.get(host)
-            every[host] = refresh if known is None else _shortest(known, refresh)
-            addresses.setdefault(host, (rule.connect.address,))
-        self.every, self.addresses = every, addresses
-        for host in every:
-            self.look_up(host)
+            if is_name(host) and rule.connect.address is not None:
+                key = (host, effective(ruleset, rule).dns_refresh)
+                addresses.setdefault(key, (rule.connect.address,))
+        self.addresses = addresses
+        for key in addresses:
+            self.look_up(key)
 
-    def of(self, host: str, address: str) -> tuple[str, ...]:
+    def of(self, host: str, refresh: int, address: str) -> tuple[str, ...]:
         """The addresses to connect to for a rule's connect host, first one first."""
-        return self.addresses.get(host) or (address,)
+        return self.addresses.get((host, refresh)) or (address,)
 
-    def connected(self, host: str) -> None:
-        self._failures.pop(host, None)
+    def connected(self, host: str, refresh: int) -> None:
+        self._failures.pop((host, refresh), None)
 
-    def failed(self, host: str) -> None:
-        """A connect to ``host`` failed; the third in a row looks the name up again now."""
-        if not self.every.get(host):
+    def failed(self, host: str, refresh: int) -> None:
+        """A connect to ``host`` failed; with dns-refresh, the third in a row looks the
+        name up again now."""
+        key = (host, refresh)
+        if not refresh or key not in self.addresses:
             return
-        count = self._failures.get(host, 0) + 1
-        self._failures[host] = count
+        count = self._failures.get(key, 0) + 1
+        self._failures[key] = count
         if count >= FAILURES_BEFORE_LOOKUP:
-            self._failures.pop(host, None)
-            self.look_up(host)
+            self._failures.pop(key, None)
+            self.look_up(key)
 
-    def look_up(self, host: str) -> None:
-        """Start a lookup of ``host`` unless one is under way."""
-        if host in self._busy or host not in self.every:
+    def look_up(self, key: Key) -> None:
+        """Start a lookup of a name unless one is under way."""
+        if key in self._busy or key not in self.addresses:
             return
-        self._busy.add(host)
-        timer = self._timers.pop(host, None)
+        self._busy.add(key)
+        timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
-        task = self.loop.create_task(self._look_up(host))
+        task = self.loop.create_task(self._look_up(key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _look_up(self, host: str) -> None:
+    async def _look_up(self, key: Key) -> None:
+        host, every = key
         try:
             found = await self.loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
             addresses = tuple(dict.fromkeys(str(entry[4][0]) for entry in found))
@@ -102,21 +103,21 @@ class Names:
         except (OSError, UnicodeError) as problem:
             addresses, error = (), str(problem)
         finally:
-            self._busy.discard(host)
-        if host not in self.every:  # the name left the rule set meanwhile
+            self._busy.discard(key)
+        if key not in self.addresses:  # the name left the rule set meanwhile
             return
         if error is not None:
-            if host not in self._failing:
-                self._failing.add(host)
-                kept = " ".join(self.addresses.get(host, ())) or "none"
+            if key not in self._failing:
+                self._failing.add(key)
+                kept = " ".join(self.addresses[key])
                 say(f"cannot resolve {host}: {error}; new connections keep going to {kept}")
         else:
-            if host in self._failing:
-                self._failing.discard(host)
+            if key in self._failing:
+                self._failing.discard(key)
                 say(f"{host} resolves again: {' '.join(addresses)}")
-            self.addresses[host] = addresses
-        if self.every[host]:
-            self._timers[host] = self.loop.call_later(self.every[host], self.look_up, host)
+            self.addresses[key] = addresses
+        if every:
+            self._timers[key] = self.loop.call_later(every, self.look_up, key)
 
     def close(self) -> None:
         for timer in self._timers.values():
@@ -124,10 +125,3 @@ class Names:
         self._timers.clear()
         for task in self._tasks:
             task.cancel()
-
-
-def _shortest(one: int, other: int) -> int:
-    """The shorter of two refresh periods, where 0 means never."""
-    if not one or not other:
-        return one or other
-    return min(one, other)

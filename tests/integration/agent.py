@@ -54,6 +54,56 @@ def tcp_echo(args: argparse.Namespace) -> None:
         threading.Thread(target=echo, args=(conn,), daemon=True).start()
 
 
+def tcp_hello(args: argparse.Namespace) -> None:
+    """Says its own address on a line, then echoes: a client sees which backend it reached."""
+    server = socket.socket(_family(args.host))
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind((args.host, args.port))
+    server.listen(128)
+    _ready()
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.sendall(f"{args.host}\n".encode())
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+                conn.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    while True:
+        conn, _peer = server.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+def _hello_line(sock: socket.socket) -> str:
+    line = b""
+    while not line.endswith(b"\n") and (byte := sock.recv(1)):
+        line += byte
+    return line.decode().strip()
+
+
+def hello(args: argparse.Namespace) -> dict[str, Any]:
+    """Which backend a connection reaches (its hello line); with ``--hold`` the connection
+    then waits for that file to appear and checks that it still echoes."""
+    try:
+        with socket.create_connection((args.host, args.port), timeout=10) as sock:
+            first = _hello_line(sock)
+            if not args.hold:
+                return {"error": None, "backend": first}
+            print(json.dumps({"backend": first}), flush=True)
+            while not os.path.exists(args.hold):
+                time.sleep(0.05)
+            sock.sendall(b"still here")
+            got = b""
+            while len(got) < 10 and (data := sock.recv(64)):
+                got += data
+            return {"error": None, "backend": first, "intact": got == b"still here"}
+    except OSError as error:
+        return {"error": type(error).__name__}
+
+
 def udp_echo(args: argparse.Namespace) -> None:
     server = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -265,6 +315,13 @@ def main() -> None:
         command.add_argument("--timeout", type=float, default=10.0)
     command = sub.add_parser("http-get")
     command.add_argument("--url", required=True)
+    command = sub.add_parser("tcp-hello")
+    command.add_argument("--host", required=True)
+    command.add_argument("--port", type=int, required=True)
+    command = sub.add_parser("hello")
+    command.add_argument("--host", required=True)
+    command.add_argument("--port", type=int, required=True)
+    command.add_argument("--hold", default="")
     command = sub.add_parser("http-body")
     command.add_argument("--host", required=True)
     command.add_argument("--port", type=int, required=True)
@@ -277,7 +334,12 @@ def main() -> None:
     command.add_argument("--sport", type=int, default=40404)
     command.add_argument("--wait", type=float, default=1.5)
     args = parser.parse_args()
-    servers = {"tcp-echo": tcp_echo, "udp-echo": udp_echo, "capture": capture}
+    servers = {
+        "tcp-echo": tcp_echo,
+        "udp-echo": udp_echo,
+        "capture": capture,
+        "tcp-hello": tcp_hello,
+    }
     clients = {
         "tcp-client": tcp_client,
         "udp-client": udp_client,
@@ -286,6 +348,7 @@ def main() -> None:
         "probe": probe,
         "http-get": http_get,
         "http-body": http_body,
+        "hello": hello,
         "handshake": handshake,
     }
     if args.command in servers:

@@ -19,10 +19,12 @@ from tests.runtime.harness import Forwarder
 Daemon = Forwarder
 
 
-def start_ours(topology: Topology, conf: str, name: str) -> Daemon:
+def start_ours(topology: Topology, conf: str, name: str, *flags: str) -> Daemon:
+    """rinetd-run on the firewall; ``flags`` go to rinetdc (--no-resolve for names that
+    only the firewall's resolver knows)."""
     work = topology.workdir / name
     work.mkdir()
-    compile_config(conf, work)
+    compile_config(conf, work, *flags)
     process = topology.spawn(
         "fw", [str(BIN / "rinetd-run"), str(work / "rules.json")], stderr=subprocess.PIPE
     )

@@ -1,0 +1,198 @@
+"""DNS refresh against a real name server: dnsmasq on the backend host answers for the
+firewall (its own /etc/netns/NS/resolv.conf), and its answer changes during the test."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import AGENT
+from tests.integration.daemons import Daemon, agent, start_ours
+from tests.integration.topology import Topology
+
+C1_FW = "10.61.4.1"
+NAME, MULTI = "backend.rinetdc.test", "multi.rinetdc.test"
+HELLO, FAILOVER = 7100, 7200  # backend ports: a hello server on each address below
+SERVED = ("10.62.0.2", "10.62.0.3")
+DEAD = "10.62.0.4"  # an address of the backend host where nothing listens
+
+
+class NameServer:
+    def __init__(self, net: Topology, hosts: Path) -> None:
+        self.net, self.hosts = net, hosts
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def answer(self, lines: str) -> None:
+        """What the name server says from now on (dnsmasq re-reads its hosts on SIGHUP)."""
+        self.hosts.write_text(lines)
+        if self.process is not None:
+            self.process.send_signal(signal.SIGHUP)
+            time.sleep(0.3)
+
+
+def _resolves_to(net: Topology, name: str) -> list[str]:
+    """The addresses of ``name`` in the order the firewall's resolver gives them."""
+    code = (
+        "import socket\n"
+        "try:\n"
+        f"    found = socket.getaddrinfo({name!r}, None, type=socket.SOCK_STREAM)\n"
+        "except OSError:\n"
+        "    found = []\n"
+        "print(' '.join(dict.fromkeys(entry[4][0] for entry in found)))\n"
+    )
+    command = net.command("fw", [sys.executable, "-c", code])
+    return subprocess.run(command, capture_output=True, text=True, check=False).stdout.split()
+
+
+@pytest.fixture(scope="module")
+def dns(net: Topology) -> Iterator[NameServer]:
+    if shutil.which("dnsmasq") is None and not Path("/usr/sbin/dnsmasq").exists():
+        pytest.fail("dnsmasq is missing: ./test.sh as root installs it (dnsmasq-base)")
+    work = net.workdir / "dns"
+    work.mkdir()
+    interface = net.interface("be")
+    added = []
+    netns_etc = Path("/etc/netns") / net.namespace("fw")
+    server = NameServer(net, work / "hosts")
+    server.answer(f"{SERVED[0]} {NAME}\n")
+    try:
+        for address in (*SERVED[1:], DEAD):
+            net.run("be", ["ip", "addr", "add", f"{address}/24", "dev", interface])
+            added.append(address)
+        for address in SERVED:
+            _hello(net, address, HELLO)
+        netns_etc.mkdir(parents=True)
+        (netns_etc / "resolv.conf").write_text(f"nameserver {SERVED[0]}\n")
+        server.process = net.spawn(
+            "be",
+            [
+                "/usr/sbin/dnsmasq",
+                "--keep-in-foreground",
+                "--user=root",  # the hosts file is in the run's private folder
+                "--no-resolv",
+                "--no-hosts",
+                f"--addn-hosts={server.hosts}",
+                f"--listen-address={SERVED[0]}",
+                "--bind-interfaces",
+                "--local=/rinetdc.test/",
+                "--local-ttl=0",
+                "--cache-size=0",
+                f"--pid-file={work / 'dnsmasq.pid'}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while _resolves_to(net, NAME) != [SERVED[0]]:
+            assert time.monotonic() < deadline, "dnsmasq does not answer"
+            time.sleep(0.1)
+        yield server
+    finally:
+        if server.process is not None:
+            net.stop(server.process)
+        shutil.rmtree(netns_etc, ignore_errors=True)
+        for address in added:
+            command = net.command("be", ["ip", "addr", "del", f"{address}/24", "dev", interface])
+            subprocess.run(command, capture_output=True, check=False)
+
+
+def _hello(net: Topology, address: str, port: int) -> None:
+    process = net.spawn(
+        "be",
+        [sys.executable, AGENT, "tcp-hello", "--host", address, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == b"ready"
+
+
+def _reached(net: Topology, port: int) -> Any:
+    return agent(net, "c1", "hello", "--host", C1_FW, "--port", str(port)).get("backend")
+
+
+def _until(check: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.fixture
+def forwarder(dns: NameServer, request: pytest.FixtureRequest) -> Iterator[Daemon]:
+    dns.answer(f"{SERVED[0]} {NAME}\n")
+    config = f"0 9500 {NAME} {HELLO} [dns-refresh=1]\n0 9501 {NAME} {HELLO}\nlogfile LOG\n"
+    daemon = start_ours(dns.net, config, request.node.name, "--no-resolve")
+    yield daemon
+    daemon.stop()
+
+
+def test_new_connections_follow_the_name_and_old_ones_go_on(
+    dns: NameServer, forwarder: Daemon
+) -> None:
+    net = dns.net
+    assert _reached(net, 9500) == SERVED[0] and _reached(net, 9501) == SERVED[0]
+    trigger = net.workdir / "dns" / "go-on"
+    held = net.spawn(
+        "c1",
+        [sys.executable, AGENT, "hello", "--host", C1_FW, "--port", "9500", "--hold", str(trigger)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert held.stdout is not None
+    assert SERVED[0] in held.stdout.readline().decode()
+    dns.answer(f"{SERVED[1]} {NAME}\n")
+    # Within the refresh period (1 s, a tick of slack): new connections go to the new address.
+    assert _until(lambda: _reached(net, 9500) == SERVED[1], 5)
+    assert _reached(net, 9501) == SERVED[0]  # dns-refresh 0: not until a reload
+    trigger.write_text("")
+    result = held.stdout.read().decode().strip().splitlines()[-1]
+    assert '"intact": true' in result, result  # the open connection kept its address
+    forwarder.signal(signal.SIGHUP)
+    forwarder.wait_for_stderr("reloaded")
+    assert _reached(net, 9501) == SERVED[1]
+
+
+def test_a_name_that_stops_resolving_keeps_its_last_address(
+    dns: NameServer, forwarder: Daemon
+) -> None:
+    net = dns.net
+    assert _reached(net, 9500) == SERVED[0]
+    dns.answer("")  # NXDOMAIN from now on
+    forwarder.wait_for_stderr(f"cannot resolve {NAME}", timeout=10)
+    for _ in range(3):
+        assert _reached(net, 9500) == SERVED[0]
+        time.sleep(1)
+    assert sum(f"cannot resolve {NAME}" in line for line in forwarder.errors) == 1  # once
+    dns.answer(f"{SERVED[0]} {NAME}\n")
+    forwarder.wait_for_stderr(f"{NAME} resolves again: {SERVED[0]}", timeout=10)
+
+
+def test_a_refused_address_gives_way_to_the_name_s_next_one(
+    dns: NameServer, request: pytest.FixtureRequest
+) -> None:
+    net = dns.net
+    dns.answer(f"{DEAD} {MULTI}\n{SERVED[1]} {MULTI}\n")
+    order = _resolves_to(net, MULTI)
+    assert sorted(order) == sorted([DEAD, SERVED[1]]), order
+    # Whatever order the resolver gives, the first address is the one that refuses.
+    live, dead = order[1], order[0]
+    _hello(net, live, FAILOVER)
+    config = f"0 9503 {MULTI} {FAILOVER}\nlogfile LOG\n"
+    daemon = start_ours(net, config, request.node.name, "--no-resolve")
+    try:
+        assert dead != live
+        for _ in range(5):  # each connect is refused by the first address, then served
+            assert _reached(net, 9503) == live
+    finally:
+        daemon.stop()
