@@ -196,3 +196,19 @@ def test_a_refused_address_gives_way_to_the_name_s_next_one(
             assert _reached(net, 9503) == live
     finally:
         daemon.stop()
+
+
+def test_three_failed_connects_in_a_row_look_the_name_up_again(
+    dns: NameServer, request: pytest.FixtureRequest
+) -> None:
+    net = dns.net
+    dns.answer(f"{DEAD} {NAME}\n")  # nothing listens there
+    config = f"0 9504 {NAME} {HELLO} [dns-refresh=3600]\nlogfile LOG\n"
+    daemon = start_ours(net, config, request.node.name, "--no-resolve")
+    try:
+        time.sleep(1)  # the lookup at start is done (it takes milliseconds)
+        dns.answer(f"{SERVED[1]} {NAME}\n")  # the period is an hour: no lookup of its own
+        assert [_reached(net, 9504) for _ in range(3)] == ["", "", ""]
+        assert _until(lambda: _reached(net, 9504) == SERVED[1], 5)
+    finally:
+        daemon.stop()
