@@ -39,14 +39,22 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-PORTS = {"nginx": _free_port(), "iperf": _free_port()}
+PORTS = {"nginx": _free_port(), "nginx-proxy": _free_port(), "iperf": _free_port()}
 FORWARD = {
     name: {"http": _free_port(), "iperf": _free_port()}
-    for name in ("rinetd", "rinetd-run", "run + options", "run --workers 2", "run --loop uvloop")
+    for name in (
+        "rinetd",
+        "rinetd-run",
+        "run + options",
+        "run + proxy v1",
+        "run --workers 2",
+        "run --loop uvloop",
+    )
 }
 OURS = {
     "rinetd-run": [],
     "run + options": [],
+    "run + proxy v1": [],
     "run --workers 2": ["--workers", "2"],
     "run --loop uvloop": ["--loop", "uvloop"],
 }
@@ -128,6 +136,10 @@ http {{
   client_body_temp_path {work}; proxy_temp_path {work}; fastcgi_temp_path {work};
   uwsgi_temp_path {work}; scgi_temp_path {work};
   server {{ listen {HOST}:{PORTS["nginx"]} backlog=4096; location / {{ return 200 "hello\\n"; }} }}
+  server {{
+    listen {HOST}:{PORTS["nginx-proxy"]} backlog=4096 proxy_protocol;
+    location / {{ return 200 "hello\\n"; }}
+  }}
 }}
 """)
     return conf
@@ -138,10 +150,10 @@ def rules_text() -> dict[str, str]:
     for name, p in FORWARD.items():
         options = OPTIONS if name == "run + options" else ""
         head = "max-connections 100000\n" if options else ""
-        texts[name] = (
-            f"{head}{HOST} {p['http']} {HOST} {PORTS['nginx']}{options}\n"
-            f"{HOST} {p['iperf']} {HOST} {PORTS['iperf']}{options}\n"
-        )
+        http = f"{HOST} {p['http']} {HOST} {PORTS['nginx']}{options}"
+        if name == "run + proxy v1":  # to an nginx server that reads the header
+            http = f"{HOST} {p['http']} {HOST} {PORTS['nginx-proxy']} [proxy-protocol=v1]"
+        texts[name] = f"{head}{http}\n{HOST} {p['iperf']} {HOST} {PORTS['iperf']}{options}\n"
     return texts
 
 
