@@ -15,13 +15,14 @@ command -v npm >/dev/null || need+=(npm)
 [ -x /usr/sbin/nginx ] || need+=(nginx)
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+command -v promtool >/dev/null || need+=(prometheus)  # promtool checks the metrics page
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "test.sh: installing Debian packages: ${need[*]}"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
         # The packages start daemons; the tests start their own.
-        for daemon in rinetd nginx haproxy; do
+        for daemon in rinetd nginx haproxy prometheus; do
             systemctl disable --now "$daemon" >/dev/null 2>&1 || pkill -x "$daemon" || true
         done
     else

@@ -278,7 +278,10 @@ def main() -> None:
             conf = work / f"ours{number}.conf"
             conf.write_text(texts[name])
             command = rinetd_run(conf, *OURS[name])
-            pids[name] = stack.enter_context(process(command, **quiet)).pid
+            said = stack.enter_context(open(work / f"ours{number}.err", "wb"))
+            pids[name] = stack.enter_context(
+                process(command, stdout=subprocess.DEVNULL, stderr=said)
+            ).pid
         for name, port in LOGGED.items():
             conf = work / f"logged-{name}.conf"
             log = work / f"logged-{name}.log"
@@ -313,7 +316,12 @@ def main() -> None:
                     pid = pids.get(name)
                     used = cpu_seconds(pid) if pid else (0.0, 0.0)
                     started = time.monotonic()
-                    found = measure(ports)
+                    try:
+                        found = measure(ports)
+                    except RuntimeError:
+                        for said in sorted(work.glob("*.err")):
+                            print(f"{name} failed; {said.name}:", said.read_text(), file=sys.stderr)
+                        raise
                     elapsed = time.monotonic() - started
                     row = results.setdefault(name, {})
                     if "v" in found:

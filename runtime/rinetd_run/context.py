@@ -79,12 +79,12 @@ class Context:
             self._said.add(key)
             say(message)
 
-    def admit(self, binding: Binding, client: str) -> Link | None:
+    def admit(self, binding: Binding, client: str, port: int = 0) -> Link | None:
         """A link for ``client`` on the binding's rule if access control (reference
         section 2) and the rule's limits let it in; else None, with the one log line
         that says why."""
         rule = binding.rule
-        link = Link(rule, client, self.log)
+        link = Link(rule, client, self.log, port)
         found = verdict(self.global_access, rule.access, client)
         if found != "allowed":
             self.log(link.event(logline.DENIED if found == "denied" else logline.NOT_ALLOWED))

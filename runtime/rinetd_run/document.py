@@ -15,6 +15,7 @@ import os
 import re
 import stat
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from .canonical import FORMAT, READABLE, VERSION, digest
@@ -409,7 +410,7 @@ def read(text: str, name: str = "rule set") -> RuleSet:
     if not sealed:
         raise RuleSetError(f"{name} was changed after it was compiled (digest mismatch)")
     try:
-        return _ruleset_in(document, number)
+        return replace(_ruleset_in(document, number), digest=document["digest"])
     except _Refused as error:
         raise RuleSetError(f"{name} does not follow the rule set schema: {error}") from None
 

@@ -80,6 +80,7 @@ class Link:
         "client",
         "client_address",
         "client_eof",
+        "client_port",
         "closed_first",
         "finished",
         "on_abandon",
@@ -89,9 +90,12 @@ class Link:
         "rule",
     )
 
-    def __init__(self, rule: Rule, client_address: str, log: Callable[[Event], None]) -> None:
+    def __init__(
+        self, rule: Rule, client_address: str, log: Callable[[Event], None], client_port: int = 0
+    ) -> None:
         self.rule = rule
         self.client_address = client_address
+        self.client_port = client_port
         self._log = log
         self.client: End | None = None
         self.backend: End | None = None
@@ -115,7 +119,12 @@ class Link:
 
     def event(self, result: str) -> Event:
         return logline.rule_event(
-            self.rule, self.client_address, self.bytes_from_client, self.bytes_to_client, result
+            self.rule,
+            self.client_address,
+            self.bytes_from_client,
+            self.bytes_to_client,
+            result,
+            self.client_port,
         )
 
     def _closed_by(self, side: Side) -> None:

@@ -23,19 +23,25 @@ import time
 from collections.abc import Callable
 from typing import BinaryIO
 
-from .logline import Event, common_line, tab_line
+from .logline import Event, common_line, json_line, tab_line
 from .say import say
 
 __all__ = ["LogWriter"]
 
 _CLOSE = object()
 GATHER = 0.01  # seconds the writer waits after a write, so lines come in batches
+_FORMATS: dict[str, Callable[[time.struct_time, Event], str]] = {
+    "tab": tab_line,
+    "common": common_line,
+    "json": json_line,
+}
+STDOUT = "-"  # `logfile -`: the lines go to standard output (the journal, under systemd)
 
 
 class LogWriter:
-    def __init__(self, path: str | None, common: bool) -> None:
+    def __init__(self, path: str | None, format: str) -> None:
         self._path = path
-        self._format: Callable[[time.struct_time, Event], str] = common_line if common else tab_line
+        self._format = _FORMATS[format]
         self._loop = asyncio.get_running_loop()
         self._batch: list[str] = []
         self._second = -1
@@ -48,6 +54,8 @@ class LogWriter:
 
     @staticmethod
     def _open(path: str) -> BinaryIO:
+        if path == STDOUT:
+            return open(1, "ab", buffering=0, closefd=False)
         return open(path, "ab", buffering=0)
 
     def log(self, event: Event) -> None:
@@ -65,10 +73,10 @@ class LogWriter:
             self._queue.put(self._batch)
             self._batch = []
 
-    def reconfigure(self, path: str | None, common: bool) -> None:
+    def reconfigure(self, path: str | None, format: str) -> None:
         """Switch file and format; the file is reopened even if its name is unchanged."""
         self._hand_over()
-        self._format = common_line if common else tab_line
+        self._format = _FORMATS[format]
         self._path = path
         self._queue.put((path,))
 

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import errno
 import functools
+import json
 import time
 from typing import NamedTuple
 
 from .ruleset import Rule
 
-__all__ = ["RESOURCE_ERRORS", "Event", "common_line", "connect_failure", "rule_event", "tab_line"]
+__all__ = [
+    "RESOURCE_ERRORS",
+    "Event",
+    "common_line",
+    "connect_failure",
+    "json_line",
+    "rule_event",
+    "tab_line",
+]
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -42,16 +51,24 @@ class Event(NamedTuple):
     bytes_from_client: int
     bytes_to_client: int
     result: str
+    client_port: int = 0  # 0 when unknown; only the JSON format shows it
+    line: int = 0  # the rule's line; only the JSON format shows it
+    protocol: str = "tcp"  # the bind's; for the metrics, which tell rules apart by it
 
 
 def rule_event(
-    rule: Rule, client: str, bytes_from_client: int, bytes_to_client: int, result: str
+    rule: Rule,
+    client: str,
+    bytes_from_client: int,
+    bytes_to_client: int,
+    result: str,
+    client_port: int = 0,
 ) -> Event:
     """The event of a line about ``rule``: its bind and connect as written."""
     bind, connect = rule.bind, rule.connect
     return Event(
         client, bind.host, bind.port, connect.host, connect.port,
-        bytes_from_client, bytes_to_client, result,
+        bytes_from_client, bytes_to_client, result, client_port, rule.line, bind.protocol,
     )  # fmt: skip
 
 
@@ -98,12 +115,39 @@ def tab_line(when: time.struct_time, event: Event) -> str:
     return "\t".join(fields) + "\n"
 
 
-def common_line(when: time.struct_time, event: Event) -> str:
-    """The `logcommon` format, a fake web log line that web analysers accept."""
+def _zone(when: time.struct_time, colon: bool) -> str:
     offset_minutes = (when.tm_gmtoff or 0) // 60
     sign = "-" if offset_minutes < 0 else "+"
     offset_minutes = abs(offset_minutes)
-    zone = f"{sign}{offset_minutes // 60:02d}{offset_minutes % 60:02d}"
+    return f"{sign}{offset_minutes // 60:02d}{':' * colon}{offset_minutes % 60:02d}"
+
+
+def json_line(when: time.struct_time, event: Event) -> str:
+    """`logjson`: one JSON object a line, the tab format's facts and the client's port and
+    the rule's line, the time in RFC 3339 with its offset (field names: README)."""
+    stamp = (
+        f"{when.tm_year:04d}-{when.tm_mon:02d}-{when.tm_mday:02d}T"
+        f"{when.tm_hour:02d}:{when.tm_min:02d}:{when.tm_sec:02d}{_zone(when, colon=True)}"
+    )
+    fields = {
+        "time": stamp,
+        "client": event.client,
+        "client_port": event.client_port,
+        "bind": event.bind_host,
+        "bind_port": event.bind_port,
+        "connect": event.connect_host,
+        "connect_port": event.connect_port,
+        "bytes_from_client": event.bytes_from_client,
+        "bytes_to_client": event.bytes_to_client,
+        "result": event.result,
+        "line": event.line,
+    }
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=True) + "\n"
+
+
+def common_line(when: time.struct_time, event: Event) -> str:
+    """The `logcommon` format, a fake web log line that web analysers accept."""
+    zone = _zone(when, colon=False)
     path = (
         f"/rinetd-services/{event.bind_host}/{event.bind_port}/"
         f"{event.connect_host}/{event.connect_port}/{event.result}"

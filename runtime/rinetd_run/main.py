@@ -58,9 +58,9 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def _serve(path: str, ruleset: RuleSet, grace: float, workers: int) -> int:
+async def _serve(path: str, ruleset: RuleSet, grace: float, workers: int, index: int) -> int:
     try:
-        server = Server(path, ruleset, reuse_port=workers > 1)
+        server = Server(path, ruleset, reuse_port=workers > 1, worker=index)
     except OSError as error:
         say(f"cannot open log {ruleset.logfile}: {error.strerror}")
         return 1
@@ -134,11 +134,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.exit(2)
     workers = max(1, arguments.workers)
 
-    def work() -> int:
-        return runner(_serve(arguments.rules, ruleset, arguments.grace, workers))
+    def work(index: int) -> int:
+        return runner(_serve(arguments.rules, ruleset, arguments.grace, workers, index))
 
     sys.exit(
-        work()
+        work(0)
         if workers == 1
         else supervise(workers, work, ruleset.pidfile.path if ruleset.pidfile else None)
     )

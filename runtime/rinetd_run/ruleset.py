@@ -178,6 +178,7 @@ class RuleSet:
     settings: tuple[GlobalOption, ...] = ()  # in file order; the last of a name wins
     metrics: Metrics | None = None
     files: tuple[SourceFile, ...] = ()  # empty for a version 1 rule set
+    digest: str = ""  # the sealed file's, once read (not part of the document)
 
     @property
     def logfile(self) -> str | None:
@@ -196,10 +197,6 @@ class RuleSet:
         value = self.setting("max-connections")
         assert isinstance(value, int)
         return value
-
-    @property
-    def logcommon(self) -> bool:
-        return self.log.format == "common"
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from .context import Binding, Context
 from .deadlines import Deadlines
 from .document import load
 from .logger import LogWriter
+from .metrics import Counters, MetricsServer, counting, exposition
 from .names import Names
 from .plan import Key, ReloadPlan, plan_reload
 from .poller import Poller
@@ -87,16 +88,6 @@ def _keepalive(sock: socket.socket, on: bool) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1 if on else 0)
 
 
-def _not_served_yet(ruleset: RuleSet) -> list[str]:
-    """The statements and options this runtime parses but does not act on yet."""
-    found = []
-    if ruleset.log.format == "json":
-        found.append(f"logjson (line {ruleset.log.format_line}): the log keeps the tab format")
-    if ruleset.metrics is not None:
-        found.append(f"metrics (line {ruleset.metrics.line}): no endpoint is opened")
-    return found
-
-
 def _load_and_plan(path: str, current: tuple[Key, ...]) -> tuple[RuleSet, ReloadPlan]:
     ruleset = resolve(load(path))
     return ruleset, plan_reload(current, ruleset.rules)
@@ -123,12 +114,26 @@ async def _off_the_loop(
             gc.enable()
 
 
+def _metrics_at(ruleset: RuleSet, worker: int) -> tuple[str, int] | None:
+    """Where this process serves the metrics: with --workers, worker N on PORT + N."""
+    metrics = ruleset.metrics
+    if metrics is None:
+        return None
+    endpoint = metrics.endpoint
+    return (endpoint.address or endpoint.host, endpoint.port + worker)
+
+
 class Server:
-    def __init__(self, path: str, ruleset: RuleSet, reuse_port: bool = False) -> None:
+    def __init__(
+        self, path: str, ruleset: RuleSet, reuse_port: bool = False, worker: int = 0
+    ) -> None:
         self.path = path
         self.reuse_port = reuse_port
+        self.worker = worker
         self.ruleset = ruleset
-        self.logger = LogWriter(ruleset.logfile, ruleset.logcommon)
+        self.logger = LogWriter(ruleset.logfile, ruleset.log.format)
+        self.counters = Counters()
+        self.metrics = MetricsServer(self._page)
         loop = asyncio.get_running_loop()
         self.context = Context(
             global_access=ruleset.access,
@@ -142,7 +147,34 @@ class Server:
             names=Names(loop),
             max_connections=ruleset.max_connections,
         )
+        self._count_with(ruleset)
         self.listeners: dict[Key, _Listener] = {}
+
+    def _page(self) -> str:
+        udp: set[tuple[str, int, str]] = {
+            (rule.bind.host, rule.bind.port, "udp")
+            for rule in self.ruleset.rules
+            if rule.bind.protocol == "udp"
+        }
+        return exposition(self.counters, udp)
+
+    def _count_with(self, ruleset: RuleSet) -> None:
+        """Log events pass through the counters while the rule set has `metrics`."""
+        self.counters.rule_set(ruleset, ruleset.digest)
+        log = self.logger.log
+        self.context.log = counting(log, self.counters) if ruleset.metrics else log
+
+    async def _serve_metrics(self, ruleset: RuleSet) -> None:
+        """Open, keep, move or close the metrics endpoint; BindError if it cannot be."""
+        where = _metrics_at(ruleset, self.worker)
+        try:
+            await self.metrics.serve(where)
+        except OSError as error:
+            assert where is not None and ruleset.metrics is not None
+            raise BindError(
+                f"cannot serve metrics on {where[0]} {where[1]} (line {ruleset.metrics.line}): "
+                f"{error.strerror or error}"
+            ) from None
 
     def _count_base(self) -> None:
         """What the process holds besides its connections, for the descriptor budget."""
@@ -155,16 +187,17 @@ class Server:
         """Bind every rule; BindError (nothing left open) if one fails."""
         plan = plan_reload((), self.ruleset.rules)
         self.listeners = await self._open(plan.open, self.ruleset)
+        try:
+            await self._serve_metrics(self.ruleset)
+        except BindError:
+            for listener in self.listeners.values():
+                listener.close()
+            raise
         self.context.names.plan(self.ruleset)
         self._count_base()
-        self._say_not_served(self.ruleset)
         # What start made lives long (no connection exists yet, so no cycle is frozen
         # with it): later collections need not walk it, on the loop.
         gc.freeze()
-
-    def _say_not_served(self, ruleset: RuleSet) -> None:
-        for what in _not_served_yet(ruleset):
-            say(f"not served by this version of rinetd-run yet: {what}")
 
     async def _open(self, rules: dict[Key, Rule], ruleset: RuleSet) -> dict[Key, _Listener]:
         opened: dict[Key, _Listener] = {}
@@ -211,6 +244,15 @@ class Server:
             opened = await self._open(plan.open, ruleset)
         except (RuleSetError, BindError) as error:
             say(f"reload failed, keeping the old rules: {error}")
+            self.counters.reloads["failed"] += 1
+            return False
+        try:
+            await self._serve_metrics(ruleset)
+        except BindError as error:
+            for listener in opened.values():
+                listener.close()
+            say(f"reload failed, keeping the old rules: {error}")
+            self.counters.reloads["failed"] += 1
             return False
         for key in plan.close:
             self.listeners.pop(key).close()
@@ -225,8 +267,9 @@ class Server:
         self.context.global_access = ruleset.access
         self.context.max_connections = ruleset.max_connections
         self.context.names.plan(ruleset)
-        self._say_not_served(ruleset)
-        self.logger.reconfigure(ruleset.logfile, ruleset.logcommon)
+        self._count_with(ruleset)
+        self.counters.reloads["done"] += 1
+        self.logger.reconfigure(ruleset.logfile, ruleset.log.format)
         self._count_base()
         say(f"reloaded: forwarding {len(ruleset.rules)} rules")
         return True
@@ -244,6 +287,7 @@ class Server:
         for link in list(self.context.links):
             link.finish(abort=True)
         self.listeners.clear()
+        self.metrics.close()
         self.context.deadlines.close()
         self.context.names.close()
         self.context.poller.shut()

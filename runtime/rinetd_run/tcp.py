@@ -23,7 +23,7 @@ def accept_client(binding: Binding, sock: socket.socket, address: Any) -> None:
     """Decide on a new connection; if it is allowed, open its link."""
     client = str(address[0]) if address else "?"
     context = binding.context
-    link = context.admit(binding, client)
+    link = context.admit(binding, client, int(address[1]) if address else 0)
     if link is None:
         sock.close()
         return

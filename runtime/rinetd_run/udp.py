@@ -103,7 +103,7 @@ class UdpListener(asyncio.DatagramProtocol):
         assert self.transport is not None
         rule = self.binding.rule
         context = self.binding.context
-        link = context.admit(self.binding, key[0])
+        link = context.admit(self.binding, key[0], key[1])
         if link is None:
             return None
         if not self._make_room():

@@ -19,15 +19,16 @@ from .pidfile import pidfile
 __all__ = ["supervise"]
 
 
-def supervise(count: int, work: Callable[[], int], path_of_pid: str | None) -> int:
-    """Run ``work`` in ``count`` forked processes; return the exit code for the whole."""
+def supervise(count: int, work: Callable[[int], int], path_of_pid: str | None) -> int:
+    """Run ``work`` in ``count`` forked processes, each given its number (0, 1, ...);
+    return the exit code for the whole."""
     children: set[int] = set()
-    for _ in range(count):
+    for index in range(count):
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                code = work()
+                code = work(index)
             finally:
                 os._exit(code)
         children.add(pid)

@@ -613,3 +613,20 @@ def test_a_mistyped_option_fails_before_anything_changes(deployment: Deployment)
     done = deployment.play(deployment.variables([over]))
     assert done.returncode != 0 and "error[E007]" in done.stdout
     assert deployment.files() == {}
+
+
+def test_json_logs_to_standard_output_need_no_log_folder(deployment: Deployment) -> None:
+    variables = deployment.variables(
+        rinetd_log_json=True,
+        rinetd_logfile="-",
+        rinetd_dynamic_user=True,
+        rinetd_pidfile="/run/rinetd-run/rinetd-run.pid",
+    )
+    done = deployment.play(variables)
+    assert done.returncode == 0, done.stdout
+    conf = (deployment.root / "etc/rinetd/rinetd.conf").read_text()
+    assert "logjson\n" in conf and "logfile -\n" in conf
+    unit = (deployment.root / "etc/systemd/system/rinetd-run.service").read_text()
+    assert "LogsDirectory" not in unit and "RuntimeDirectory=rinetd-run\n" in unit
+    both = deployment.play(deployment.variables(rinetd_log_json=True, rinetd_log_common=True))
+    assert both.returncode != 0 and "error[E018]" in both.stdout

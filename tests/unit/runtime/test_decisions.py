@@ -141,3 +141,33 @@ def test_the_descriptor_budget_keeps_a_reserve_and_half_for_tcp() -> None:
     assert Budget(limit=32).reserve == 8  # a tiny limit keeps most of itself usable
     assert Budget(limit=10, base=100).usable == 0
     assert Budget(limit=10, base=100, enabled=False).tcp_may_accept(5, 5)
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        logline.OPENED, logline.LOCAL_CLOSED, logline.REMOTE_CLOSED, logline.NOT_ALLOWED,
+        logline.DENIED, logline.ACCEPT_FAILED, logline.LOCAL_SOCKET_FAILED,
+        logline.LOCAL_CONNECT_FAILED, logline.LIMIT_EXCEEDED, logline.IDLE_TIMEOUT,
+    ],
+)  # fmt: skip
+def test_json_line_has_the_tab_line_s_facts_and_rfc3339_time(word: str) -> None:
+    when = time.struct_time((2026, 11, 26, 3, 4, 5, 3, 330, 0), {"tm_gmtoff": 5400, "tm_zone": "X"})
+    event = EVENT._replace(result=word, client_port=40123, line=7)
+    line = logline.json_line(when, event)
+    assert line.endswith("\n") and line.count("\n") == 1
+    assert json.loads(line) == {
+        "time": "2026-11-26T03:04:05+01:30",
+        "client": "127.0.0.1",
+        "client_port": 40123,
+        "bind": "0",
+        "bind_port": 42001,
+        "connect": "localhost",
+        "connect_port": 41001,
+        "bytes_from_client": 6,
+        "bytes_to_client": 7,
+        "result": word,
+        "line": 7,
+    }
+    tab = logline.tab_line(when, event).rstrip("\n").split("\t")
+    assert tab[1:] == ["127.0.0.1", "0", "42001", "localhost", "41001", "6", "7", word]
