@@ -16,6 +16,7 @@ command -v npm >/dev/null || need+=(npm)
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 command -v promtool >/dev/null || need+=(prometheus)  # promtool checks the metrics page
+[ -x /usr/sbin/logrotate ] || need+=(logrotate)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "test.sh: installing Debian packages: ${need[*]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -43,6 +44,7 @@ class Deployment:
             "rinetd_rules_path": str(root / "etc/rinetd/rules.json"),
             "rinetd_runtime_path": str(root / "usr/local/lib/rinetd/rinetd-run.pyz"),
             "rinetd_unit_path": str(root / "etc/systemd/system/rinetd-run.service"),
+            "rinetd_logrotate_path": str(root / "etc/logrotate.d/rinetd-run"),
             "rinetd_python": sys.executable,
             "rinetd_manage_service": False,
             "rinetd_dynamic_user": False,
@@ -630,3 +632,41 @@ def test_json_logs_to_standard_output_need_no_log_folder(deployment: Deployment)
     assert "LogsDirectory" not in unit and "RuntimeDirectory=rinetd-run\n" in unit
     both = deployment.play(deployment.variables(rinetd_log_json=True, rinetd_log_common=True))
     assert both.returncode != 0 and "error[E018]" in both.stdout
+
+
+def test_the_real_logrotate_loses_and_splits_no_line_under_traffic(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    logrotate = shutil.which("logrotate") or "/usr/sbin/logrotate"
+    if not Path(logrotate).exists():
+        pytest.fail("logrotate is missing: ./test.sh as root installs it")
+    assert deployment.play(deployment.variables()).returncode == 0
+    snippet = deployment.root / "etc/logrotate.d/rinetd-run"
+    assert "postrotate" in snippet.read_text()
+    deployment.start()
+    log = deployment.root / "var/log/rinetd-run.log"
+    sent = 0
+    state = tmp_path / "logrotate.state"
+    for rotation in range(3):
+        for _ in range(100):
+            assert _forwards(deployment.ports[0])
+            sent += 1
+        done = subprocess.run(
+            [logrotate, "-f", "-s", str(state), str(snippet)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert (deployment.root / "var/log/rinetd-run.log.1").exists(), rotation
+    for _ in range(50):
+        assert _forwards(deployment.ports[0])
+        sent += 1
+    deployment.stop()  # flushes the log
+    lines = []
+    for path in sorted(log.parent.glob("rinetd-run.log*")):
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        lines += data.decode().splitlines()
+    assert len(lines) == 2 * sent  # opened and done-... for each connection
+    assert all(len(line.split("\t")) == 9 for line in lines)  # none split
+    assert len(list(log.parent.glob("rinetd-run.log*"))) == 4  # the log, .1, .2.gz, .3.gz
