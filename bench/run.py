@@ -68,6 +68,8 @@ DIRECT = {"http": PORTS["nginx"], "iperf": PORTS["iperf"]}
 FLOOR = {"http": _free_port()}  # bench/floor.py: the least Python that forwards; churn only
 # A second rinetd 0.73 and rinetd-run, each writing a log file: churn only.
 LOGGED = {"rinetd": _free_port(), "rinetd-run": _free_port()}
+# rinetd-run logging JSON lines with its metrics endpoint on: churn only, beside the above.
+OBSERVED = {"http": _free_port(), "metrics": _free_port()}
 
 
 def install() -> None:
@@ -265,6 +267,7 @@ def main() -> None:
         del FORWARD["run --loop uvloop"]
     ours = [name for name in OURS if name in FORWARD]
     results: dict[str, dict[str, list[float]]] = {}
+    observed: list[float] = []
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     with contextlib.ExitStack() as stack:
         nginx = ["nginx", "-c", str(nginx_conf(work)), "-g", "daemon off;"]
@@ -291,10 +294,17 @@ def main() -> None:
             else:
                 command = rinetd_run(conf)
             stack.enter_context(process(command, **quiet))
+        conf = work / "observed.conf"
+        conf.write_text(
+            f"{HOST} {OBSERVED['http']} {HOST} {PORTS['nginx']}\nlogfile {work / 'observed.log'}\n"
+            f"logjson\nmetrics {HOST} {OBSERVED['metrics']}\n"
+        )
+        stack.enter_context(process(rinetd_run(conf), **quiet))
         floor = [sys.executable, str(HERE / "floor.py"), str(FLOOR["http"]), str(PORTS["nginx"])]
         pids["python floor"] = stack.enter_context(process(floor, **quiet)).pid
         try:
-            forwarders = [p["http"] for p in (*FORWARD.values(), FLOOR)] + [*LOGGED.values()]
+            forwarders = [p["http"] for p in (*FORWARD.values(), FLOOR, OBSERVED)]
+            forwarders += [*LOGGED.values()]
             for port in (PORTS["nginx"], PORTS["iperf"], *forwarders):
                 wait_port(port)
         except RuntimeError:
@@ -344,6 +354,7 @@ def main() -> None:
                 row = results.setdefault(name, {})
                 row.setdefault("churn with a logfile, requests/s", []).append(found["rate"])
                 row.setdefault("churn with a logfile, errors", []).append(found["errors"])
+            observed.append(wrk(OBSERVED["http"], args.seconds, close=True)["rate"])
         for name in ("rinetd", "rinetd-run"):
             per, held = idle_memory(pids[name], FORWARD[name]["http"], args.idle)
             results[name]["RSS per idle connection (KiB)"] = [per]
@@ -354,6 +365,12 @@ def main() -> None:
         text=True,
     ).stdout
     report(results)
+    tab = statistics.median(results["rinetd-run"]["churn with a logfile, requests/s"])
+    json_and_metrics = statistics.median(observed)
+    print(
+        f"churn with logjson and metrics on: {json_and_metrics:.2f} requests/s, "
+        f"{json_and_metrics / tab:.2f}x rinetd-run with a tab logfile and no metrics"
+    )
     print(compile_out.strip())
     shutil.rmtree(work, ignore_errors=True)
 
