@@ -104,38 +104,37 @@ def _family(out: list[str], name: str, kind: str, text: str) -> None:
     out.append(f"# TYPE {name} {kind}")
 
 
+def _one(out: list[str], name: str, kind: str, text: str, value: float) -> None:
+    """A family of one unlabelled sample."""
+    _family(out, name, kind, text)
+    out.append(f"{name} {value}")
+
+
 def _process(out: list[str]) -> None:
     """The standard process metrics, from /proc and the resource limits."""
     times = os.times()
-    _family(out, "process_cpu_seconds_total", "counter", "User and system CPU time in seconds.")
-    out.append(f"process_cpu_seconds_total {times.user + times.system}")
+    cpu = times.user + times.system
+    _one(out, "process_cpu_seconds_total", "counter", "User and system CPU time in seconds.", cpu)
     with contextlib.suppress(OSError):
-        count = len(os.listdir("/proc/self/fd"))
-        _family(out, "process_open_fds", "gauge", "Number of open file descriptors.")
-        out.append(f"process_open_fds {count}")
-    _family(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.")
-    out.append(f"process_max_fds {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}")
+        fds = len(os.listdir("/proc/self/fd"))
+        _one(out, "process_open_fds", "gauge", "Number of open file descriptors.", fds)
+    most = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    _one(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.", most)
     with contextlib.suppress(OSError, ValueError, IndexError):
         with open("/proc/self/statm") as statm:
-            pages = statm.read().split()
-        size = os.sysconf("SC_PAGE_SIZE")
-        _family(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.")
-        out.append(f"process_virtual_memory_bytes {int(pages[0]) * size}")
-        _family(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.")
-        out.append(f"process_resident_memory_bytes {int(pages[1]) * size}")
+            pages = [int(p) * os.sysconf("SC_PAGE_SIZE") for p in statm.read().split()[:2]]
+        text = "Virtual memory size in bytes."
+        _one(out, "process_virtual_memory_bytes", "gauge", text, pages[0])
+        text = "Resident memory size in bytes."
+        _one(out, "process_resident_memory_bytes", "gauge", text, pages[1])
     with contextlib.suppress(OSError, ValueError, IndexError):
         with open("/proc/self/stat") as stat:
             ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
         with open("/proc/stat") as system:
             boot = next(int(line.split()[1]) for line in system if line.startswith("btime"))
         started = boot + ticks / os.sysconf("SC_CLK_TCK")
-        _family(
-            out,
-            "process_start_time_seconds",
-            "gauge",
-            "Start time of the process since unix epoch in seconds.",
-        )
-        out.append(f"process_start_time_seconds {started}")
+        text = "Start time of the process since unix epoch in seconds."
+        _one(out, "process_start_time_seconds", "gauge", text, started)
 
 
 def exposition(counters: Counters, udp_keys: set[RuleKey]) -> str:
@@ -168,13 +167,13 @@ def exposition(counters: Counters, udp_keys: set[RuleKey]) -> str:
     _family(out, "rinetd_run_reloads_total", "counter", "Rule set reloads (SIGHUP) by outcome.")
     for outcome, value in sorted(counters.reloads.items()):
         out.append(f'rinetd_run_reloads_total{{result="{outcome}"}} {value}')
-    _family(
+    _one(
         out,
         "rinetd_run_last_reload_success_timestamp_seconds",
         "gauge",
         "When the rule set now served was loaded.",
+        counters.last_reload,
     )
-    out.append(f"rinetd_run_last_reload_success_timestamp_seconds {counters.last_reload}")
     _family(out, "rinetd_run_ruleset_info", "gauge", "The rule set now served, by its digest.")
     out.append(f'rinetd_run_ruleset_info{{digest="{_escape(counters.digest)}"}} 1')
     _process(out)

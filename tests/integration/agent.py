@@ -31,17 +31,17 @@ def _note_peer(path: str, peer: Any) -> None:
         handle.write(f"{peer[0]}\n")
 
 
-def tcp_echo(args: argparse.Namespace) -> None:
-    server = socket.socket(socket.AF_INET6)
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    server.bind(("::", args.port))
+def _echo_forever(server: socket.socket, greeting: bytes = b"", peers: str = "") -> None:
+    """Accept for ever; each connection gets ``greeting``, then its own bytes back and
+    the client's EOF passed back; ``peers`` (a file) records who connected."""
     server.listen(128)
     _ready()
 
     def echo(conn: socket.socket) -> None:
         with conn:
             try:
+                if greeting:
+                    conn.sendall(greeting)
                 while data := conn.recv(65536):
                     conn.sendall(data)
                 conn.shutdown(socket.SHUT_WR)
@@ -50,8 +50,17 @@ def tcp_echo(args: argparse.Namespace) -> None:
 
     while True:
         conn, peer = server.accept()
-        _note_peer(args.peers, peer)
+        if peers:
+            _note_peer(peers, peer)
         threading.Thread(target=echo, args=(conn,), daemon=True).start()
+
+
+def tcp_echo(args: argparse.Namespace) -> None:
+    server = socket.socket(socket.AF_INET6)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    server.bind(("::", args.port))
+    _echo_forever(server, peers=args.peers)
 
 
 def tcp_hello(args: argparse.Namespace) -> None:
@@ -59,22 +68,7 @@ def tcp_hello(args: argparse.Namespace) -> None:
     server = socket.socket(_family(args.host))
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind((args.host, args.port))
-    server.listen(128)
-    _ready()
-
-    def serve(conn: socket.socket) -> None:
-        with conn:
-            try:
-                conn.sendall(f"{args.host}\n".encode())
-                while data := conn.recv(65536):
-                    conn.sendall(data)
-                conn.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-
-    while True:
-        conn, _peer = server.accept()
-        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+    _echo_forever(server, greeting=f"{args.host}\n".encode())
 
 
 def _hello_line(sock: socket.socket) -> str:
