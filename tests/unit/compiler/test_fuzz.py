@@ -129,6 +129,8 @@ def _rule(draw: st.DrawFn, port: int) -> list[str]:
     bind = f"{draw(st.sampled_from(_BIND_HOSTS))} {draw(_port(port))}"
     connect = f"{draw(st.sampled_from(_CONNECT_HOSTS))} {draw(_port())}"
     options = draw(st.lists(_option, max_size=4, unique_by=lambda o: o.split("=")[0]))
+    if "udp" in bind + connect:  # the PROXY header is for tcp->tcp rules only (E020)
+        options = [o for o in options if not o.startswith("proxy-protocol=")]
     group = f" [{', '.join(options)}]" if options else ""
     return [f"{bind} {connect}{group}", *draw(st.lists(_access, max_size=3))]
 
