@@ -158,8 +158,8 @@ def exposition(counters: Counters, udp_keys: set[RuleKey]) -> str:
         if key in udp_keys:
             out.append(f"rinetd_run_udp_sessions_open{_labels(key, lines)} {value}")
     for name, values, text in (
-        ("rinetd_run_client_bytes_total", counters.bytes_from_client, "Bytes from clients."),
-        ("rinetd_run_backend_bytes_total", counters.bytes_to_client, "Bytes from backends."),
+        ("rinetd_run_client_bytes_total", counters.bytes_from_client, "Bytes from clients"),
+        ("rinetd_run_backend_bytes_total", counters.bytes_to_client, "Bytes from backends"),
     ):
         _family(out, name, "counter", text + " by rule, counted when a connection ends.")
         for key, value in sorted(values.items()):
