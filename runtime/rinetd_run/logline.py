@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import json
 import time
 from typing import NamedTuple
 
@@ -122,27 +121,28 @@ def _zone(when: time.struct_time, colon: bool) -> str:
     return f"{sign}{offset_minutes // 60:02d}{':' * colon}{offset_minutes % 60:02d}"
 
 
-def json_line(when: time.struct_time, event: Event) -> str:
-    """`logjson`: one JSON object a line, the tab format's facts and the client's port and
-    the rule's line, the time in RFC 3339 with its offset (field names: README)."""
-    stamp = (
+@functools.lru_cache(maxsize=4)
+def _rfc3339(when: time.struct_time) -> str:
+    return (
         f"{when.tm_year:04d}-{when.tm_mon:02d}-{when.tm_mday:02d}T"
         f"{when.tm_hour:02d}:{when.tm_min:02d}:{when.tm_sec:02d}{_zone(when, colon=True)}"
     )
-    fields = {
-        "time": stamp,
-        "client": event.client,
-        "client_port": event.client_port,
-        "bind": event.bind_host,
-        "bind_port": event.bind_port,
-        "connect": event.connect_host,
-        "connect_port": event.connect_port,
-        "bytes_from_client": event.bytes_from_client,
-        "bytes_to_client": event.bytes_to_client,
-        "result": event.result,
-        "line": event.line,
-    }
-    return json.dumps(fields, separators=(",", ":"), ensure_ascii=True) + "\n"
+
+
+def json_line(when: time.struct_time, event: Event) -> str:
+    """`logjson`: one JSON object a line, the tab format's facts and the client's port and
+    the rule's line, the time in RFC 3339 with its offset (field names: README)."""
+    # Written by hand, not by json.dumps (a fifth of a connection's cost): every text
+    # field is an address, a host name or a result word, which hold no character JSON
+    # must escape (the rule set's schema and the grammar allow none).
+    return (
+        f'{{"time":"{_rfc3339(when)}","client":"{event.client}","client_port":{event.client_port},'
+        f'"bind":"{event.bind_host}","bind_port":{event.bind_port},'
+        f'"connect":"{event.connect_host}","connect_port":{event.connect_port},'
+        f'"bytes_from_client":{event.bytes_from_client},'
+        f'"bytes_to_client":{event.bytes_to_client},'
+        f'"result":"{event.result}","line":{event.line}}}\n'
+    )
 
 
 def common_line(when: time.struct_time, event: Event) -> str:
