@@ -39,9 +39,9 @@ STDOUT = "-"  # `logfile -`: the lines go to standard output (the journal, under
 
 
 class LogWriter:
-    def __init__(self, path: str | None, format: str) -> None:
+    def __init__(self, path: str | None, style: str) -> None:
         self._path = path
-        self._format = _FORMATS[format]
+        self._format = _FORMATS[style]
         self._loop = asyncio.get_running_loop()
         self._batch: list[str] = []
         self._second = -1
@@ -73,10 +73,11 @@ class LogWriter:
             self._queue.put(self._batch)
             self._batch = []
 
-    def reconfigure(self, path: str | None, format: str) -> None:
-        """Switch file and format; the file is reopened even if its name is unchanged."""
+    def reconfigure(self, path: str | None, style: str) -> None:
+        """Switch file and format (``style``: tab, common or json); the file is reopened
+        even if its name is unchanged."""
         self._hand_over()
-        self._format = _FORMATS[format]
+        self._format = _FORMATS[style]
         self._path = path
         self._queue.put((path,))
 
