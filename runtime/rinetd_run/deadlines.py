@@ -58,8 +58,8 @@ class Deadlines:
                 del self.connecting[link]
             elif deadline <= now:
                 del self.connecting[link]
-                # Logged as a backend that refused: the connect simply failed.
-                link.connect_timed_out()
+                # Logged as a backend that refused; finishing drops the connect under way.
+                link.backend_failed()
         for link, watched in list(self.idle.items()):
             if link.finished:
                 del self.idle[link]

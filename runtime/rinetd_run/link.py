@@ -163,14 +163,6 @@ class Link:
             else:
                 backend.write_eof()
 
-    def connect_timed_out(self) -> None:
-        """connect-timeout passed with the connect still under way: dropped, and logged as a
-        backend that refused."""
-        if self.on_abandon is not None:
-            self.on_abandon()
-            self.on_abandon = None
-        self.backend_failed()
-
     def backend_failed(self) -> None:
         """The backend could not be reached: logged as the backend closing first, as 0.73 does,
         even when the client had already sent its EOF."""
