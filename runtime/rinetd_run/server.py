@@ -52,6 +52,13 @@ class _Listener:
     acceptor: Acceptor | None = None
     transport: asyncio.DatagramTransport | None = None
 
+    def serve(self, rule: Rule, ruleset: RuleSet) -> None:
+        """Serve ``rule`` of ``ruleset`` (at open, and on reload with the socket kept)."""
+        binding = self.binding
+        binding.rule, binding.options = rule, effective(ruleset, rule)
+        if rule.bind.protocol == "tcp":
+            _keepalive(self.sock, binding.options.keepalive)
+
     def close(self) -> None:
         if self.acceptor is not None:
             self.acceptor.close()
@@ -204,10 +211,8 @@ class Server:
         try:
             for key, rule in rules.items():
                 binding = Binding(rule, self.context, effective(ruleset, rule))
-                sock = open_socket(rule, self.reuse_port)
-                opened[key] = _Listener(binding, sock)
-                if key[0] == "tcp":
-                    _keepalive(sock, binding.options.keepalive)
+                opened[key] = _Listener(binding, open_socket(rule, self.reuse_port))
+                opened[key].serve(rule, ruleset)
         except BindError:
             for listener in opened.values():
                 listener.sock.close()
@@ -237,19 +242,15 @@ class Server:
         from the listeners as they are, so a second reload planned mid-way through a
         first would bind some ports twice."""
         say("received SIGHUP, reloading configuration...")
+        opened: dict[Key, _Listener] = {}
         try:
             # Reading, checking, resolving and planning happen in a thread: a big file
             # or a slow DNS must not pause forwarding.  Only the swap runs on the loop.
             ruleset, plan = await _off_the_loop(_load_and_plan, self.path, tuple(self.listeners))
             opened = await self._open(plan.open, ruleset)
-        except (RuleSetError, BindError) as error:
-            say(f"reload failed, keeping the old rules: {error}")
-            self.counters.reloads["failed"] += 1
-            return False
-        try:
             await self._serve_metrics(ruleset)
-        except BindError as error:
-            for listener in opened.values():
+        except (RuleSetError, BindError) as error:
+            for listener in opened.values():  # opened for a metrics endpoint that failed
                 listener.close()
             say(f"reload failed, keeping the old rules: {error}")
             self.counters.reloads["failed"] += 1
@@ -257,11 +258,7 @@ class Server:
         for key in plan.close:
             self.listeners.pop(key).close()
         for key, rule in plan.keep.items():
-            listener = self.listeners[key]
-            listener.binding.rule = rule
-            listener.binding.options = effective(ruleset, rule)
-            if key[0] == "tcp":
-                _keepalive(listener.sock, listener.binding.options.keepalive)
+            self.listeners[key].serve(rule, ruleset)
         self.listeners.update(opened)
         self.ruleset = ruleset
         self.context.global_access = ruleset.access
