@@ -24,7 +24,7 @@ __all__ = ["MAX_DEPTH", "Sources", "expand"]
 MAX_DEPTH = 10  # the top file is depth 0
 _INCLUDE = re.compile(r"[ \t]*include[ \t]+(\"[^\"\r\n]+\"|[^ \t\r\n#\"]+)[ \t]*(#.*)?\r?")
 _HAS_INCLUDE = re.compile(r"^[ \t]*include[ \t]", re.MULTILINE)
-_FIRST_STATEMENT = re.compile(r"^[ \t]*([^ \t\r#]+)", re.MULTILINE)
+_FIRST_WORD = re.compile(r"[ \t]*([^ \t\r#]+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +79,14 @@ class _Reading:
             self.found += missing_newline(physical[-1], last)
         self.lines.append(tuple(raw.rstrip("\r") for raw in physical))
         folder = os.path.dirname(self.names[index])
+        first = index > 0  # an included file's first statement is looked at (W113)
         for number, raw in enumerate(physical, 1):
             self.text.append(raw)
             self.origin.append((index, number))
+            word = _FIRST_WORD.match(raw) if first else None
+            if word is not None:
+                first = False
+                self._access_first(word, index)
             match = _INCLUDE.fullmatch(raw)
             if match is not None:
                 span = Span(len(self.text), match.start(1) + 1, match.end(1) + 1)
@@ -135,21 +140,17 @@ class _Reading:
                 match if os.path.isabs(pattern) else os.path.relpath(match, self.top_folder)
             )
             self.included_from.append(at)
-            self._access_first(text, match)
             self.visit(index, text, (*chain, real), depth + 1)
 
-    def _access_first(self, text: str, name: str) -> None:
-        first = _FIRST_STATEMENT.search(text)
-        if first is None or first.group(1) not in ("allow", "deny"):
+    def _access_first(self, word: re.Match[str], index: int) -> None:
+        if word.group(1) not in ("allow", "deny"):
             return
-        line = len(self.text) + text.count("\n", 0, first.start()) + 1
-        span = Span(line, first.start(1) - text.rfind("\n", 0, first.start(1)), 0)
-        span = Span(line, span.column, span.column + len(first.group(1)))
+        span = Span(len(self.text), word.start(1) + 1, word.end(1) + 1)
         self.found.append(
             make(
                 "W113",
-                f"{name} begins with an access line: it belongs to the rule before the "
-                "include (or is global if there is none)",
+                f"{self.names[index]} begins with an access line: it belongs to the rule "
+                "before the include (or is global if there is none)",
                 span,
                 hint="put the access lines below a rule of this file, or in the including file",
             )
