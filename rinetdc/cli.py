@@ -123,6 +123,7 @@ _no_resolve = click.option(
 _strict = click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
 _target = click.option(
     "--target",
+    "language",  # `target` is compile's output
     type=click.Choice(TARGETS),
     default=TARGETS[0],
     show_default=True,
@@ -152,7 +153,7 @@ def main() -> None:
 @_format
 @_target
 def check_command(
-    configs: tuple[str, ...], no_resolve: bool, strict: bool, output: str, target: str
+    configs: tuple[str, ...], no_resolve: bool, strict: bool, output: str, language: str
 ) -> None:
     """Report every problem in each CONFIG (`-` for stdin); the worst exit code wins.
 
@@ -160,7 +161,7 @@ def check_command(
     `--format sarif` one log with every file's results."""
     resolver = _resolver(no_resolve)
     results = [
-        (config, check(_read(config, output), resolver, name=_name(config), target=target))
+        (config, check(_read(config, output), resolver, name=_name(config), target=language))
         for config in configs
     ]
     if len(results) > 1 and output == "json":
@@ -182,14 +183,7 @@ def check_command(
 @_no_resolve
 @_strict
 @_format
-@click.option(
-    "--target",
-    "language",
-    type=click.Choice(TARGETS),
-    default=TARGETS[0],
-    show_default=True,
-    help="As for check: rinetd-0.73 refuses what the C rinetd 0.73 does not read.",
-)
+@_target
 def compile_command(
     config: str, target: str, no_resolve: bool, strict: bool, output: str, language: str
 ) -> None:
