@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -56,11 +56,13 @@ def check(
     name: str = "<stdin>",
     target: str = "rinetd-run",
     read: Callable[[str], str] = read_regular,
+    include_roots: Sequence[str] = (),
 ) -> Result:
     """Parse and validate ``text`` (the file ``name``, whose includes are read with
-    ``read``) for ``target``; every problem found is in the result's diagnostics."""
+    ``read`` from its folder's tree and ``include_roots``) for ``target``; every
+    problem found is in the result's diagnostics."""
     with paused_gc():
-        whole, sources, included = expand(text, name, read)
+        whole, sources, included = expand(text, name, read, include_roots)
         config, syntax = parse(whole)
         ruleset, semantic = validate(config, resolver, target)
     if target == "rinetd-0.73":

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import NoReturn
 
 import click
@@ -24,14 +25,16 @@ from . import __version__
 from .bundle import bundle
 from .check import Result, check, paused_gc
 from .ci import render_github, render_sarif, render_sarif_files
-from .diagnostics import Diagnostic
+from .diagnostics import Diagnostic, Severity, Span, make
 from .emit import render
 from .files import FileTrouble, read_text, write
 from .fmt import format_ruleset
+from .include import inside
 from .render import render_json, render_text, summary
 from .resolve import NoResolver, Resolver, SystemResolver
 from .semdiff import compare
 from .validate import TARGETS
+from .visible import visible
 
 EXIT_ERRORS = 1
 EXIT_TROUBLE = 2
@@ -54,6 +57,8 @@ def _say(text: str, *, err: bool = False) -> None:
     except OSError:
         pass  # stderr is gone: the exit code still says it
 
+
+_CI_FORMATS = ("github", "sarif")
 
 # The machine-readable formats: each also carries an exit-2 trouble, as an error.
 _RENDERERS: dict[str, Callable[[str, Sequence[Diagnostic], str | None], str]] = {
@@ -93,16 +98,55 @@ def _name(path: str) -> str:
     return "<stdin>" if path == "-" else path
 
 
-def _report(path: str, result: Result, output: str, *, err: bool) -> None:
+@dataclass(frozen=True, slots=True)
+class _Report:
+    """One file named on the command line: checked, or the trouble that stopped it."""
+
+    name: str  # as diagnostics name it
+    diagnostics: tuple[Diagnostic, ...]
+    result: Result | None = None
+    trouble: str | None = None  # exit 2: the file could not be checked
+
+
+def _checked(
+    path: str, output: str, language: str, resolver: Resolver, roots: Sequence[str]
+) -> _Report:
     name = _name(path)
+    try:
+        if output in _CI_FORMATS and path != "-":
+            _confined(path, roots)
+        text = read_text(path)
+    except FileTrouble as trouble:
+        diagnostic = make("E023", str(trouble), Span(1, 1, 2))
+        return _Report(name, (diagnostic,), trouble=str(trouble))
+    result = check(text, resolver, name=name, target=language, include_roots=roots)
+    return _Report(name, result.diagnostics, result)
+
+
+def _confined(path: str, roots: Sequence[str]) -> None:
+    """Under the CI formats, a file named on the command line must lie in the working
+    directory (or an include root) once links are followed: a link committed to a
+    repository must not make a CI job print a file of the runner."""
+    allowed = [os.path.realpath("."), *(os.path.realpath(root) for root in roots)]
+    if not inside(os.path.realpath(path), allowed):
+        raise FileTrouble(
+            f"{visible(path)} leads outside the working directory: not read "
+            "(--format github and sarif check only files of the checkout)"
+        )
+
+
+def _report(report: _Report, output: str, *, err: bool) -> None:
     if output in _RENDERERS:
-        _say(_RENDERERS[output](name, result.diagnostics, None), err=err)
+        _say(_RENDERERS[output](report.name, report.diagnostics, report.trouble), err=err)
         return
+    if report.result is None:
+        return  # the trouble was said on stderr
+    result = report.result
     top = result.sources.lines[0]
-    text = render_text(name, top, result.diagnostics, _included(result))
+    text = render_text(report.name, top, result.diagnostics, _included(result))
     if text:
         _say(text, err=err)
-        _say(f"{name}: {summary(result.diagnostics)}\n", err=True)
+        _say(f"{visible(report.name)}: {summary(result.diagnostics)}\n", err=True)
 
 
 def _included(result: Result) -> dict[str, tuple[str, ...]]:
@@ -111,8 +155,9 @@ def _included(result: Result) -> dict[str, tuple[str, ...]]:
     return dict(zip(sources.names[1:], sources.lines[1:], strict=True))
 
 
-def _exit_code(result: Result, strict: bool) -> int:
-    return EXIT_ERRORS if result.errors or (strict and result.warnings) else 0
+def _exit_code(diagnostics: Sequence[Diagnostic], strict: bool) -> int:
+    errors = sum(d.severity is Severity.ERROR for d in diagnostics)
+    return EXIT_ERRORS if errors or (strict and len(diagnostics) > errors) else 0
 
 
 _no_resolve = click.option(
@@ -129,6 +174,13 @@ _target = click.option(
     show_default=True,
     help="The program the file is for: rinetd-run (the extended language) or the C "
     "rinetd 0.73 (extensions and lines it reads otherwise are errors).",
+)
+_include_root = click.option(
+    "--include-root",
+    "include_roots",
+    multiple=True,
+    metavar="DIR",
+    help="A folder includes may read besides the top file's folder tree (repeatable).",
 )
 _format = click.option(
     "--format",
@@ -152,27 +204,37 @@ def main() -> None:
 @_strict
 @_format
 @_target
+@_include_root
 def check_command(
-    configs: tuple[str, ...], no_resolve: bool, strict: bool, output: str, language: str
+    configs: tuple[str, ...],
+    no_resolve: bool,
+    strict: bool,
+    output: str,
+    language: str,
+    include_roots: tuple[str, ...],
 ) -> None:
     """Report every problem in each CONFIG (`-` for stdin); the worst exit code wins.
 
     With several files, `--format json` prints a list of the one-file documents and
-    `--format sarif` one log with every file's results."""
+    `--format sarif` one log with every file's results.  A file that cannot be read
+    is one more result (E023) and makes the exit code 2; the others are still checked."""
     resolver = _resolver(no_resolve)
-    results = [
-        (config, check(_read(config, output), resolver, name=_name(config), target=language))
-        for config in configs
-    ]
-    if len(results) > 1 and output == "json":
-        documents = [json.loads(render_json(_name(c), r.diagnostics)) for c, r in results]
-        _say(json.dumps(documents, indent=2, sort_keys=True) + "\n")
-    elif len(results) > 1 and output == "sarif":
-        _say(render_sarif_files([(_name(c), r.diagnostics) for c, r in results]))
+    reports = [_checked(config, output, language, resolver, include_roots) for config in configs]
+    trouble = next((r.trouble for r in reports if r.trouble), None)
+    for report in reports:
+        if report.trouble is not None:
+            _say(f"rinetdc: {report.trouble}\n", err=True)
+    if output == "json":
+        documents = [json.loads(render_json(r.name, r.diagnostics, r.trouble)) for r in reports]
+        chosen: object = documents if len(reports) > 1 else documents[0]
+        _say(json.dumps(chosen, indent=2, sort_keys=True) + "\n")
+    elif output == "sarif":
+        _say(render_sarif_files([(r.name, r.diagnostics) for r in reports], trouble))
     else:
-        for config, result in results:
-            _report(config, result, output, err=False)
-    sys.exit(max(_exit_code(result, strict) for _config, result in results))
+        for report in reports:
+            _report(report, output, err=False)
+    codes = [EXIT_TROUBLE if r.trouble else _exit_code(r.diagnostics, strict) for r in reports]
+    sys.exit(max(codes))
 
 
 @main.command("compile")
@@ -184,19 +246,47 @@ def check_command(
 @_strict
 @_format
 @_target
+@_include_root
 def compile_command(
-    config: str, target: str, no_resolve: bool, strict: bool, output: str, language: str
+    config: str,
+    target: str,
+    no_resolve: bool,
+    strict: bool,
+    output: str,
+    language: str,
+    include_roots: tuple[str, ...],
 ) -> None:
-    """Compile CONFIG into the frozen JSON rule set; write nothing if it has errors."""
-    text = _read(config, output)
+    """Compile CONFIG into the frozen JSON rule set; write nothing if it has errors, or
+    if the output is one of the files read."""
     with paused_gc():
-        result = check(text, _resolver(no_resolve), name=_name(config), target=language)
-        code = _exit_code(result, strict)
-        frozen = render(result.ruleset) if code == 0 else None
-    _report(config, result, output, err=True)
+        report = _checked(config, output, language, _resolver(no_resolve), include_roots)
+        if report.trouble is not None or report.result is None:
+            _fail(report.trouble or "", (output, report.name))
+        code = _exit_code(report.diagnostics, strict)
+        frozen = render(report.result.ruleset) if code == 0 else None
+    _report(report, output, err=True)
     if frozen is not None:
+        _refuse_overwriting_input(target, report.result.sources.names, config)
         _write(target, frozen.encode("ascii"))
     sys.exit(code)
+
+
+def _refuse_overwriting_input(target: str, names: Sequence[str], config: str) -> None:
+    """Exit 2 when ``target`` is (or links to) a file the configuration was read from."""
+    if target == "-":
+        return
+    try:
+        out = os.stat(target)
+    except OSError:
+        return  # a new file, or one `write` will report
+    read_from = [config, *names[1:]] if config != "-" else list(names[1:])
+    for name in read_from:
+        try:
+            found = os.stat(name)
+        except OSError:
+            continue
+        if (found.st_dev, found.st_ino) == (out.st_dev, out.st_ino):
+            _fail(f"refusing to write {visible(target)}: it is {visible(name)}, an input")
 
 
 def _sealed(text: str, path: str) -> RuleSet:
@@ -229,15 +319,16 @@ def fmt_command(rules: str, target: str) -> None:
     _write(target, format_ruleset(_sealed(_read(rules), rules)).encode("utf-8"))
 
 
-def _meaning(path: str) -> RuleSet:
-    """A configuration or a compiled rule set, as a rule set; exit 2 if it has errors."""
+def _meaning(path: str, roots: Sequence[str]) -> RuleSet:
+    """A configuration (its includes read from its own folder) or a compiled rule set,
+    as a rule set; exit 2 if it has errors."""
     text = _read(path)
     if text.lstrip().startswith("{"):
         return _sealed(text, path)
-    result = check(text, NoResolver())
+    result = check(text, NoResolver(), name=_name(path), include_roots=roots)
     if result.errors:
-        _say(render_text(_name(path), result.config.lines, result.diagnostics), err=True)
-        _fail(f"{path} has errors; fix them to compare it")
+        _report(_Report(_name(path), result.diagnostics, result), "text", err=True)
+        _fail(f"{visible(path)} has errors; fix them to compare it")
     return result.ruleset
 
 
@@ -252,10 +343,11 @@ def _meaning(path: str) -> RuleSet:
     show_default=True,
     help="For people, or JSON for tools.",
 )
-def diff_command(old: str, new: str, output: str) -> None:
+@_include_root
+def diff_command(old: str, new: str, output: str, include_roots: tuple[str, ...]) -> None:
     """Compare two configurations (or rule sets) by what they do: exit 0 when they are
     equivalent, 1 when not."""
-    changes = compare(_meaning(old), _meaning(new))
+    changes = compare(_meaning(old, include_roots), _meaning(new, include_roots))
     if output == "json":
         document = {
             "equivalent": not changes,

@@ -70,6 +70,9 @@ CODES: dict[str, tuple[Severity, str]] = {
     "E018": (Severity.ERROR, "logjson with logcommon"),
     "E019": (Severity.ERROR, "metrics address collides with a bind"),
     "E020": (Severity.ERROR, "proxy-protocol on a udp side"),
+    "E021": (Severity.ERROR, "include outside the allowed folders"),
+    "E022": (Severity.ERROR, "includes read too much"),
+    "E023": (Severity.ERROR, "file cannot be checked"),
     "W101": (Severity.WARNING, "access pattern can never match"),
     "W102": (Severity.WARNING, "rule denied to everyone by global access rules"),
     "W103": (Severity.WARNING, "timeout on a tcp rule"),
@@ -110,6 +113,12 @@ HELP: dict[str, str] = {
     "E018": "Choose one log format: logjson or logcommon.",
     "E019": "The metrics endpoint needs an address and port no rule binds.",
     "E020": "The PROXY header describes a TCP connection: use it on tcp->tcp rules only.",
+    "E021": "An include reads only files under the top file's folder (links followed); "
+    "rinetdc --include-root DIR allows another folder. The refused file is never opened.",
+    "E022": "All includes together read at most 1,000 files and 64 MiB: include each file once.",
+    "E023": "A file named on the command line could not be read (missing, binary, not UTF-8, "
+    "too large) or, under --format github or sarif, lies outside the working directory. "
+    "The other files are still checked; the exit code is 2.",
     "W101": "No client address can match this pattern: it never allows or denies anyone.",
     "W102": "The global access lines reject every client this rule would allow.",
     "W103": "timeout applies to UDP sessions only; a TCP rule ignores it.",

@@ -20,6 +20,8 @@ import sys
 import tempfile
 from typing import BinaryIO
 
+from .visible import visible
+
 __all__ = ["MAX_INPUT", "FileTrouble", "read_regular", "read_text", "write"]
 
 MAX_INPUT = 64 * 1024 * 1024  # bytes; a rinetd.conf of 10,000 rules is about 0.5 MiB
@@ -49,7 +51,7 @@ def _read_bounded(stream: BinaryIO, name: str) -> bytes:
 
 def read_text(path: str) -> str:
     """The UTF-8 text of a file (standard input for ``-``)."""
-    name = "standard input" if path == "-" else path
+    name = "standard input" if path == "-" else visible(path)
     try:
         if path == "-":
             data = _read_bounded(sys.stdin.buffer, name)
@@ -72,20 +74,21 @@ def read_regular(path: str) -> str:
     """The UTF-8 text of a regular file, for an included file: a FIFO, device or folder
     that a glob matched is refused without being opened (opening some devices acts,
     as /dev/watchdog arms the watchdog), and checked again once open (O_NONBLOCK)."""
+    name = visible(path)
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
-            raise FileTrouble(f"{path} is not a regular file")
+            raise FileTrouble(f"{name} is not a regular file")
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
-        raise FileTrouble(f"cannot read {path}: {_why(error)}") from None
+        raise FileTrouble(f"cannot read {name}: {_why(error)}") from None
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise FileTrouble(f"{path} is not a regular file")
+            raise FileTrouble(f"{name} is not a regular file")
         try:
-            data = _read_bounded(handle, path)
+            data = _read_bounded(handle, name)
         except OSError as error:
-            raise FileTrouble(f"cannot read {path}: {_why(error)}") from None
-    return _decoded(data, path)
+            raise FileTrouble(f"cannot read {name}: {_why(error)}") from None
+    return _decoded(data, name)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -144,11 +147,11 @@ def write(path: str, data: bytes, mode: int | None = None) -> None:
             _replace(target, data, 0o644 if mode is None else mode, None)
             return
         if stat.S_ISDIR(found.st_mode):
-            raise FileTrouble(f"cannot write {path}: it is a directory")
+            raise FileTrouble(f"cannot write {visible(path)}: it is a directory")
         if stat.S_ISREG(found.st_mode):
             kept = stat.S_IMODE(found.st_mode) if mode is None else mode
             _replace(target, data, kept, (found.st_uid, found.st_gid))
         else:
             _write_into(target, data)
     except OSError as error:
-        raise FileTrouble(f"cannot write {path}: {_why(error)}") from None
+        raise FileTrouble(f"cannot write {visible(path)}: {_why(error)}") from None

@@ -23,7 +23,7 @@ from rinetd_run.ruleset import GLOBAL_OPTIONS, RULE_OPTIONS
 from . import ast
 from .diagnostics import Diagnostic, Span, make
 
-__all__ = ["KEYWORDS", "OPTIONS", "missing_newline", "parse"]
+__all__ = ["KEYWORDS", "OPTIONS", "include_name", "invisible_character", "missing_newline", "parse"]
 
 KEYWORDS = (
     "allow",
@@ -115,6 +115,29 @@ def parse(text: str) -> tuple[ast.Config, list[Diagnostic]]:
                     statements.append(_statement(child, offset))
     config = ast.Config(statements=tuple(statements), lines=lines, broken=tuple(broken))
     return config, diagnostics
+
+
+def include_name(raw: str) -> tuple[str, int, int] | None:
+    """The file name of the include statement on the line ``raw`` as the grammar reads it,
+    with its 1-based [start, end) columns; None when the line is no include statement
+    (or is broken: the parse reports that line)."""
+    try:
+        tree = _parser().parse(raw.rstrip("\r") + "\n", start="line")
+    except lark.exceptions.UnexpectedInput:
+        return None
+    node = next(iter(tree.find_data("include")), None)
+    if node is None:
+        return None
+    name = _tokens(node)[1]
+    assert name.column is not None
+    return str(name), name.column, name.column + len(name)
+
+
+def invisible_character(raw: str, start: int, end: int, line: int) -> Diagnostic | None:
+    """E001 for the first character a terminal does not show, or shows as a blank that
+    is no plain space, in columns [start, end) of ``raw``; or None."""
+    index = _invisible(raw, end, start - 1)
+    return None if index is None else _invisible_error(raw, index, line)
 
 
 def missing_newline(last: str, line: int) -> list[Diagnostic]:
@@ -316,10 +339,12 @@ _INVISIBLE_NAMES = {
 }
 
 
-def _invisible(raw: str, before: int) -> int | None:
-    """The 0-based index of the first invisible character in ``raw`` before column
-    ``before`` (a line's own CR of a CRLF ending does not count), or None."""
-    for index, c in enumerate(raw[: before - 1]):
+def _invisible(raw: str, before: int, first: int = 0) -> int | None:
+    """The 0-based index of the first invisible character in ``raw`` from index ``first``
+    to before column ``before`` (a line's own CR of a CRLF ending does not count), or
+    None."""
+    for index in range(first, min(before - 1, len(raw))):
+        c = raw[index]
         if c in " \t" or (c == "\r" and index == len(raw) - 1):
             continue
         if unicodedata.category(c) in ("Cc", "Cf", "Zs", "Zl", "Zp"):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from .diagnostics import Diagnostic, Related, Severity, Span
+from .visible import visible
 
 __all__ = ["render_json", "render_text", "summary"]
 
@@ -16,23 +16,11 @@ WINDOW = 60  # characters of a long line shown on each side of the fault
 REPEATS = 3  # diagnostics of one code on one line shown in full; the rest are counted
 
 
-def _visible(text: str, escape: bool) -> str:
-    """``text`` with control and format characters made harmless for a terminal: escaped
-    (``\\x0c``) in messages, one ``?`` each in excerpts so carets stay in line."""
-    out = []
-    for c in text:
-        if c != "\t" and (unicodedata.category(c) in ("Cc", "Cf") or c in "\u2028\u2029"):
-            out.append(c.encode("unicode_escape").decode("ascii") if escape else "?")
-        else:
-            out.append(c)
-    return "".join(out)
-
-
 def _excerpt(lines: Sequence[str], span: Span) -> list[str]:
     source = lines[span.line - 1] if 0 < span.line <= len(lines) else ""
     start, end = span.column - 1, max(span.end_column - 1, span.column)
     left, right = max(start - WINDOW, 0), min(max(end, start + 1) + WINDOW, len(source))
-    shown = _visible(source[left:right], escape=False)
+    shown = visible(source[left:right], escape=False)
     before = source[left:start]
     if left:
         shown, before = "..." + shown, "..." + before
@@ -47,8 +35,9 @@ def _excerpt(lines: Sequence[str], span: Span) -> list[str]:
 
 def _related(file: str, lines: Sequence[str], related: Related) -> list[str]:
     span = related.span
-    message = _visible(related.message, escape=True)
-    return [f"{file}:{span.line}:{span.column}: note: {message}", *_excerpt(lines, span)]
+    message = visible(related.message, escape=True)
+    where = f"{visible(file)}:{span.line}:{span.column}"
+    return [f"{where}: note: {message}", *_excerpt(lines, span)]
 
 
 def render_text(
@@ -68,18 +57,19 @@ def render_text(
         shown[name, span.line, d.code] += 1
         if shown[name, span.line, d.code] > REPEATS:
             continue
-        message = _visible(d.message, escape=True)
-        out.append(f"{name}:{span.line}:{span.column}: {d.severity.value}[{d.code}]: {message}")
+        message = visible(d.message, escape=True)
+        where = f"{visible(name)}:{span.line}:{span.column}"
+        out.append(f"{where}: {d.severity.value}[{d.code}]: {message}")
         out.extend(_excerpt(texts.get(name, ()), span))
-        out.extend(f" = included from {at}:{line}" for at, line in d.included_from)
+        out.extend(f" = included from {visible(at)}:{line}" for at, line in d.included_from)
         for related in d.related:
             other = related.file or name
             out.extend(_related(other, texts.get(other, ()), related))
         if d.hint:
-            out.append(f" = hint: {_visible(d.hint, escape=True)}")
+            out.append(f" = hint: {visible(d.hint, escape=True)}")
     for (name, line, code), count in shown.items():
         if count > REPEATS:
-            out.append(f"{name}:{line}: note: {count - REPEATS} more {code} on this line")
+            out.append(f"{visible(name)}:{line}: note: {count - REPEATS} more {code} on this line")
     return "".join(line + "\n" for line in out)
 
 
@@ -97,13 +87,15 @@ def render_json(file: str, diagnostics: Sequence[Diagnostic], error: str | None 
     """The diagnostics as one JSON document; ``error`` (an input that could not be read,
     exit 2) adds an ``error`` key."""
     document: dict[str, object] = {
-        "file": file,
+        "file": visible(file),
         "errors": sum(d.severity is Severity.ERROR for d in diagnostics),
         "warnings": sum(d.severity is Severity.WARNING for d in diagnostics),
         "diagnostics": [
             {
-                "file": d.file or file,
-                "included_from": [{"file": at, "line": line} for at, line in d.included_from],
+                "file": visible(d.file or file),
+                "included_from": [
+                    {"file": visible(at), "line": line} for at, line in d.included_from
+                ],
                 "line": d.span.line,
                 "column": d.span.column,
                 "end": _span_json(d.span),
@@ -112,7 +104,11 @@ def render_json(file: str, diagnostics: Sequence[Diagnostic], error: str | None 
                 "message": d.message,
                 "hint": d.hint,
                 "related": [
-                    {**_span_json(r.span), "message": r.message, "file": r.file or d.file or file}
+                    {
+                        **_span_json(r.span),
+                        "message": r.message,
+                        "file": visible(r.file or d.file or file),
+                    }
                     for r in d.related
                 ],
             }

@@ -55,14 +55,17 @@ def test_github_commands_escape_what_the_rules_require() -> None:
 
 @pytest.mark.parametrize("fmt", ["text", "json", "github", "sarif"])
 def test_exit_codes_are_the_same_for_every_format(fmt: str, tmp_path: Path) -> None:
-    good, warned = tmp_path / "good.conf", tmp_path / "warned.conf"
-    good.write_text("0 80 127.0.0.1 80\n")
-    warned.write_text("0 80 127.0.0.1 80\nlogcommon\n")
-    assert run("rinetdc", "check", "--format", fmt, str(good)).returncode == 0
-    assert run("rinetdc", "check", "--format", fmt, str(warned)).returncode == 0
-    assert run("rinetdc", "check", "--strict", "--format", fmt, str(warned)).returncode == 1
+    (tmp_path / "good.conf").write_text("0 80 127.0.0.1 80\n")
+    (tmp_path / "warned.conf").write_text("0 80 127.0.0.1 80\nlogcommon\n")
+
+    def check(*args: str) -> int:
+        return run("rinetdc", "check", "--format", fmt, *args, cwd=tmp_path).returncode
+
+    assert check("good.conf") == 0
+    assert check("warned.conf") == 0
+    assert check("--strict", "warned.conf") == 1
     assert _check(fmt, "binds.conf").returncode == 1
-    missing = run("rinetdc", "check", "--format", fmt, str(tmp_path / "missing.conf"))
+    missing = run("rinetdc", "check", "--format", fmt, "missing.conf", cwd=tmp_path)
     assert missing.returncode == 2
     if fmt == "github":
         assert missing.stdout.startswith("::error file=")

@@ -191,7 +191,9 @@ def test_json_format_reports_io_trouble_in_its_document(tmp_path: Path) -> None:
     assert done.returncode == 2
     document = json.loads(done.stdout)
     assert document["error"].startswith("cannot read")
-    assert (document["errors"], document["warnings"], document["diagnostics"]) == (0, 0, [])
+    assert (document["errors"], document["warnings"]) == (1, 0)
+    (diagnostic,) = document["diagnostics"]
+    assert diagnostic["code"] == "E023" and diagnostic["message"] == document["error"]
 
 
 # -- rule sets edited by hand ----------------------------------------------------------
