@@ -64,7 +64,7 @@ def check(
     with paused_gc():
         whole, sources, included = expand(text, name, read, include_roots)
         config, syntax = parse(whole)
-        ruleset, semantic = validate(config, resolver, target)
+        ruleset, semantic = validate(config, resolver, target, _top_end(sources))
     if target == "rinetd-0.73":
         included = [
             replace(d, code="E014", severity=Severity.ERROR) if d.code == "W105" else d
@@ -78,6 +78,15 @@ def check(
         return Result(config, replace(ruleset, files=_files(sources)), tuple(found), sources)
     placed = tuple(_place(d, sources) for d in found)
     return Result(config, _placed_ruleset(ruleset, sources), placed, sources)
+
+
+def _top_end(sources: Sources) -> int | None:
+    """The line of the whole text that is the top file's last line (None: one file)."""
+    if not sources.origin:
+        return None
+    return len(sources.origin) - next(
+        (n for n, (file, _line) in enumerate(reversed(sources.origin)) if file == 0), 0
+    )
 
 
 def _files(sources: Sources) -> tuple[SourceFile, ...]:

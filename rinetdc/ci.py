@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from . import __version__
 from .diagnostics import CODES, HELP, Diagnostic, Severity, Span
+from .visible import visible
 
 __all__ = ["render_github", "render_sarif", "render_sarif_files"]
 
@@ -42,22 +43,51 @@ def render_github(file: str, diagnostics: Sequence[Diagnostic], error: str | Non
     for d in diagnostics:
         level = "error" if d.severity is Severity.ERROR else "warning"
         where = (
-            f"file={_property(d.file or file)},line={d.span.line},col={d.span.column},"
+            f"file={_property(visible(d.file or file))},line={d.span.line},col={d.span.column},"
             f"endColumn={max(d.span.end_column - 1, d.span.column)},title={_property(d.code)}"
         )
         message = d.message + (f"\nhint: {d.hint}" if d.hint else "")
         lines.append(f"::{level} {where}::{_data(message)}")
     if error is not None:
-        lines.append(f"::error file={_property(file)},title=rinetdc::{_data(error)}")
+        lines.append(f"::error file={_property(visible(file))},title=rinetdc::{_data(error)}")
     return "".join(line + "\n" for line in lines)
 
 
-def _uri(file: str) -> str:
-    """The file as a URI reference relative to the working directory (``/`` separated)."""
-    if file.startswith("<"):
+def _in_checkout(file: str) -> str | None:
+    """The file's path relative to the working directory once links are followed (as
+    code scanning maps it onto the repository), or None when it lies outside."""
+    if file == "<stdin>":
         return "stdin"
-    relative = os.path.relpath(file) if os.path.isabs(file) else os.path.normpath(file)
-    return quote(PurePosixPath(*relative.split(os.sep)).as_posix())
+    relative = os.path.relpath(os.path.realpath(file), os.path.realpath("."))
+    if relative == ".." or relative.startswith("../"):
+        return None
+    return relative
+
+
+def _uri(relative: str) -> str:
+    """A path relative to the working directory as a URI reference: bytes of a name that
+    is not UTF-8 are percent-encoded as the bytes they are."""
+    return quote(os.fsencode(PurePosixPath(*relative.split(os.sep)).as_posix()))
+
+
+def _place(
+    file: str, span: Span, chain: Sequence[tuple[str, int]]
+) -> tuple[dict[str, object], str]:
+    """Where a result on ``span`` of ``file`` is shown, and a prefix for its message: a
+    file outside the checkout (reached through --include-root) is shown at the include
+    line in the checkout that leads to it."""
+    relative = _in_checkout(file)
+    if relative is not None:
+        return _location(_uri(relative), span), ""
+    for at, line in chain:
+        outer = _in_checkout(at)
+        if outer is not None:
+            region = Span(line, 1, 2)
+            return _location(_uri(outer), region), f"in {visible(file)}:{span.line}: "
+    absolute = "file://" + quote(os.fsencode(os.path.realpath(file)))
+    return {
+        "physicalLocation": {"artifactLocation": {"uri": absolute}, "region": _region(span)}
+    }, ""
 
 
 def _region(span: Span) -> dict[str, int]:
@@ -101,7 +131,7 @@ def render_sarif_files(
     ]
     results = []
     for file, diagnostics in files:
-        results += _results(_uri(file), diagnostics, codes)
+        results += _results(file, diagnostics, codes)
     run: dict[str, object] = {
         "tool": {
             "driver": {
@@ -130,21 +160,23 @@ def render_sarif_files(
     return json.dumps(log, indent=2) + "\n"
 
 
-def _results(uri: str, diagnostics: Sequence[Diagnostic], codes: list[str]) -> list[object]:
+def _results(file: str, diagnostics: Sequence[Diagnostic], codes: list[str]) -> list[object]:
     results: list[object] = []
     for d in diagnostics:
+        location, prefix = _place(d.file or file, d.span, d.included_from)
+        text = prefix + d.message + (f" (hint: {d.hint})" if d.hint else "")
         result: dict[str, object] = {
             "ruleId": d.code,
             "ruleIndex": codes.index(d.code),
             "level": d.severity.value,
-            "message": {"text": d.message + (f" (hint: {d.hint})" if d.hint else "")},
-            "locations": [_location(_uri(d.file) if d.file else uri, d.span)],
+            "message": {"text": text},
+            "locations": [location],
         }
         if d.related:
             result["relatedLocations"] = [
                 {
                     "id": n,
-                    **_location(_uri(r.file) if r.file else uri, r.span),
+                    **_place(r.file or d.file or file, r.span, d.included_from)[0],
                     "message": {"text": r.message},
                 }
                 for n, r in enumerate(d.related, 1)
@@ -154,4 +186,4 @@ def _results(uri: str, diagnostics: Sequence[Diagnostic], codes: list[str]) -> l
 
 
 def _working_directory_uri() -> str:
-    return "file://" + quote(os.getcwd().rstrip("/") + "/")
+    return "file://" + quote(os.fsencode(os.getcwd().rstrip("/") + "/"))

@@ -137,7 +137,9 @@ def _confined(path: str, roots: Sequence[str]) -> None:
 
 def _report(report: _Report, output: str, *, err: bool) -> None:
     if output in _RENDERERS:
-        _say(_RENDERERS[output](report.name, report.diagnostics, report.trouble), err=err)
+        # github: the trouble is the E023 annotation already
+        trouble = None if output == "github" else report.trouble
+        _say(_RENDERERS[output](report.name, report.diagnostics, trouble), err=err)
         return
     if report.result is None:
         return  # the trouble was said on stderr

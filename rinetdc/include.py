@@ -147,6 +147,7 @@ class _Reading:
     found: list[Diagnostic] = field(default_factory=list)
     texts: dict[str, str | FileTrouble] = field(default_factory=dict)  # by real path
     size: int = 0
+    statements: int = 0  # include lines seen
     stopped: bool = False  # a budget ran out: no more includes are followed
 
     def visit(self, index: int, text: str, chain: tuple[str, ...], depth: int) -> None:
@@ -167,6 +168,11 @@ class _Reading:
                 first = False
                 self._access_first(word, index)
             if _HAS_INCLUDE.match(raw) is None or self.stopped:
+                continue
+            self.statements += 1
+            if self.statements > MAX_FILES:
+                why = f"more than {MAX_FILES:,} include lines"
+                self._stop(why, Span(len(self.text), 1, len(raw.rstrip("\r")) + 1))
                 continue
             named = include_name(raw)
             if named is None:
@@ -283,10 +289,13 @@ class _Reading:
             why = f"with its includes the configuration is larger than {MAX_INPUT >> 20} MiB"
         if why is None:
             return True
-        hint = "include each file once; an include in an included file reads again"
-        self.found.append(make("E022", why, span, hint=hint))
-        self.stopped = True
+        self._stop(why, span)
         return False
+
+    def _stop(self, why: str, span: Span) -> None:
+        hint = "include each file once; an include in an included file reads again"
+        self.found.append(make("E022", f"{why}: no more includes are read", span, hint=hint))
+        self.stopped = True
 
     def _refuse(self, pattern: str, message: str, span: Span) -> None:
         hint = (

@@ -23,7 +23,15 @@ from rinetd_run.ruleset import GLOBAL_OPTIONS, RULE_OPTIONS
 from . import ast
 from .diagnostics import Diagnostic, Span, make
 
-__all__ = ["KEYWORDS", "OPTIONS", "include_name", "invisible_character", "missing_newline", "parse"]
+__all__ = [
+    "KEYWORDS",
+    "MAX_SYNTAX_ERRORS",
+    "OPTIONS",
+    "include_name",
+    "invisible_character",
+    "missing_newline",
+    "parse",
+]
 
 KEYWORDS = (
     "allow",
@@ -40,6 +48,7 @@ KEYWORDS = (
 OPTIONS = ("timeout", "src", *RULE_OPTIONS)
 _LOWERCASE_WORDS = (*KEYWORDS, *OPTIONS, "/tcp", "/udp")
 _WORD = re.compile(r"[^ \t\r\n]+")
+MAX_SYNTAX_ERRORS = 100  # then reading stops, as a C compiler's error limit does
 
 # What the grammar's terminals mean to an operator, for "expected ..." lists.
 _TERMINAL_NAMES = {
@@ -99,8 +108,11 @@ def parse(text: str) -> tuple[ast.Config, list[Diagnostic]]:
             try:
                 trees.append((parser.parse(raw + "\n", start="line"), offset))
             except lark.exceptions.UnexpectedInput as error:
-                diagnostics.append(_syntax_error(error, raw, offset + 1))
                 broken.append(offset + 1)
+                if len(broken) > MAX_SYNTAX_ERRORS:
+                    diagnostics.append(_stopped(physical, offset))
+                    break
+                diagnostics.append(_syntax_error(error, raw, offset + 1))
                 recovered = _recover_rule(raw, offset)
                 if recovered is not None:
                     trees.append((recovered, offset))
@@ -115,6 +127,18 @@ def parse(text: str) -> tuple[ast.Config, list[Diagnostic]]:
                     statements.append(_statement(child, offset))
     config = ast.Config(statements=tuple(statements), lines=lines, broken=tuple(broken))
     return config, diagnostics
+
+
+def _stopped(physical: list[str], offset: int) -> Diagnostic:
+    """The error that ends reading: garbage costs no more than a valid file to check."""
+    rest = len(physical) - offset
+    message = (
+        f"more than {MAX_SYNTAX_ERRORS} syntax errors: rinetdc stopped reading here "
+        f"({rest:,} line{'s' * (rest != 1)} not read)"
+    )
+    end = max(len(physical[offset].rstrip("\r")), 1) + 1
+    hint = "is this a rinetd configuration? fix the errors above and check again"
+    return make("E001", message, Span(offset + 1, 1, end), hint=hint)
 
 
 def include_name(raw: str) -> tuple[str, int, int] | None:

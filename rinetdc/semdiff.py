@@ -17,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from rinetd_run.ruleset import AccessRule, Endpoint, Rule, RuleSet, effective
+from rinetd_run.ruleset import AccessRule, Endpoint, Rule, RuleSet, applies, effective
+
+from .patterns import covered
 
 __all__ = ["Change", "compare"]
 
@@ -68,20 +70,26 @@ def _access(old: Sequence[AccessRule], new: Sequence[AccessRule], where: str) ->
     elif new_allows and not old_allows:
         say(f"admits only what it allows now: {', '.join(sorted(new_allows))}", False)
     else:
-        for pattern in sorted(new_allows - old_allows):
+        for pattern in _new(new_allows, old_allows):
             say(f"admits more: allow {pattern}", True)
-        for pattern in sorted(old_allows - new_allows):
+        for pattern in _new(old_allows, new_allows):
             say(f"admits fewer: no more allow {pattern}", False)
-    for pattern in sorted(new_denies - old_denies):
+    for pattern in _new(new_denies, old_denies):
         say(f"admits fewer: deny {pattern}", False)
-    for pattern in sorted(old_denies - new_denies):
+    for pattern in _new(old_denies, new_denies):
         say(f"admits more: no more deny {pattern}", True)
     return changes
+
+
+def _new(these: frozenset[str], those: frozenset[str]) -> list[str]:
+    """The patterns of ``these`` that match some address no pattern of ``those`` does."""
+    return [p for p in sorted(these - those) if not covered(p, those)]
 
 
 def _options(old: RuleSet, old_rule: Rule, new: RuleSet, new_rule: Rule) -> list[Change]:
     before, after = asdict(effective(old, old_rule)), asdict(effective(new, new_rule))
     where = _endpoint(new_rule.bind)
+    protocol = new_rule.bind.protocol
     return [
         Change(
             "option",
@@ -89,7 +97,7 @@ def _options(old: RuleSet, old_rule: Rule, new: RuleSet, new_rule: Rule) -> list
             f"{name.replace('_', '-')} {_word(before[name])} -> {_word(after[name])}",
         )
         for name in before
-        if before[name] != after[name]
+        if before[name] != after[name] and applies(name.replace("_", "-"), protocol)
     ]
 
 
@@ -148,7 +156,8 @@ def compare(old: RuleSet, new: RuleSet) -> list[Change]:
         "metrics",
     )
     changes += _setting(old.logfile, new.logfile, "logfile")
-    changes += _setting(old.log.format, new.log.format, "log format")
+    if old.logfile and new.logfile:  # without a log file the format does nothing
+        changes += _setting(old.log.format, new.log.format, "log format")
     changes += _setting(
         old.pidfile.path if old.pidfile else None,
         new.pidfile.path if new.pidfile else None,

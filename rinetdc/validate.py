@@ -29,6 +29,7 @@ from rinetd_run.ruleset import (
     RuleSet,
     Setting,
     Source,
+    applies,
 )
 
 from . import ast
@@ -38,17 +39,6 @@ from .resolve import Resolver, service_port
 __all__ = ["TARGETS", "for_073", "validate"]
 
 TARGETS = ("rinetd-run", "rinetd-0.73")
-# Options that only a TCP listener's connections have, and the one only UDP has.
-_TCP_ONLY = frozenset(
-    {
-        "keepalive",
-        "idle-timeout",
-        "max-connections",
-        "max-connections-per-client",
-        "connect-timeout",
-    }
-)
-_UDP_ONLY = frozenset({"max-udp-connections"})
 
 _MAX_TIMEOUT = 2**31 - 1  # rinetd stores it in an int
 _GLOBS = frozenset("*?")
@@ -86,10 +76,14 @@ class _RuleDraft:
 
 
 def validate(
-    config: ast.Config, resolver: Resolver, target: str = "rinetd-run"
+    config: ast.Config,
+    resolver: Resolver,
+    target: str = "rinetd-run",
+    last_line: int | None = None,
 ) -> tuple[RuleSet, list[Diagnostic]]:
     """Check ``config`` for ``target`` (one of TARGETS); return its rule set and the
-    diagnostics, in source order."""
+    diagnostics, in source order.  ``last_line``: the text's line that ends the top file,
+    where included files follow it."""
     scopes = _sort(config)
     found: Found = []
     drafts = []
@@ -106,7 +100,7 @@ def validate(
     found += _check_reach(drafts, scopes.global_access)
     found += _check_files(scopes)
     found += _check_073_reading(scopes.rules)
-    found += _check_not_empty(config, drafts)
+    found += _check_not_empty(config, drafts, last_line)
     if target == "rinetd-0.73":
         found += _extensions(config)
     found.sort(key=lambda d: (d.span, d.code))
@@ -273,7 +267,6 @@ def _option_value(name: str, text: str, span: Span) -> tuple[int | str | None, F
 
 def _check_protocol(protocol: str, seen: dict[str, ast.Option]) -> Found:
     """W111: options that a rule of this listener protocol never uses."""
-    useless = _TCP_ONLY if protocol == "udp" else _UDP_ONLY
     other = "tcp" if protocol == "udp" else "udp"
     return [
         make(
@@ -283,7 +276,7 @@ def _check_protocol(protocol: str, seen: dict[str, ast.Option]) -> Found:
             hint="remove the option",
         )
         for name, option in seen.items()
-        if name in useless
+        if not applies(name, protocol)
     ]
 
 
@@ -400,6 +393,14 @@ def _address(address: ast.Address, resolver: Resolver) -> tuple[str | None, Foun
             f"'{text}' is not a valid host name",
             span,
             hint="labels are at most 63 characters, names at most 253",
+        )
+        return None, [problem]
+    if any(label.startswith("-") for label in labels):
+        problem = make(
+            "E003",
+            f"'{text}' is not a valid host name",
+            span,
+            hint="a label may not begin with '-' (rinetd 0.73 refuses the line as a syntax error)",
         )
         return None, [problem]
     numeric = resolver.resolve(text)
@@ -880,9 +881,10 @@ def _check_files(scopes: _Scopes) -> Found:
     return found
 
 
-def _check_not_empty(config: ast.Config, drafts: list[_RuleDraft]) -> Found:
-    """W106: a file without rules forwards nothing (unless a broken line was meant as one)."""
+def _check_not_empty(config: ast.Config, drafts: list[_RuleDraft], last_line: int | None) -> Found:
+    """W106: a file without rules forwards nothing (unless a broken line was meant as one);
+    said on the top file's last line (``last_line`` of the text, when includes follow it)."""
     if drafts or config.broken:
         return []
-    last = max(len(config.lines), 1)
+    last = max(last_line or len(config.lines), 1)
     return [make("W106", "the configuration has no forwarding rules", Span(last, 1, 2))]

@@ -19,6 +19,8 @@ __all__ = [
     "GLOBAL_OPTIONS",
     "OPTION_DEFAULTS",
     "RULE_OPTIONS",
+    "TCP_ONLY_OPTIONS",
+    "UDP_ONLY_OPTIONS",
     "AccessRule",
     "Effective",
     "Endpoint",
@@ -31,6 +33,7 @@ __all__ = [
     "Setting",
     "Source",
     "SourceFile",
+    "applies",
     "effective",
     "resolve",
     "system_resolver",
@@ -197,6 +200,25 @@ class RuleSet:
         value = self.setting("max-connections")
         assert isinstance(value, int)
         return value
+
+
+# Options only a TCP listener's connections have, and the one only UDP sessions have:
+# a rule whose bind is of the other protocol ignores them (rinetdc warns, W111).
+TCP_ONLY_OPTIONS = frozenset(
+    {
+        "keepalive",
+        "idle-timeout",
+        "max-connections",
+        "max-connections-per-client",
+        "connect-timeout",
+    }
+)
+UDP_ONLY_OPTIONS = frozenset({"max-udp-connections"})
+
+
+def applies(option: str, protocol: str) -> bool:
+    """Whether a rule whose bind is ``protocol`` uses ``option`` at all."""
+    return option not in (TCP_ONLY_OPTIONS if protocol == "udp" else UDP_ONLY_OPTIONS)
 
 
 @dataclass(frozen=True, slots=True)
