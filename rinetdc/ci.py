@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from . import __version__
 from .diagnostics import CODES, HELP, Diagnostic, Severity, Span
+from .include import real_path
 from .visible import visible
 
 __all__ = ["render_github", "render_sarif", "render_sarif_files"]
@@ -58,7 +59,10 @@ def _in_checkout(file: str) -> str | None:
     code scanning maps it onto the repository), or None when it lies outside."""
     if file == "<stdin>":
         return "stdin"
-    relative = os.path.relpath(os.path.realpath(file), os.path.realpath("."))
+    real = real_path(file)
+    if real is None:
+        return None
+    relative = os.path.relpath(real, os.path.realpath("."))
     if relative == ".." or relative.startswith("../"):
         return None
     return relative
@@ -72,10 +76,10 @@ def _uri(relative: str) -> str:
 
 def _place(
     file: str, span: Span, chain: Sequence[tuple[str, int]]
-) -> tuple[dict[str, object], str]:
+) -> tuple[dict[str, object], str] | None:
     """Where a result on ``span`` of ``file`` is shown, and a prefix for its message: a
     file outside the checkout (reached through --include-root) is shown at the include
-    line in the checkout that leads to it."""
+    line in the checkout that leads to it; None when no such line is known."""
     relative = _in_checkout(file)
     if relative is not None:
         return _location(_uri(relative), span), ""
@@ -84,10 +88,14 @@ def _place(
         if outer is not None:
             region = Span(line, 1, 2)
             return _location(_uri(outer), region), f"in {visible(file)}:{span.line}: "
-    absolute = "file://" + quote(os.fsencode(os.path.realpath(file)))
-    return {
-        "physicalLocation": {"artifactLocation": {"uri": absolute}, "region": _region(span)}
-    }, ""
+    return None
+
+
+def _outside(file: str, span: Span) -> dict[str, object]:
+    """A place outside the checkout by its absolute URI (a top file checked from
+    elsewhere, in text formats' terms)."""
+    absolute = "file://" + quote(os.fsencode(real_path(file) or os.path.abspath(file)))
+    return {"physicalLocation": {"artifactLocation": {"uri": absolute}, "region": _region(span)}}
 
 
 def _region(span: Span) -> dict[str, int]:
@@ -163,7 +171,8 @@ def render_sarif_files(
 def _results(file: str, diagnostics: Sequence[Diagnostic], codes: list[str]) -> list[object]:
     results: list[object] = []
     for d in diagnostics:
-        location, prefix = _place(d.file or file, d.span, d.included_from)
+        own = d.file or file
+        location, prefix = _place(own, d.span, d.included_from) or (_outside(own, d.span), "")
         text = prefix + d.message + (f" (hint: {d.hint})" if d.hint else "")
         result: dict[str, object] = {
             "ruleId": d.code,
@@ -176,13 +185,20 @@ def _results(file: str, diagnostics: Sequence[Diagnostic], codes: list[str]) -> 
             result["relatedLocations"] = [
                 {
                     "id": n,
-                    **_place(r.file or d.file or file, r.span, d.included_from)[0],
+                    **_related_place(r.file or own, r.span, location),
                     "message": {"text": r.message},
                 }
                 for n, r in enumerate(d.related, 1)
             ]
         results.append(result)
     return results
+
+
+def _related_place(file: str, span: Span, result: dict[str, object]) -> dict[str, object]:
+    """A related place in the checkout, else the result's own place (its message names
+    the file)."""
+    relative = _in_checkout(file)
+    return result if relative is None else _location(_uri(relative), span)
 
 
 def _working_directory_uri() -> str:

@@ -29,7 +29,7 @@ from .diagnostics import Diagnostic, Severity, Span, make
 from .emit import render
 from .files import FileTrouble, read_text, write
 from .fmt import format_ruleset
-from .include import inside
+from .include import inside, real_path
 from .render import render_json, render_text, summary
 from .resolve import NoResolver, Resolver, SystemResolver
 from .semdiff import compare
@@ -128,7 +128,7 @@ def _confined(path: str, roots: Sequence[str]) -> None:
     directory (or an include root) once links are followed: a link committed to a
     repository must not make a CI job print a file of the runner."""
     allowed = [os.path.realpath("."), *(os.path.realpath(root) for root in roots)]
-    if not inside(os.path.realpath(path), allowed):
+    if not inside(real_path(path), allowed):
         raise FileTrouble(
             f"{visible(path)} leads outside the working directory: not read "
             "(--format github and sarif check only files of the checkout)"

@@ -32,7 +32,7 @@ from .files import MAX_INPUT, FileTrouble, read_regular
 from .parser import include_name, invisible_character, missing_newline
 from .visible import visible
 
-__all__ = ["MAX_DEPTH", "MAX_FILES", "Sources", "expand", "inside"]
+__all__ = ["MAX_DEPTH", "MAX_FILES", "Sources", "expand", "inside", "real_path"]
 
 MAX_DEPTH = 10  # the top file is depth 0
 MAX_FILES = 1000  # files included in all, a file included twice counting twice
@@ -77,9 +77,20 @@ def stored_name(name: str) -> str:
     return visible(os.path.basename(name) or name)
 
 
-def inside(real: str, roots: Sequence[str]) -> bool:
+def real_path(path: str) -> str | None:
+    """``path`` with every link followed, or None when a link cannot be read (as
+    /proc/1/cwd for another user): such a path is never inside anything."""
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return None
+
+
+def inside(real: str | None, roots: Sequence[str]) -> bool:
     """Whether the real path ``real`` is one of ``roots`` (real paths) or under one."""
-    return any(real == root or real.startswith(root.rstrip("/") + "/") for root in roots)
+    return real is not None and any(
+        real == root or real.startswith(root.rstrip("/") + "/") for root in roots
+    )
 
 
 class _Refused(Exception):
@@ -111,8 +122,7 @@ class _Walk:
         return sorted(paths)
 
     def _list(self, path: str, part: str) -> list[str]:
-        real = os.path.realpath(path or ".")
-        if not inside(real, self.roots):
+        if not inside(real_path(path or "."), self.roots):
             raise _Refused(f"would list {visible(path or '.')}, {_OUTSIDE}")
         try:
             with os.scandir(path or ".") as entries:
@@ -223,8 +233,8 @@ class _Reading:
         said = len(self.found)
         found = False
         for match in matches:
-            real = os.path.realpath(match)
-            if not inside(real, self.walk.roots):
+            real = real_path(match)
+            if real is None or not inside(real, self.walk.roots):
                 message = f"include '{pattern}' names {visible(match)}, {_OUTSIDE}"
                 self._refuse(pattern, message, span)
                 continue
