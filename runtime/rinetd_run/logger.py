@@ -10,6 +10,13 @@ hand-over and a write each) took a fifth of the forwarder's time under a
 churn of short connections. ``reconfigure`` (on SIGHUP, for rotation) and
 ``close`` (at exit) are ordered with the lines: everything logged before them
 is written first.
+
+A log that is a stream (``logfile -`` on a pipe or the journal, a FIFO) is
+written as ``outlet`` says: never waiting, whole lines of at most PIPE_BUF per
+write; lines its reader does not take are dropped and counted, as on a full
+disk.  At most ``MAX_QUEUED`` lines wait for the writer (a disk that hangs):
+past that, new lines are dropped and counted.  ``close`` waits for the writer
+at most ``CLOSE_WAIT`` seconds, so a stop never hangs on the log.
 """
 
 from __future__ import annotations
@@ -21,15 +28,17 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import BinaryIO
 
 from .logline import Event, common_line, json_line, tab_line
+from .outlet import Outlet
 from .say import say
 
 __all__ = ["LogWriter"]
 
 _CLOSE = object()
 GATHER = 0.01  # seconds the writer waits after a write, so lines come in batches
+MAX_QUEUED = 100_000  # lines handed over and not yet written (~10-30 MB)
+CLOSE_WAIT = 5.0  # seconds a stop waits for the log to be written
 _FORMATS: dict[str, Callable[[time.struct_time, Event], str]] = {
     "tab": tab_line,
     "common": common_line,
@@ -48,15 +57,25 @@ class LogWriter:
         self._when = time.localtime()
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._dropped = 0  # lines not written since the log last took a write
-        self._file: BinaryIO | None = self._open(path) if path else None
+        self._given = 0  # lines handed to the writer (the loop's count)
+        self._taken = 0  # lines the writer has taken (the writer's count)
+        self._refused = 0  # lines the loop dropped because too many were waiting
+        self._file: Outlet | None = self._open(path) if path else None
         self._thread = threading.Thread(target=self._run, name="rinetd-log", daemon=True)
         self._thread.start()
 
     @staticmethod
-    def _open(path: str) -> BinaryIO:
+    def _open(path: str) -> Outlet:
         if path == STDOUT:
-            return open(1, "ab", buffering=0, closefd=False)
-        return open(path, "ab", buffering=0)
+            return Outlet(1)
+        # Non-blocking: opening a FIFO nobody reads fails at once instead of waiting.
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(path, flags, 0o644)
+        try:
+            return Outlet(fd, owned=True)
+        except BaseException:
+            os.close(fd)
+            raise
 
     def log(self, event: Event) -> None:
         if self._path is None:
@@ -69,9 +88,19 @@ class LogWriter:
         self._batch.append(self._format(self._when, event))
 
     def _hand_over(self) -> None:
-        if self._batch:
+        if not self._batch:
+            return
+        if self._given - self._taken + len(self._batch) > MAX_QUEUED:
+            if not self._refused:
+                say(f"the log writer is {MAX_QUEUED} lines behind; dropping lines until it is not")
+            self._refused += len(self._batch)
+        else:
+            if self._refused:
+                say(f"the log writer caught up: {self._refused} lines were dropped meanwhile")
+                self._refused = 0
+            self._given += len(self._batch)
             self._queue.put(self._batch)
-            self._batch = []
+        self._batch = []
 
     def reconfigure(self, path: str | None, style: str) -> None:
         """Switch file and format (``style``: tab, common or json); the file is reopened
@@ -84,7 +113,7 @@ class LogWriter:
     def close(self) -> None:
         self._hand_over()
         self._queue.put(_CLOSE)
-        self._thread.join()
+        self._thread.join(CLOSE_WAIT)  # a log that hangs (a dead NFS) does not hold the exit
 
     def _run(self) -> None:
         while True:
@@ -93,6 +122,7 @@ class LogWriter:
             while True:  # everything queued by now, in order, in one write
                 if isinstance(item, list):
                     lines += item
+                    self._taken += len(item)
                 else:
                     self._write(lines)
                     lines = []
@@ -117,17 +147,18 @@ class LogWriter:
         if not lines or self._file is None:
             return
         data = "".join(lines).encode()
-        written, error = _append(self._file.fileno(), data)
+        written, error = self._file.write(data)
         if error is None:
             if self._dropped:
                 say(f"log writable again: {self._dropped} lines were dropped meanwhile")
                 self._dropped = 0
             return
         whole = data.rfind(b"\n", 0, written) + 1
-        if whole < written:
-            _cut(self._file.fileno(), written - whole)
+        if whole < written and not self._file.stream:
+            _cut(self._file.fd, written - whole)
         if not self._dropped:
-            say(f"cannot write the log: {error.strerror or error}; dropping lines until it can")
+            why = "nobody reads it" if isinstance(error, BlockingIOError) else error.strerror
+            say(f"cannot write the log: {why or error}; dropping lines until it can")
         self._dropped += data.count(b"\n", whole)
 
     def _swap(self, path: str | None) -> None:
@@ -139,18 +170,6 @@ class LogWriter:
                 self._file = self._open(path)
             except OSError as error:
                 say(f"cannot open log {path}: {error}")
-
-
-def _append(fd: int, data: bytes) -> tuple[int, OSError | None]:
-    """One ``write`` for the whole batch, unless the kernel takes less (a full disk):
-    how much was written, and the error that stopped it."""
-    view, written = memoryview(data), 0
-    while written < len(data):
-        try:
-            written += os.write(fd, view[written:])
-        except OSError as error:
-            return written, error
-    return written, None
 
 
 def _cut(fd: int, tail: int) -> None:
