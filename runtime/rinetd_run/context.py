@@ -89,33 +89,33 @@ class Context:
         if found != "allowed":
             self.log(link.event(logline.DENIED if found == "denied" else logline.NOT_ALLOWED))
             return None
-        options = binding.options
-        if options.max_connections or options.max_connections_per_client or options.idle_timeout:
-            return self._with_options(binding, link)
-        self.links.add(link)
-        link.on_finish = self.links.discard
-        return link
+        if not binding.counted and not binding.options.idle_timeout:
+            self.links.add(link)
+            link.on_finish = self.links.discard
+            return link
+        return self._with_options(binding, link)
 
     def _with_options(self, binding: Binding, link: Link) -> Link | None:
-        """Admit a link of a rule with limits or an idle timeout: counted, watched, and
-        forgotten by both the moment it ends (a finished link kept until the next tick
-        would outlive the young GC generations, and cost a full collection later)."""
+        """Admit a link of a TCP rule (counted, so a limit a reload brings sees what is
+        already open) or of a rule with an idle timeout (watched): forgotten by both the
+        moment it ends (a finished link kept until the next tick would outlive the young
+        GC generations, and cost a full collection later)."""
         options, limits, deadlines = binding.options, binding.limits, self.deadlines
-        limited = bool(options.max_connections or options.max_connections_per_client)
+        counted = binding.counted
         key = client_key(link.client_address)
-        if limited and not limits.admits(
-            key, options.max_connections, options.max_connections_per_client
-        ):
-            self.log(link.event(logline.LIMIT_EXCEEDED))
-            return None
-        if limited:
+        if counted:
+            if (options.max_connections or options.max_connections_per_client) and not (
+                limits.admits(key, options.max_connections, options.max_connections_per_client)
+            ):
+                self.log(link.event(logline.LIMIT_EXCEEDED))
+                return None
             limits.add(key)
         self.links.add(link)
 
         def ended(done: Link) -> None:
             self.links.discard(done)
             deadlines.forget(done)
-            if limited:
+            if counted:
                 limits.remove(key)
 
         link.on_finish = ended
@@ -131,3 +131,9 @@ class Binding:
     context: Context
     options: Effective
     limits: RuleLimits = field(default_factory=RuleLimits)
+
+    @property
+    def counted(self) -> bool:
+        """TCP rules count what they hold open (limits, now or after a reload); a UDP rule
+        has no connection limits (rinetdc warns of them, W111)."""
+        return self.rule.bind.protocol == "tcp"

@@ -21,7 +21,7 @@ from typing import Any
 from . import __version__
 from .document import load
 from .pidfile import pidfile
-from .ruleset import RuleSet, RuleSetError, resolve
+from .ruleset import RuleSet, RuleSetError, effective, resolve
 from .say import say
 from .server import BindError, Server
 from .workers import supervise
@@ -116,6 +116,16 @@ def _raise_file_limit() -> None:
 _HELD = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT}
 
 
+def _limited(ruleset: RuleSet) -> bool:
+    """Whether the process or some TCP rule has a connection limit."""
+    return bool(ruleset.max_connections) or any(
+        options.max_connections or options.max_connections_per_client
+        for rule in ruleset.rules
+        if rule.bind.protocol == "tcp"
+        for options in [effective(ruleset, rule)]
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
     arguments = _arguments(argv)
@@ -133,6 +143,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             say("--loop uvloop asked for, but uvloop is not installed")
             sys.exit(2)
     workers = max(1, arguments.workers)
+    if workers > 1 and _limited(ruleset):
+        say(
+            f"--workers {workers}: max-connections (the process's and the rules') and "
+            "max-connections-per-client count in each worker, so up to "
+            f"{workers} times a limit is admitted; run one worker where a limit must hold"
+        )
 
     def work(index: int) -> int:
         return runner(_serve(arguments.rules, ruleset, arguments.grace, workers, index))

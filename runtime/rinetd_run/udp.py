@@ -107,7 +107,8 @@ class UdpListener(asyncio.DatagramProtocol):
         if link is None:
             return None
         if not self._make_room():
-            context.links.discard(link)  # never opened, so nothing is logged for it
+            if link.on_finish is not None:  # never opened, so nothing is logged for it
+                link.on_finish(link)
             return None
         session = _Session(link, rule.timeout, asyncio.get_running_loop(), self.sessions, key)
         self.sessions[key] = session

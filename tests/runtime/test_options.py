@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from rinetd_run.proxy import header as proxy_header
-from tests.helpers import CORPUS, parse_tab
+from tests.helpers import CORPUS, compile_config, parse_tab
 from tests.runtime.harness import (
     TcpEcho,
     UdpEcho,
@@ -300,3 +301,59 @@ def test_the_proxy_header_goes_out_before_the_client_says_anything(
             assert conn.recv(64) == b"then the client"
             conn.close()
             client.close()
+
+
+def test_a_limit_brought_by_a_reload_counts_what_is_already_open(
+    echo: TcpEcho, tmp_path: Path
+) -> None:
+    port = free_port()
+    rule = f"127.0.0.1 {port} 127.0.0.1 {echo.port}"
+    with running(f"{rule}\nlogfile LOG\n", tmp_path) as fw:
+        held = [_connect("127.0.0.1", port) for _ in range(4)]
+        assert all(_echoes(c) for c in held)
+        compile_config(f"{rule} [max-connections=2]\nlogfile LOG\n", tmp_path)
+        fw.signal(signal.SIGHUP)
+        fw.wait_for_stderr("reloaded:")
+        over = _connect("127.0.0.1", port)
+        over.settimeout(5)
+        assert recv_all(over) == b""  # 4 open, the limit 2: refused
+        fw.wait_for_log("limit-exceeded")
+        for sock in held[:3]:
+            sock.close()
+        fw.log_lines(8)  # 4 opened, 1 refused, 3 done
+        again = _connect("127.0.0.1", port)  # 1 open now: admitted
+        assert _echoes(again)
+        for sock in (held[3], over, again):
+            sock.close()
+
+
+def test_a_udp_rule_ignores_the_tcp_connection_limits(tmp_path: Path) -> None:
+    echo = UdpEcho().start()
+    port = free_port(socket.SOCK_DGRAM)
+    limits = "[max-connections=1, max-connections-per-client=1]"
+    conf = f"127.0.0.1 {port}/udp 127.0.0.1 {echo.port}/udp {limits}\nlogfile LOG\n"
+    clients = []
+    try:
+        with running(conf, tmp_path) as fw:
+            for number in range(6):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sock.settimeout(5)
+                sock.bind(("127.0.0.1", 0))
+                sock.sendto(b"%d" % number, ("127.0.0.1", port))
+                assert sock.recv(16) == b"%d" % number  # all six answered, as W111 says
+                clients.append(sock)
+            assert "limit-exceeded" not in fw.log.read_text()
+    finally:
+        for sock in clients:
+            sock.close()
+        echo.stop()
+
+
+def test_workers_say_that_limits_count_per_worker(echo: TcpEcho, tmp_path: Path) -> None:
+    port = free_port()
+    conf = f"127.0.0.1 {port} 127.0.0.1 {echo.port} [max-connections=2]\n"
+    fw = start_forwarder(compile_config(conf, tmp_path), workers=2)
+    try:
+        fw.wait_for_stderr("count in each worker, so up to 2 times a limit is admitted")
+    finally:
+        fw.stop()
