@@ -2,12 +2,21 @@
 text exposition format, served on the `metrics` address only.
 
 Counting is a few dictionary increments per log event (two events a
-connection), done only when `metrics` is set.  The page is written from the
-counters and from /proc when scraped.  The endpoint is asyncio's stream
-server, bounded as a client of a rule is: a request of at most 8 KiB, read and
-answered within 5 s, at most 16 scrapers at once (more are closed at once);
-only `GET /metrics` (and HEAD) is served, other paths get 404 and other
-methods 405.
+connection), done only when `metrics` is set.  The page is written from a copy
+of the counters (taken on the event loop, a C-speed copy of a few dicts) and
+from /proc, in a thread of its own: a page of thousands of rules takes a
+quarter of a second to write, and the forwarding loop gets the interpreter
+back every few milliseconds meanwhile.  One page is written at a time, and
+scrapes that come while it is written, or within as long as it took after,
+get that page: a scrape storm costs at most about half the interpreter.
+
+The endpoint is bounded as a client of a rule is: a request of at most 8 KiB,
+read and answered within 5 s, at most 16 scrapers at once.  A 17th connection
+takes the place of the oldest one still sending its request (a slowloris of
+reconnecting half-requests cannot keep a real scraper out; one whose request
+is in is never dropped); if all 16 are being answered, the new one is closed.
+Only `GET /metrics` (and HEAD) is served, other paths get 404 and other
+methods 405.  `::` takes IPv4 scrapers too, as a rule's `::` bind does.
 """
 
 from __future__ import annotations
@@ -16,9 +25,11 @@ import asyncio
 import contextlib
 import os
 import resource
+import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 
 from . import logline
 from .logline import Event
@@ -55,6 +66,18 @@ class Counters:
     reloads: dict[str, int] = field(default_factory=lambda: {"done": 0, "failed": 0})
     last_reload: float = 0.0  # time of the last good (re)load
     digest: str = ""
+
+    def snapshot(self) -> Counters:
+        """A copy the page can be written from while the loop goes on counting."""
+        return replace(
+            self,
+            results=self.results.copy(),
+            open=self.open.copy(),
+            bytes_from_client=self.bytes_from_client.copy(),
+            bytes_to_client=self.bytes_to_client.copy(),
+            lines=self.lines.copy(),
+            reloads=self.reloads.copy(),
+        )
 
     def rule_set(self, ruleset: RuleSet, digest: str) -> None:
         """The rules now served: their labels (counts of rules gone stay on the page)."""
@@ -137,8 +160,9 @@ def _process(out: list[str]) -> None:
         _one(out, "process_start_time_seconds", "gauge", text, started)
 
 
-def exposition(counters: Counters, udp_keys: set[RuleKey]) -> str:
-    """The page, in the Prometheus text format (version 0.0.4)."""
+def exposition(counters: Counters) -> str:
+    """The page, in the Prometheus text format (version 0.0.4).  A rule's key holds its
+    bind's protocol, so a UDP rule's sessions stay UDP after the rule is removed."""
     out: list[str] = []
     lines = counters.lines
     _family(
@@ -151,11 +175,11 @@ def exposition(counters: Counters, udp_keys: set[RuleKey]) -> str:
         out.append(f"rinetd_run_connections_total{_labels(key, lines, result=word)} {value}")
     _family(out, "rinetd_run_connections_open", "gauge", "TCP connections open now, by rule.")
     for key, value in sorted(counters.open.items()):
-        if key not in udp_keys:
+        if key[2] != "udp":
             out.append(f"rinetd_run_connections_open{_labels(key, lines)} {value}")
     _family(out, "rinetd_run_udp_sessions_open", "gauge", "UDP sessions open now, by rule.")
     for key, value in sorted(counters.open.items()):
-        if key in udp_keys:
+        if key[2] == "udp":
             out.append(f"rinetd_run_udp_sessions_open{_labels(key, lines)} {value}")
     for name, values, text in (
         ("rinetd_run_client_bytes_total", counters.bytes_from_client, "Bytes from clients"),
@@ -193,27 +217,48 @@ def _answer(status: int, body: bytes, head_only: bool = False) -> bytes:
     return head.encode("ascii") + (b"" if head_only else body)
 
 
-def respond(request: bytes, page: Callable[[], str]) -> bytes:
-    """The answer to one request head.  A pure function of the request and the page."""
+def route(request: bytes) -> int:
+    """The status one request head gets: 200 for the page.  A pure function."""
     parts = request.split(b"\r\n", 1)[0].split()
     if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
-        return _answer(400, b"bad request\n")
+        return 400
     method, target = parts[0], parts[1].split(b"?", 1)[0]
     if target != b"/metrics":
-        return _answer(404, b"not found: try /metrics\n")
+        return 404
     if method not in (b"GET", b"HEAD"):
-        return _answer(405, b"only GET\n")
-    return _answer(200, page().encode("utf-8"), head_only=method == b"HEAD")
+        return 405
+    return 200
+
+
+_BODIES = {400: b"bad request\n", 404: b"not found: try /metrics\n", 405: b"only GET\n"}
+
+
+def respond(request: bytes, page: Callable[[], str]) -> bytes:
+    """The answer to one request head.  A pure function of the request and the page."""
+    status = route(request)
+    if status != 200:
+        return _answer(status, _BODIES[status])
+    head_only = request.split(None, 1)[0] == b"HEAD"
+    return _answer(200, page().encode("utf-8"), head_only=head_only)
+
+
+Builder = Callable[[], str]  # writes the page from a copy of the counters, in a thread
 
 
 class MetricsServer:
-    """The endpoint on one address and port; opened, kept or moved on reload."""
+    """The endpoint on one address and port; opened, kept or moved on reload.
+    ``snapshot``, called on the loop, returns what writes the page off it."""
 
-    def __init__(self, page: Callable[[], str]) -> None:
-        self.page = page
+    def __init__(self, snapshot: Callable[[], Builder]) -> None:
+        self.snapshot = snapshot
         self.where: tuple[str, int] | None = None
         self._server: asyncio.Server | None = None
-        self._active = 0
+        self._reading: dict[asyncio.StreamWriter, None] = {}  # oldest first
+        self._answering = 0
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="rinetd-metrics")
+        self._page: str | None = None
+        self._fresh_until = 0.0  # monotonic time until which the last page is served again
+        self._building: asyncio.Future[str] | None = None
 
     async def serve(self, where: tuple[str, int] | None) -> None:
         """Listen on ``where`` (None: nowhere); an unchanged address keeps its socket, a
@@ -223,7 +268,7 @@ class MetricsServer:
         new = None
         if where is not None:
             new = await asyncio.start_server(
-                self._client, where[0], where[1], limit=MAX_REQUEST, reuse_address=True
+                self._client, sock=_listening(where), limit=MAX_REQUEST
             )
         self.close()
         self._server, self.where = new, where
@@ -234,19 +279,75 @@ class MetricsServer:
             self._server = None
         self.where = None
 
+    async def page(self) -> str:
+        """The page: the last one while it is fresh, else one written now (once, for
+        every scrape that waits for it)."""
+        loop = asyncio.get_running_loop()
+        if self._page is not None and loop.time() < self._fresh_until:
+            return self._page
+        if self._building is None:
+            started = loop.time()
+            building = loop.run_in_executor(self._writer, self.snapshot())
+            self._building = building
+            try:
+                self._page = await building
+            finally:
+                self._building = None
+            self._fresh_until = loop.time() + (loop.time() - started)
+            return self._page
+        return await asyncio.shield(self._building)
+
+    def _make_room(self) -> bool:
+        """Room for one more scraper: the oldest one still sending its request gives way."""
+        if len(self._reading) + self._answering < MAX_SCRAPERS:
+            return True
+        if not self._reading:
+            return False
+        oldest = next(iter(self._reading))
+        del self._reading[oldest]
+        oldest.transport.abort()
+        return True
+
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._active >= MAX_SCRAPERS:
+        if not self._make_room():
             writer.close()
             return
-        self._active += 1
+        self._reading[writer] = None
+        answering = False
         try:
             request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
-            writer.write(respond(request, self.page))
+            if writer not in self._reading:
+                return  # gave way to a newer scraper meanwhile
+            del self._reading[writer]
+            self._answering += 1
+            answering = True
+            text = await asyncio.wait_for(self.page(), TIMEOUT) if route(request) == 200 else ""
+            writer.write(respond(request, lambda: text))
             await asyncio.wait_for(writer.drain(), TIMEOUT)
         except (TimeoutError, asyncio.LimitOverrunError, asyncio.IncompleteReadError):
             pass
         except (ConnectionError, ValueError):
             pass
         finally:
-            self._active -= 1
+            self._reading.pop(writer, None)
+            if answering:
+                self._answering -= 1
             writer.close()
+
+
+def _listening(where: tuple[str, int]) -> socket.socket:
+    """The endpoint's socket; ``::`` takes IPv4 too, as a rule's bind does."""
+    address, port = where
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, address != "::")
+        sock.bind((address, port))
+        sock.listen(MAX_SCRAPERS)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

@@ -157,13 +157,8 @@ class Server:
         self._count_with(ruleset)
         self.listeners: dict[Key, _Listener] = {}
 
-    def _page(self) -> str:
-        udp: set[tuple[str, int, str]] = {
-            (rule.bind.host, rule.bind.port, "udp")
-            for rule in self.ruleset.rules
-            if rule.bind.protocol == "udp"
-        }
-        return exposition(self.counters, udp)
+    def _page(self) -> Callable[[], str]:
+        return functools.partial(exposition, self.counters.snapshot())
 
     def _count_with(self, ruleset: RuleSet) -> None:
         """Log events pass through the counters while the rule set has `metrics`."""

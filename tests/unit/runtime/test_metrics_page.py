@@ -51,7 +51,7 @@ def test_counters_follow_a_connection_s_two_events() -> None:
     key = ("0", 80, "tcp")
     assert counters.open[key] == 0  # a denied client never opened, so it closes nothing
     assert (counters.bytes_from_client[key], counters.bytes_to_client[key]) == (5, 9)
-    page = exposition(counters, set())
+    page = exposition(counters)
     assert (
         'rinetd_run_connections_total{bind="0",port="80",protocol="tcp",line="",result="denied"} 1'
         in page
