@@ -13,6 +13,8 @@ import hashlib
 import json
 from typing import Any
 
+from .slices import compact_pieces
+
 __all__ = ["FORMAT", "READABLE", "VERSION", "digest", "dumps"]
 
 FORMAT = "rinetdc-rules"
@@ -21,10 +23,13 @@ READABLE = (1, 2)  # what the runtime reads: a version 1 file keeps working
 
 
 def digest(document: dict[str, Any]) -> str:
-    """``sha256:<hex>`` of the compact canonical form of ``document`` without its digest."""
+    """``sha256:<hex>`` of the compact canonical form of ``document`` without its digest
+    (written and hashed a rule at a time: see ``slices``)."""
     content = {key: value for key, value in document.items() if key != "digest"}
-    compact = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return "sha256:" + hashlib.sha256(compact.encode("ascii")).hexdigest()
+    hashed = hashlib.sha256()
+    for piece in compact_pieces(content):
+        hashed.update(piece.encode("ascii"))
+    return "sha256:" + hashed.hexdigest()
 
 
 def _line(value: Any) -> str:

@@ -10,7 +10,6 @@ agree on what a valid rule set is.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from . import slices
 from .canonical import FORMAT, READABLE, VERSION, digest
 from .ruleset import (
     GLOBAL_OPTIONS,
@@ -390,7 +390,7 @@ def _no_constant(name: str) -> None:
 def read(text: str, name: str = "rule set") -> RuleSet:
     """The rule set in ``text``; RuleSetError unless it is a sealed rinetdc rule set."""
     try:
-        document = json.loads(text, parse_constant=_no_constant)
+        document = slices.loads(text, _no_constant)
     except RecursionError:
         raise RuleSetError(f"{name} is not valid JSON: nested too deep") from None
     except ValueError as error:  # JSONDecodeError, and digit strings past Python's limit
@@ -439,7 +439,7 @@ def load(path: str) -> RuleSet:
     except OSError as error:
         raise RuleSetError(f"cannot read {path}: {error.strerror or error}") from None
     try:
-        text = data.decode("utf-8")
+        text = slices.decode(data)
     except UnicodeDecodeError:
         raise RuleSetError(f"{path} is not UTF-8 text") from None
     return read(text, path)

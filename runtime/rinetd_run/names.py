@@ -13,8 +13,11 @@ looked up again: the listening socket stays.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
+import threading
+from typing import Any
 
 from .ruleset import RuleSet, effective
 from .say import say
@@ -97,7 +100,7 @@ class Names:
     async def _look_up(self, key: Key) -> None:
         host, every = key
         try:
-            found = await self.loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+            found = await _getaddrinfo(self.loop, host)
             addresses = tuple(dict.fromkeys(str(entry[4][0]) for entry in found))
             error = None if addresses else "no address"
         except (OSError, UnicodeError) as problem:
@@ -125,3 +128,30 @@ class Names:
         self._timers.clear()
         for task in self._tasks:
             task.cancel()
+
+
+def _getaddrinfo(loop: asyncio.AbstractEventLoop, host: str) -> asyncio.Future[list[Any]]:
+    """``getaddrinfo`` in a daemon thread of its own: a resolver that never answers holds
+    that thread only, never a pool a reload or the exit waits for (asyncio's default
+    pool is joined at exit: a stop took as long as the lookups under way)."""
+    future: asyncio.Future[list[Any]] = loop.create_future()
+
+    def settle(result: list[Any] | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result or [])
+
+    def run() -> None:
+        try:
+            found: list[Any] | None = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+            problem: BaseException | None = None
+        except (OSError, UnicodeError) as error:
+            found, problem = None, error
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(settle, found, problem)
+
+    threading.Thread(target=run, name="rinetd-lookup", daemon=True).start()
+    return future

@@ -17,6 +17,7 @@ import resource
 import socket
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from . import logline
@@ -100,6 +101,11 @@ def _load_and_plan(path: str, current: tuple[Key, ...]) -> tuple[RuleSet, Reload
     return ruleset, plan_reload(current, ruleset.rules)
 
 
+# Reloads run one at a time, in a thread of their own: asyncio's default pool is where
+# lookups waited on a resolver that did not answer, and a reload queued behind them.
+_RELOADER = ThreadPoolExecutor(1, thread_name_prefix="rinetd-reload")
+
+
 async def _off_the_loop(
     work: Callable[[str, tuple[Key, ...]], tuple[RuleSet, ReloadPlan]],
     path: str,
@@ -114,7 +120,7 @@ async def _off_the_loop(
     # and everything else, run by the reading thread, held the lock for tens of ms.
     gc.disable()
     try:
-        return await asyncio.get_running_loop().run_in_executor(None, work, path, current)
+        return await asyncio.get_running_loop().run_in_executor(_RELOADER, work, path, current)
     finally:
         sys.setswitchinterval(interval)
         if collecting:

@@ -1,0 +1,75 @@
+"""A resolver that never answers, seen by rinetd-run in a mount namespace of its own
+(its /etc/hosts and /etc/resolv.conf bound over the host's, which stay untouched):
+reloads and stops never wait for the lookups under way."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import BIN, compile_config
+from tests.runtime.harness import TcpEcho, free_port
+
+NAMES = 24
+SILENT = "127.0.0.77"  # a name server that takes queries and answers none
+
+
+def _needs_root() -> None:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("root and unshare are needed in CI")
+        pytest.skip("needs root (a mount namespace)")
+
+
+def test_reload_and_stop_do_not_wait_for_a_silent_resolver(
+    tcp_echo: TcpEcho, tmp_path: Path
+) -> None:
+    _needs_root()
+    hosts, resolv = tmp_path / "hosts", tmp_path / "resolv.conf"
+    names = [f"backend{n}.rinetd-test.example" for n in range(NAMES)]
+    hosts.write_text("127.0.0.1 localhost\n" + "".join(f"127.0.0.1 {n}\n" for n in names))
+    resolv.write_text(f"nameserver {SILENT}\noptions timeout:5 attempts:2\n")
+    first = free_port()
+    rules = "".join(
+        f"127.0.0.1 {first + n} {name} {tcp_echo.port} [dns-refresh=1]\n"
+        for n, name in enumerate(names)
+    )
+    compiled = compile_config(rules, tmp_path, "--no-resolve")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind((SILENT, 53))  # queries arrive and are never answered
+        script = (
+            f'mount --bind "{hosts}" /etc/hosts && mount --bind "{resolv}" /etc/resolv.conf '
+            f'&& exec "{BIN / "rinetd-run"}" "{compiled}" --grace 1'
+        )
+        process = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stderr is not None
+            assert "forwarding" in process.stderr.readline()
+            hosts.write_text("127.0.0.1 localhost\n")  # the names now go to the silent server
+            time.sleep(2.5)  # every name's refresh is waiting on it
+            numeric = compile_config(f"127.0.0.1 {first} 127.0.0.1 {tcp_echo.port}\n", tmp_path)
+            assert numeric == compiled
+            started = time.monotonic()
+            process.send_signal(signal.SIGHUP)
+            while "reloaded" not in (line := process.stderr.readline()):
+                assert line, "rinetd-run ended"
+            assert time.monotonic() - started < 5, "the reload waited for the lookups"
+            started = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+            assert time.monotonic() - started < 5, "the stop waited for the lookups"
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
