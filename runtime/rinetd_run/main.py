@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import os
 import resource
 import signal
 import sys
@@ -23,8 +24,8 @@ from .document import load
 from .pidfile import pidfile
 from .ruleset import RuleSet, RuleSetError, effective, resolve
 from .say import say
-from .server import BindError, Server
-from .workers import supervise
+from .server import Agreement, BindError, Server
+from .workers import COMMIT, NO, PREPARE, YES, Channel, supervise
 
 __all__ = ["main"]
 
@@ -58,7 +59,9 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def _serve(path: str, ruleset: RuleSet, grace: float, workers: int, index: int) -> int:
+async def _serve(
+    path: str, ruleset: RuleSet, grace: float, workers: int, index: int, channel: Channel | None
+) -> int:
     try:
         server = Server(path, ruleset, reuse_port=workers > 1, worker=index)
     except OSError as error:
@@ -72,30 +75,81 @@ async def _serve(path: str, ruleset: RuleSet, grace: float, workers: int, index:
         return 1
     path_of_pid = ruleset.pidfile.path if ruleset.pidfile and workers == 1 else None
     with pidfile(path_of_pid):  # with --workers, the supervisor's
-        await _forward(server, path, len(ruleset.rules), grace)
+        await _forward(server, path, len(ruleset.rules), grace, channel)
     return 0
 
 
-async def _reloads(server: Server, wanted: asyncio.Event, stop: asyncio.Event) -> None:
+async def _reloads(
+    server: Server, wanted: asyncio.Event, stop: asyncio.Event, agree: Agreement | None
+) -> None:
     """Reload once per request, one reload at a time: SIGHUPs that arrive during a reload
     are one more reload after it, however many they are."""
     while not stop.is_set():
         await wanted.wait()
         wanted.clear()
         if not stop.is_set():
-            await server.reload()
+            await (server.reload(agree) if agree else server.reload())
 
 
-async def _forward(server: Server, path: str, count: int, grace: float) -> None:
+class _Parent:
+    """A worker's side of the parent's reload rounds (see ``workers``)."""
+
+    def __init__(self, channel: Channel, wanted: asyncio.Event) -> None:
+        self.channel, self.wanted = channel, wanted
+        self.verdict: asyncio.Future[bytes] | None = None
+        os.set_blocking(channel.inbox, False)
+        asyncio.get_running_loop().add_reader(channel.inbox, self._read)
+
+    def _read(self) -> None:
+        try:
+            data = os.read(self.channel.inbox, 64)
+        except BlockingIOError:
+            return
+        if not data:  # the parent is gone
+            asyncio.get_running_loop().remove_reader(self.channel.inbox)
+            return
+        for message in (data[n : n + 1] for n in range(len(data))):
+            if message == PREPARE:
+                self.wanted.set()
+            elif self.verdict is not None and not self.verdict.done():
+                self.verdict.set_result(message)
+
+    async def agree(self, ready: bool) -> bool:
+        """Tell the parent whether this worker can apply the new rule set; True when
+        every worker can (no answer within VERDICT_WAIT: keep the old rules)."""
+        self.verdict = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(OSError):
+            os.write(self.channel.outbox, YES if ready else NO)
+        try:
+            return await asyncio.wait_for(self.verdict, VERDICT_WAIT) == COMMIT
+        except TimeoutError:
+            return False
+
+
+VERDICT_WAIT = 60.0  # seconds a worker waits for the others to be ready
+
+
+async def _forward(
+    server: Server, path: str, count: int, grace: float, channel: Channel | None
+) -> None:
     loop = asyncio.get_running_loop()
     stop, wanted = asyncio.Event(), asyncio.Event()
-    loop.add_signal_handler(signal.SIGHUP, wanted.set)
+    agree: Agreement | None = None
+    if channel is None:
+        loop.add_signal_handler(signal.SIGHUP, wanted.set)
+    else:  # reloads come from the parent, in rounds that every worker takes part in
+        agree = _Parent(channel, wanted).agree
+        parent = os.getppid()
+        loop.add_signal_handler(
+            signal.SIGHUP,
+            lambda: say(f"SIGHUP to a worker does nothing: send it to the parent, pid {parent}"),
+        )
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     # Signals that came while starting were held back (see main); they arrive now.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
     say(f"forwarding {count} rules from {path}")
-    reloading = loop.create_task(_reloads(server, wanted, stop))
+    reloading = loop.create_task(_reloads(server, wanted, stop, agree))
     await stop.wait()
     wanted.set()  # lets the reload loop see the stop, after a reload under way
     await reloading
@@ -114,6 +168,29 @@ def _raise_file_limit() -> None:
 # that comes while the rules are read and bound must not kill the process (a first
 # install may send restart and reload back to back); it is acted on once ready.
 _HELD = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT}
+
+
+_WILDCARDS = ("0.0.0.0", "::")
+
+
+def _metrics_collision(ruleset: RuleSet, workers: int) -> str | None:
+    """With --workers N, worker n serves metrics on PORT + n: a rule bound there would
+    make that worker fail to start, which the compiler cannot know of."""
+    if ruleset.metrics is None or workers < 2:
+        return None
+    endpoint = ruleset.metrics.endpoint
+    address = endpoint.address or endpoint.host
+    for rule in ruleset.rules:
+        protocol, bind, port = rule.listener
+        taken = endpoint.port < port < endpoint.port + workers
+        overlapping = bind == address or bind in _WILDCARDS or address in _WILDCARDS
+        if protocol == "tcp" and taken and overlapping:
+            return (
+                f"--workers {workers}: worker {port - endpoint.port} would serve metrics on "
+                f"{address} {port}, which the rule of line {rule.line} binds; move the "
+                "metrics port or that rule (worker N serves metrics on PORT + N)"
+            )
+    return None
 
 
 def _limited(ruleset: RuleSet) -> bool:
@@ -143,6 +220,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             say("--loop uvloop asked for, but uvloop is not installed")
             sys.exit(2)
     workers = max(1, arguments.workers)
+    collision = _metrics_collision(ruleset, workers)
+    if collision is not None:
+        say(collision)
+        sys.exit(2)
     if workers > 1 and _limited(ruleset):
         say(
             f"--workers {workers}: max-connections (the process's and the rules') and "
@@ -150,8 +231,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{workers} times a limit is admitted; run one worker where a limit must hold"
         )
 
-    def work(index: int) -> int:
-        return runner(_serve(arguments.rules, ruleset, arguments.grace, workers, index))
+    def work(index: int, channel: Channel | None = None) -> int:
+        return runner(_serve(arguments.rules, ruleset, arguments.grace, workers, index, channel))
 
     sys.exit(
         work(0)

@@ -35,7 +35,7 @@ from . import logline
 from .logline import Event
 from .ruleset import RuleSet
 
-__all__ = ["Counters", "MetricsServer", "counting", "exposition"]
+__all__ = ["Counters", "MetricsServer", "Move", "counting", "exposition"]
 
 MAX_REQUEST = 8192  # bytes of a request head
 TIMEOUT = 5.0  # seconds to read a request and write the answer
@@ -245,6 +245,15 @@ def respond(request: bytes, page: Callable[[], str]) -> bytes:
 Builder = Callable[[], str]  # writes the page from a copy of the counters, in a thread
 
 
+@dataclass(frozen=True)
+class Move:
+    """The endpoint a new rule set asks for, opened and not yet taken."""
+
+    where: tuple[str, int] | None
+    server: asyncio.Server | None
+    keep: bool  # the same address: the socket served now stays
+
+
 class MetricsServer:
     """The endpoint on one address and port; opened, kept or moved on reload.
     ``snapshot``, called on the loop, returns what writes the page off it."""
@@ -260,18 +269,29 @@ class MetricsServer:
         self._fresh_until = 0.0  # monotonic time until which the last page is served again
         self._building: asyncio.Future[str] | None = None
 
-    async def serve(self, where: tuple[str, int] | None) -> None:
-        """Listen on ``where`` (None: nowhere); an unchanged address keeps its socket, a
-        new one is opened before the old one is closed (OSError if it cannot be)."""
+    async def prepare(self, where: tuple[str, int] | None) -> Move:
+        """What serving ``where`` (None: nowhere) takes: an unchanged address keeps its
+        socket, a new one is opened now, beside the old (OSError if it cannot be)."""
         if where == self.where:
-            return
+            return Move(where, None, keep=True)
         new = None
         if where is not None:
             new = await asyncio.start_server(
                 self._client, sock=_listening(where), limit=MAX_REQUEST
             )
+        return Move(where, new, keep=False)
+
+    def commit(self, move: Move) -> None:
+        """Serve where ``move`` says, closing the old endpoint."""
+        if move.keep:
+            return
         self.close()
-        self._server, self.where = new, where
+        self._server, self.where = move.server, move.where
+
+    def discard(self, move: Move) -> None:
+        """Forget a prepared move: its new endpoint is closed, the old one serves on."""
+        if move.server is not None:
+            move.server.close()
 
     def close(self) -> None:
         if self._server is not None:

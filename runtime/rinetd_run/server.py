@@ -16,7 +16,7 @@ import os
 import resource
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -27,7 +27,7 @@ from .context import Binding, Context
 from .deadlines import Deadlines
 from .document import load
 from .logger import LogWriter
-from .metrics import Counters, MetricsServer, counting, exposition
+from .metrics import Counters, MetricsServer, Move, counting, exposition
 from .names import Names
 from .plan import Key, ReloadPlan, plan_reload
 from .poller import Poller
@@ -40,6 +40,15 @@ __all__ = ["BACKLOG", "BindError", "Server"]
 
 BACKLOG = 1024
 SWITCH_WHILE_RELOADING = 0.0002  # seconds
+
+
+# Told whether this process can apply a new rule set; answers whether all can.
+Agreement = Callable[[bool], Awaitable[bool]]
+
+
+async def _alone(ready: bool) -> bool:
+    """One process: what it can do is what is done."""
+    return ready
 
 
 class BindError(Exception):
@@ -172,11 +181,12 @@ class Server:
         log = self.logger.log
         self.context.log = counting(log, self.counters) if ruleset.metrics else log
 
-    async def _serve_metrics(self, ruleset: RuleSet) -> None:
-        """Open, keep, move or close the metrics endpoint; BindError if it cannot be."""
+    async def _prepare_metrics(self, ruleset: RuleSet) -> Move:
+        """The metrics endpoint the rule set asks for, opened beside the one served now
+        (kept if unchanged); BindError if it cannot be."""
         where = _metrics_at(ruleset, self.worker)
         try:
-            await self.metrics.serve(where)
+            return await self.metrics.prepare(where)
         except OSError as error:
             assert where is not None and ruleset.metrics is not None
             raise BindError(
@@ -194,20 +204,23 @@ class Server:
     async def start(self) -> None:
         """Bind every rule; BindError (nothing left open) if one fails."""
         plan = plan_reload((), self.ruleset.rules)
-        self.listeners = await self._open(plan.open, self.ruleset)
+        opened = self._open(plan.open, self.ruleset)
         try:
-            await self._serve_metrics(self.ruleset)
+            self.metrics.commit(await self._prepare_metrics(self.ruleset))
         except BindError:
-            for listener in self.listeners.values():
-                listener.close()
+            self._discard(opened, None)
             raise
+        await self._start(opened)
+        self.listeners = opened
         self.context.names.plan(self.ruleset)
         self._count_base()
         # What start made lives long (no connection exists yet, so no cycle is frozen
         # with it): later collections need not walk it, on the loop.
         gc.freeze()
 
-    async def _open(self, rules: dict[Key, Rule], ruleset: RuleSet) -> dict[Key, _Listener]:
+    def _open(self, rules: dict[Key, Rule], ruleset: RuleSet) -> dict[Key, _Listener]:
+        """The rules' sockets, bound (BindError, nothing left open, if one cannot be) but
+        not yet served: ``_start`` serves them once the rule set is taken."""
         opened: dict[Key, _Listener] = {}
         try:
             for key, rule in rules.items():
@@ -218,6 +231,9 @@ class Server:
             for listener in opened.values():
                 listener.sock.close()
             raise
+        return opened
+
+    async def _start(self, opened: dict[Key, _Listener]) -> None:
         loop = asyncio.get_running_loop()
         for key, listener in opened.items():
             binding = listener.binding
@@ -234,28 +250,36 @@ class Server:
                     functools.partial(UdpListener, binding), sock=listener.sock
                 )
                 listener.transport = transport
-        return opened
 
-    async def reload(self) -> bool:
+    async def reload(self, agree: Agreement = _alone) -> bool:
         """Re-read the rule set; on any trouble keep serving the old one and say why.
+
+        Everything that can fail (reading, checking, binding the new sockets and the
+        metrics endpoint) is done first; then ``agree`` is told whether this process
+        could apply the rule set and answers whether every process can (with
+        ``--workers``: all of them apply it, or none); only then is it taken.
 
         Never run two at once (``main`` makes them wait in turn): the plan is made
         from the listeners as they are, so a second reload planned mid-way through a
         first would bind some ports twice."""
         say("received SIGHUP, reloading configuration...")
         opened: dict[Key, _Listener] = {}
+        move: Move | None = None
         try:
             # Reading, checking, resolving and planning happen in a thread: a big file
             # or a slow DNS must not pause forwarding.  Only the swap runs on the loop.
             ruleset, plan = await _off_the_loop(_load_and_plan, self.path, tuple(self.listeners))
-            opened = await self._open(plan.open, ruleset)
-            await self._serve_metrics(ruleset)
+            opened = self._open(plan.open, ruleset)
+            move = await self._prepare_metrics(ruleset)
         except (RuleSetError, BindError) as error:
-            for listener in opened.values():  # opened for a metrics endpoint that failed
-                listener.close()
-            say(f"reload failed, keeping the old rules: {error}")
-            self.counters.reloads["failed"] += 1
-            return False
+            self._discard(opened, move)
+            await agree(False)
+            return self._failed(str(error))
+        if not await agree(True):
+            self._discard(opened, move)
+            return self._failed("another worker could not apply it")
+        self.metrics.commit(move)
+        await self._start(opened)
         for key in plan.close:
             self.listeners.pop(key).close()
         for key, rule in plan.keep.items():
@@ -271,6 +295,18 @@ class Server:
         self._count_base()
         say(f"reloaded: forwarding {len(ruleset.rules)} rules")
         return True
+
+    def _discard(self, opened: dict[Key, _Listener], move: Move | None) -> None:
+        for listener in opened.values():
+            listener.close()
+            listener.sock.close()
+        if move is not None:
+            self.metrics.discard(move)
+
+    def _failed(self, why: str) -> bool:
+        say(f"reload failed, keeping the old rules: {why}")
+        self.counters.reloads["failed"] += 1
+        return False
 
     async def stop(self, grace: float) -> None:
         """Stop accepting, let TCP connections finish for ``grace`` seconds, end the rest.

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import BIN, compile_config
-from tests.runtime.harness import TcpEcho, free_port
+from tests.runtime.harness import TcpEcho, free_ports
 
 NAMES = 24
 SILENT = "127.0.0.77"  # a name server that takes queries and answers none
@@ -36,10 +36,10 @@ def test_reload_and_stop_do_not_wait_for_a_silent_resolver(
     names = [f"backend{n}.rinetd-test.example" for n in range(NAMES)]
     hosts.write_text("127.0.0.1 localhost\n" + "".join(f"127.0.0.1 {n}\n" for n in names))
     resolv.write_text(f"nameserver {SILENT}\noptions timeout:5 attempts:2\n")
-    first = free_port()
+    ports = free_ports(NAMES)
     rules = "".join(
-        f"127.0.0.1 {first + n} {name} {tcp_echo.port} [dns-refresh=1]\n"
-        for n, name in enumerate(names)
+        f"127.0.0.1 {port} {name} {tcp_echo.port} [dns-refresh=1]\n"
+        for port, name in zip(ports, names, strict=True)
     )
     compiled = compile_config(rules, tmp_path, "--no-resolve")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
@@ -58,7 +58,7 @@ def test_reload_and_stop_do_not_wait_for_a_silent_resolver(
             assert "forwarding" in process.stderr.readline()
             hosts.write_text("127.0.0.1 localhost\n")  # the names now go to the silent server
             time.sleep(2.5)  # every name's refresh is waiting on it
-            numeric = compile_config(f"127.0.0.1 {first} 127.0.0.1 {tcp_echo.port}\n", tmp_path)
+            numeric = compile_config(f"127.0.0.1 {ports[0]} 127.0.0.1 {tcp_echo.port}\n", tmp_path)
             assert numeric == compiled
             started = time.monotonic()
             process.send_signal(signal.SIGHUP)
