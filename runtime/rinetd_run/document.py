@@ -389,12 +389,27 @@ def _no_constant(name: str) -> None:
 
 def read(text: str, name: str = "rule set") -> RuleSet:
     """The rule set in ``text``; RuleSetError unless it is a sealed rinetdc rule set."""
+    return _checked(lambda: slices.loads(text, _no_constant), name)
+
+
+def _checked(parse: Callable[[], Any], name: str) -> RuleSet:
+    """The rule set ``parse`` gives, refused as the JSON, the format or the schema says;
+    the parsed document is let go of in slices either way."""
     try:
-        document = slices.loads(text, _no_constant)
+        document = parse()
+    except UnicodeDecodeError:
+        raise RuleSetError(f"{name} is not UTF-8 text") from None
     except RecursionError:
         raise RuleSetError(f"{name} is not valid JSON: nested too deep") from None
     except ValueError as error:  # JSONDecodeError, and digit strings past Python's limit
         raise RuleSetError(f"{name} is not valid JSON: {error}") from None
+    try:
+        return _sealed(document, name)
+    finally:
+        slices.release(document)
+
+
+def _sealed(document: Any, name: str) -> RuleSet:
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise RuleSetError(f"{name} is not a rinetdc rule set")
     number = document.get("version")
@@ -438,8 +453,4 @@ def load(path: str) -> RuleSet:
         data = _read_file(path)
     except OSError as error:
         raise RuleSetError(f"cannot read {path}: {error.strerror or error}") from None
-    try:
-        text = slices.decode(data)
-    except UnicodeDecodeError:
-        raise RuleSetError(f"{path} is not UTF-8 text") from None
-    return read(text, path)
+    return _checked(lambda: slices.load_bytes(data, _no_constant), path)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -69,9 +68,20 @@ def test_compact_pieces_are_json_dumps_bytes(document: dict[str, Any]) -> None:
     assert "".join(slices.compact_pieces(document)) == compact
 
 
-@pytest.mark.parametrize("size", [10, (1 << 20) + 7, 3 << 20])
-def test_decoding_in_chunks_keeps_characters_cut_at_a_chunk_edge(size: int) -> None:
-    text = ("é€😀a" * size)[:size]
-    assert slices.decode(text.encode()) == text
-    with pytest.raises(UnicodeDecodeError):
-        slices.decode(text.encode() + b"\xff")
+@given(_DOCUMENTS, st.sampled_from([None, 0, 1]), st.integers(1, 40), st.data())
+def test_bytes_read_in_pieces_give_what_json_gives(
+    document: dict[str, Any], indent: int | None, chunk: int, data: st.DataObject
+) -> None:
+    text = json.dumps(document, indent=indent, ensure_ascii=data.draw(st.booleans()))
+    raw = text.encode()
+    if data.draw(st.booleans()):  # edited: cut, or given a stray byte or character
+        at = data.draw(st.integers(0, len(raw)))
+        raw = (
+            raw[:at] + data.draw(st.sampled_from([b"", b",", b"]", b"\xff", b"\n"])) + raw[at + 1 :]
+        )
+
+    def whole(payload: bytes) -> object:
+        return json.loads(payload.decode("utf-8"), parse_constant=_refuse)
+
+    ours = _outcome(lambda payload: slices.load_bytes(payload, _refuse, chunk), raw)
+    assert ours == _outcome(whole, raw)
