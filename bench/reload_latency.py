@@ -118,9 +118,7 @@ def _refused(count: int, reloads: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="rinetdc-reload-"))
     server, backend = _echo_server()
     (front,) = _ports(1)
-    rules = (
-        f"127.{n // 62500}.{n // 250 % 250}.{n % 250 + 1} 80 {HOST} 9" for n in range(count)
-    )
+    rules = (f"127.{n // 62500}.{n // 250 % 250}.{n % 250 + 1} 80 {HOST} 9" for n in range(count))
     _compile("\n".join(rules) + "\n", work)
     big = (work / "r.json").read_text().replace('"line": 1,', '"line": 2,', 1)
     _compile(f"{HOST} {front} {HOST} {backend}\n", work)

@@ -180,7 +180,7 @@ MUTANTS = [
     (
         "no cap on a UDP rule's sessions",
         "runtime/rinetd_run/udp.py",
-        "        at_cap = len(self.sessions) >= MAX_UDP_SESSIONS",
+        "        at_cap = bool(cap) and len(self.sessions) >= cap",
         "        at_cap = False",
         ["tests/runtime/test_hostile.py::test_a_udp_rule_holds_at_most_5000_sessions"],
     ),
@@ -211,10 +211,40 @@ MUTANTS = [
     (
         "a full disk leaves half a log line",
         "runtime/rinetd_run/logger.py",
-        "        if whole < written:",
+        "        if whole < written and not self._file.stream:",
         "        if False:",
         [
             "tests/runtime/test_hostile.py::test_a_full_log_disk_loses_whole_lines_only_and_says_how_many"
+        ],
+    ),
+    (
+        "an include reads outside the top file's folder",
+        "rinetdc/include.py",
+        "            if real is None or not inside(real, self.walk.roots):",
+        "            if real is None:",
+        ["tests/unit/compiler/test_untrusted.py"],
+    ),
+    (
+        "a log on a pipe is written blocking",
+        "runtime/rinetd_run/outlet.py",
+        "            elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):",
+        "            elif False:",
+        ["tests/runtime/test_streams.py"],
+    ),
+    (
+        "a worker takes a reload the others refused",
+        "runtime/rinetd_run/main.py",
+        "            return await asyncio.wait_for(self.verdict, VERDICT_WAIT) == COMMIT",
+        "            return ready",
+        ["tests/runtime/test_workers_reload.py"],
+    ),
+    (
+        "a limit brought by a reload ignores what is open",
+        "runtime/rinetd_run/context.py",
+        "        if not binding.counted and not binding.options.idle_timeout:",
+        "        if not (binding.options.max_connections or binding.options.idle_timeout):",
+        [
+            "tests/runtime/test_options.py::test_a_limit_brought_by_a_reload_counts_what_is_already_open"
         ],
     ),
 ]

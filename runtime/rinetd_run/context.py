@@ -89,36 +89,15 @@ class Context:
         if found != "allowed":
             self.log(link.event(logline.DENIED if found == "denied" else logline.NOT_ALLOWED))
             return None
-        if not binding.counted and not binding.options.idle_timeout:
-            self.links.add(link)
-            link.on_finish = self.links.discard
-            return link
-        return self._with_options(binding, link)
-
-    def _with_options(self, binding: Binding, link: Link) -> Link | None:
-        """Admit a link of a TCP rule (counted, so a limit a reload brings sees what is
-        already open) or of a rule with an idle timeout (watched): forgotten by both the
-        moment it ends (a finished link kept until the next tick would outlive the young
-        GC generations, and cost a full collection later)."""
-        options, limits, deadlines = binding.options, binding.limits, self.deadlines
-        counted = binding.counted
-        key = client_key(link.client_address)
-        if counted:
-            if (options.max_connections or options.max_connections_per_client) and not (
-                limits.admits(key, options.max_connections, options.max_connections_per_client)
-            ):
+        if binding.counting:
+            options, limits = binding.options, binding.limits
+            key = client_key(client)
+            if not limits.admits(key, options.max_connections, options.max_connections_per_client):
                 self.log(link.event(logline.LIMIT_EXCEEDED))
                 return None
             limits.add(key)
         self.links.add(link)
-
-        def ended(done: Link) -> None:
-            self.links.discard(done)
-            deadlines.forget(done)
-            if counted:
-                limits.remove(key)
-
-        link.on_finish = ended
+        link.on_finish = binding.ended
         return link
 
 
@@ -131,9 +110,35 @@ class Binding:
     context: Context
     options: Effective
     limits: RuleLimits = field(default_factory=RuleLimits)
+    counting: bool = field(init=False, default=False)  # a TCP rule with a limit
+    ended: Callable[[Link], None] = field(init=False, repr=False)
 
-    @property
-    def counted(self) -> bool:
-        """TCP rules count what they hold open (limits, now or after a reload); a UDP rule
-        has no connection limits (rinetdc warns of them, W111)."""
-        return self.rule.bind.protocol == "tcp"
+    def __post_init__(self) -> None:
+        self.ended = self._ended  # one bound method for every link: it marks them too
+        self.limit(self.options)
+
+    def limit(self, options: Effective) -> None:
+        """Take ``options`` (at open and on reload).  A TCP rule that gains a limit counts
+        what it already holds open first (its links are those ``ended`` ends), so a
+        limit a reload brings is not exceeded; a UDP rule has no connection limits
+        (rinetdc warns of them, W111)."""
+        self.options = options
+        counting = self.rule.bind.protocol == "tcp" and bool(
+            options.max_connections or options.max_connections_per_client
+        )
+        if counting and not self.counting:
+            self.limits = RuleLimits()
+            for link in self.context.links:
+                if link.on_finish == self.ended:
+                    self.limits.add(client_key(link.client_address))
+        self.counting = counting
+
+    def _ended(self, link: Link) -> None:
+        """A link of this binding ended: forgotten by everything that counted or watched
+        it, at once (a finished link kept until the next tick would outlive the young GC
+        generations, and cost a full collection later)."""
+        context = self.context
+        context.links.discard(link)
+        context.deadlines.forget(link)
+        if self.counting:
+            self.limits.remove(client_key(link.client_address))

@@ -65,7 +65,8 @@ class _Listener:
     def serve(self, rule: Rule, ruleset: RuleSet) -> None:
         """Serve ``rule`` of ``ruleset`` (at open, and on reload with the socket kept)."""
         binding = self.binding
-        binding.rule, binding.options = rule, effective(ruleset, rule)
+        binding.rule = rule
+        binding.limit(effective(ruleset, rule))
         if rule.bind.protocol == "tcp":
             _keepalive(self.sock, binding.options.keepalive)
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from tests.helpers import BIN, compile_config
-from tests.runtime.harness import TcpEcho, free_port
+from tests.runtime.harness import TcpEcho, free_port, wait_for_tcp
 
 
 def _echo_through(port: int, count: int) -> None:
@@ -44,13 +44,7 @@ def test_a_full_pipe_on_stdout_and_stderr_stops_nothing(tcp_echo: TcpEcho, tmp_p
     )
     os.close(write_end)
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_for_tcp("127.0.0.1", port)
         _echo_through(port, 1200)  # ~100 KiB of log lines: the 64 KiB pipe is full
         for _ in range(20):  # each reload says two lines on the full stderr
             process.send_signal(signal.SIGHUP)
@@ -108,13 +102,7 @@ def test_workers_on_one_slow_pipe_never_split_a_json_line(
     reader = threading.Thread(target=slow_reader, daemon=True)
     reader.start()
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_for_tcp("127.0.0.1", port)
         clients = [threading.Thread(target=_echo_through, args=(port, 500)) for _ in range(4)]
         for client in clients:
             client.start()
