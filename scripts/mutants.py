@@ -241,8 +241,8 @@ MUTANTS = [
     (
         "a limit brought by a reload ignores what is open",
         "runtime/rinetd_run/context.py",
-        "        if not binding.counted and not binding.options.idle_timeout:",
-        "        if not (binding.options.max_connections or binding.options.idle_timeout):",
+        "        if counting and not self.counting:",
+        "        if False:",
         [
             "tests/runtime/test_options.py::test_a_limit_brought_by_a_reload_counts_what_is_already_open"
         ],
