@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from . import logline
 from .logline import Event
 from .ruleset import RuleSet
+from .switching import loop_first
 
 __all__ = ["Counters", "MetricsServer", "Move", "counting", "exposition"]
 
@@ -207,14 +208,13 @@ def exposition(counters: Counters) -> str:
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
 
 
-def _answer(status: int, body: bytes, head_only: bool = False) -> bytes:
+def _head(status: int, length: int) -> bytes:
     extra = "Allow: GET, HEAD\r\n" if status == 405 else ""
     kind = "text/plain; version=0.0.4; charset=utf-8" if status == 200 else "text/plain"
-    head = (
+    return (
         f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {kind}\r\n"
-        f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n"
-    )
-    return head.encode("ascii") + (b"" if head_only else body)
+        f"Content-Length: {length}\r\n{extra}Connection: close\r\n\r\n"
+    ).encode("ascii")
 
 
 def route(request: bytes) -> int:
@@ -233,13 +233,20 @@ def route(request: bytes) -> int:
 _BODIES = {400: b"bad request\n", 404: b"not found: try /metrics\n", 405: b"only GET\n"}
 
 
-def respond(request: bytes, page: Callable[[], str]) -> bytes:
-    """The answer to one request head.  A pure function of the request and the page."""
+def answer(request: bytes, page: bytes) -> tuple[bytes, bytes]:
+    """The head and the body of the answer to one request head, ``page`` being the
+    page's bytes (used only for a 200).  A pure function."""
     status = route(request)
     if status != 200:
-        return _answer(status, _BODIES[status])
+        return _head(status, len(_BODIES[status])), _BODIES[status]
     head_only = request.split(None, 1)[0] == b"HEAD"
-    return _answer(200, page().encode("utf-8"), head_only=head_only)
+    return _head(200, len(page)), b"" if head_only else page
+
+
+def respond(request: bytes, page: Callable[[], str]) -> bytes:
+    """The answer to one request head, whole.  A pure function of the request and page."""
+    head, body = answer(request, page().encode("utf-8") if route(request) == 200 else b"")
+    return head + body
 
 
 Builder = Callable[[], str]  # writes the page from a copy of the counters, in a thread
@@ -265,9 +272,9 @@ class MetricsServer:
         self._reading: dict[asyncio.StreamWriter, None] = {}  # oldest first
         self._answering = 0
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="rinetd-metrics")
-        self._page: str | None = None
+        self._page: bytes | None = None
         self._fresh_until = 0.0  # monotonic time until which the last page is served again
-        self._building: asyncio.Future[str] | None = None
+        self._building: asyncio.Future[bytes] | None = None
 
     async def prepare(self, where: tuple[str, int] | None) -> Move:
         """What serving ``where`` (None: nowhere) takes: an unchanged address keeps its
@@ -299,18 +306,19 @@ class MetricsServer:
             self._server = None
         self.where = None
 
-    async def page(self) -> str:
-        """The page: the last one while it is fresh, else one written now (once, for
-        every scrape that waits for it)."""
+    async def page(self) -> bytes:
+        """The page's bytes: the last ones while they are fresh, else a page written and
+        encoded now, off the loop (once, for every scrape that waits for it)."""
         loop = asyncio.get_running_loop()
         if self._page is not None and loop.time() < self._fresh_until:
             return self._page
         if self._building is None:
             started = loop.time()
-            building = loop.run_in_executor(self._writer, self.snapshot())
+            building = loop.run_in_executor(self._writer, _encoded, self.snapshot())
             self._building = building
             try:
-                self._page = await building
+                with loop_first():
+                    self._page = await building
             finally:
                 self._building = None
             self._fresh_until = loop.time() + (loop.time() - started)
@@ -341,8 +349,11 @@ class MetricsServer:
             del self._reading[writer]
             self._answering += 1
             answering = True
-            text = await asyncio.wait_for(self.page(), TIMEOUT) if route(request) == 200 else ""
-            writer.write(respond(request, lambda: text))
+            page = await asyncio.wait_for(self.page(), TIMEOUT) if route(request) == 200 else b""
+            head, body = answer(request, page)
+            writer.write(head)
+            if body:
+                writer.write(body)
             await asyncio.wait_for(writer.drain(), TIMEOUT)
         except (TimeoutError, asyncio.LimitOverrunError, asyncio.IncompleteReadError):
             pass
@@ -353,6 +364,10 @@ class MetricsServer:
             if answering:
                 self._answering -= 1
             writer.close()
+
+
+def _encoded(build: Builder) -> bytes:
+    return build().encode("utf-8")
 
 
 def _listening(where: tuple[str, int]) -> socket.socket:

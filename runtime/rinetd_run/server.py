@@ -15,7 +15,6 @@ import gc
 import os
 import resource
 import socket
-import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,13 +32,13 @@ from .plan import Key, ReloadPlan, plan_reload
 from .poller import Poller
 from .ruleset import Rule, RuleSet, RuleSetError, effective, resolve
 from .say import say
+from .switching import loop_first
 from .tcp import accept_client
 from .udp import UdpListener
 
 __all__ = ["BACKLOG", "BindError", "Server"]
 
 BACKLOG = 1024
-SWITCH_WHILE_RELOADING = 0.0002  # seconds
 
 
 # Told whether this process can apply a new rule set; answers whether all can.
@@ -121,18 +120,16 @@ async def _off_the_loop(
     path: str,
     current: tuple[Key, ...],
 ) -> tuple[RuleSet, ReloadPlan]:
-    """``work`` in a thread, while the loop takes the interpreter lock back often: at the
-    default 5 ms switch interval every system call of a forwarded request could wait
-    that long for the reading thread."""
-    interval, collecting = sys.getswitchinterval(), gc.isenabled()
-    sys.setswitchinterval(SWITCH_WHILE_RELOADING)
+    """``work`` in a thread, while the loop takes the interpreter lock back often."""
+    collecting = gc.isenabled()
     # The new rule set is many small objects and no cycles; a full collection over them
     # and everything else, run by the reading thread, held the lock for tens of ms.
     gc.disable()
     try:
-        return await asyncio.get_running_loop().run_in_executor(_RELOADER, work, path, current)
+        with loop_first():
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(_RELOADER, work, path, current)
     finally:
-        sys.setswitchinterval(interval)
         if collecting:
             gc.enable()
 
