@@ -7,6 +7,8 @@ whether the test passes or not.
 from __future__ import annotations
 
 import contextlib
+import os
+import random
 import resource
 import signal
 import socket
@@ -20,20 +22,35 @@ from typing import ClassVar, Self
 
 from tests.helpers import BIN, compile_config
 
+# Ports a test picks, then leaves for rinetd-run to bind, come from below the
+# kernel's ephemeral range (32768 and up), where no client socket of any test takes
+# them meanwhile, and each pytest-xdist worker has a range of its own.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_FIRST_PORT = 10000 + 10000 * (_WORKER % 2)
+_PICK = random.Random()
+
+
+def _bound(stack: contextlib.ExitStack, kind: int, host: str) -> socket.socket:
+    """A socket bound to a free port of this worker's range, held by ``stack``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    while True:
+        probe = stack.enter_context(socket.socket(family, kind))
+        try:
+            probe.bind((host, _PICK.randrange(_FIRST_PORT, _FIRST_PORT + 10000)))
+            return probe
+        except OSError:
+            probe.close()
+
 
 def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, kind) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+    with contextlib.ExitStack() as stack:
+        return int(_bound(stack, kind, host).getsockname()[1])
 
 
 def free_ports(count: int, kind: int = socket.SOCK_STREAM) -> list[int]:
     """``count`` distinct free ports on 127.0.0.1 (all held until every one is chosen)."""
     with contextlib.ExitStack() as stack:
-        probes = [stack.enter_context(socket.socket(socket.AF_INET, kind)) for _ in range(count)]
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
+        probes = [_bound(stack, kind, "127.0.0.1") for _ in range(count)]
         return [int(probe.getsockname()[1]) for probe in probes]
 
 
