@@ -44,5 +44,4 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy --strict rinetdc runtime/rinetd_run
-# Two workers, a file (and the integration suite) to one worker: see tests/conftest.py.
-.venv/bin/python -m pytest -n 2 --dist loadgroup "$@"
+.venv/bin/python -m pytest "$@"
