@@ -10,6 +10,7 @@ by a URI relative to the working directory.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -57,12 +58,17 @@ def render_github(file: str, diagnostics: Sequence[Diagnostic], error: str | Non
 def _in_checkout(file: str) -> str | None:
     """The file's path relative to the working directory once links are followed (as
     code scanning maps it onto the repository), or None when it lies outside."""
+    return _relative(file, os.getcwd())
+
+
+@functools.lru_cache(maxsize=4096)  # every result of a file asks again: read links once
+def _relative(file: str, cwd: str) -> str | None:
     if file == "<stdin>":
         return "stdin"
     real = real_path(file)
     if real is None:
         return None
-    relative = os.path.relpath(real, os.path.realpath("."))
+    relative = os.path.relpath(real, os.path.realpath(cwd))
     if relative == ".." or relative.startswith("../"):
         return None
     return relative

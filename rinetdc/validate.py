@@ -387,22 +387,13 @@ def _address(address: ast.Address, resolver: Resolver) -> tuple[str | None, Foun
                 hint = "four numbers 0..255 without leading zeros, e.g. 10.0.0.1"
             return None, [make("E002", f"'{text}' is not a valid IP address", span, hint=hint)]
     labels = text.split(".")
+    why = None
     if len(text) > 253 or any(len(label) > 63 for label in labels):
-        problem = make(
-            "E003",
-            f"'{text}' is not a valid host name",
-            span,
-            hint="labels are at most 63 characters, names at most 253",
-        )
-        return None, [problem]
-    if any(label.startswith("-") for label in labels):
-        problem = make(
-            "E003",
-            f"'{text}' is not a valid host name",
-            span,
-            hint="a label may not begin with '-' (rinetd 0.73 refuses the line as a syntax error)",
-        )
-        return None, [problem]
+        why = "labels are at most 63 characters, names at most 253"
+    elif any(label.startswith("-") for label in labels):
+        why = "a label may not begin with '-' (rinetd 0.73 refuses the line as a syntax error)"
+    if why is not None:
+        return None, [make("E003", f"'{text}' is not a valid host name", span, hint=why)]
     numeric = resolver.resolve(text)
     if numeric is None and resolver.enabled:
         problem = make(
