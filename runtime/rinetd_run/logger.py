@@ -70,12 +70,7 @@ class LogWriter:
             return Outlet(1)
         # Non-blocking: opening a FIFO nobody reads fails at once instead of waiting.
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
-        fd = os.open(path, flags, 0o644)
-        try:
-            return Outlet(fd, owned=True)
-        except BaseException:
-            os.close(fd)
-            raise
+        return Outlet(os.open(path, flags, 0o644), owned=True)
 
     def log(self, event: Event) -> None:
         if self._path is None:

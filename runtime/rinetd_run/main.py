@@ -88,7 +88,7 @@ async def _reloads(
         await wanted.wait()
         wanted.clear()
         if not stop.is_set():
-            await (server.reload(agree) if agree else server.reload())
+            await server.reload(agree)
 
 
 class _Parent:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from . import logline
 from .logline import Event
 from .ruleset import RuleSet
+from .sockets import bound
 from .switching import loop_first
 
 __all__ = ["Counters", "MetricsServer", "Move", "counting", "exposition"]
@@ -371,17 +372,10 @@ def _encoded(build: Builder) -> bytes:
 
 
 def _listening(where: tuple[str, int]) -> socket.socket:
-    """The endpoint's socket; ``::`` takes IPv4 too, as a rule's bind does."""
-    address, port = where
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    """The endpoint's socket, bound as a rule's is (``::`` takes IPv4 too)."""
+    sock = bound(where[0], where[1], socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, address != "::")
-        sock.bind((address, port))
         sock.listen(MAX_SCRAPERS)
-        sock.setblocking(False)
     except BaseException:
         sock.close()
         raise

@@ -32,6 +32,7 @@ from .plan import Key, ReloadPlan, plan_reload
 from .poller import Poller
 from .ruleset import Rule, RuleSet, RuleSetError, effective, resolve
 from .say import say
+from .sockets import bound
 from .switching import loop_first
 from .tcp import accept_client
 from .udp import UdpListener
@@ -79,25 +80,14 @@ class _Listener:
 def open_socket(rule: Rule, reuse_port: bool = False) -> socket.socket:
     """A bound, non-blocking socket for a rule's bind address; BindError if it cannot be."""
     protocol, address, port = rule.listener
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
     kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
-    sock = socket.socket(family, kind)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:  # only for our own workers: never share a port by accident
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if family == socket.AF_INET6:
-            # `::` takes IPv4 clients too, as in 0.73; they appear as ::ffff:a.b.c.d.
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if address == "::" else 1)
-        sock.bind((address, port))
-        sock.setblocking(False)
+        return bound(address, port, kind, reuse_port)
     except OSError as error:
-        sock.close()
         raise BindError(
             f"cannot bind {rule.bind.host} {port}/{protocol} (rule of line {rule.line}): "
             f"{error.strerror or error}"
         ) from None
-    return sock
 
 
 def _keepalive(sock: socket.socket, on: bool) -> None:
@@ -249,7 +239,7 @@ class Server:
                 )
                 listener.transport = transport
 
-    async def reload(self, agree: Agreement = _alone) -> bool:
+    async def reload(self, agree: Agreement | None = None) -> bool:
         """Re-read the rule set; on any trouble keep serving the old one and say why.
 
         Everything that can fail (reading, checking, binding the new sockets and the
@@ -261,6 +251,7 @@ class Server:
         from the listeners as they are, so a second reload planned mid-way through a
         first would bind some ports twice."""
         say("received SIGHUP, reloading configuration...")
+        agree = agree or _alone
         opened: dict[Key, _Listener] = {}
         move: Move | None = None
         try:
