@@ -28,20 +28,31 @@ def load_bytes(data: bytes, parse_constant: Callable[[str], Any], chunk: int = _
     string of the whole file: decoding and copying 75 MB is one C call of its own.  The
     bytes are cut after a newline about every MiB and each piece decoded alone; a file
     laid out as the compiler writes it (one list item a line) has no value across a
-    cut.  A file where one does (reindented by hand) is read whole, as ``loads``.
-    UnicodeDecodeError and ValueError as ``bytes.decode`` and ``json.loads`` give them."""
-    if len(data) <= chunk:
-        return loads(data.decode("utf-8"), parse_constant)
+    cut.  UnicodeDecodeError and ValueError as ``bytes.decode`` and ``json.loads``
+    give them."""
     pieces = []
     start = 0
     while start < len(data):
         cut = data.find(b"\n", start + chunk) + 1 or len(data)
         pieces.append(data[start:cut].decode("utf-8"))
         start = cut
+    return _parsed(pieces or [""], parse_constant)
+
+
+def loads(text: str, parse_constant: Callable[[str], Any]) -> Any:
+    """``json.loads(text, parse_constant=...)``, the top-level object's lists item by item."""
+    return _parsed([text], parse_constant)
+
+
+def _parsed(pieces: list[str], parse_constant: Callable[[str], Any]) -> Any:
+    """The value of the JSON text ``pieces`` make; anything but an object whose values
+    each end in the piece they start in (not a rule set, a file reindented by hand, a
+    fault) is read whole by ``json.loads``, for the exact value or the exact error."""
     try:
         return _Pieces(pieces, json.JSONDecoder(parse_constant=parse_constant)).document()
     except (ValueError, _Across):
-        return loads("".join(pieces), parse_constant)  # the exact value or the exact error
+        whole = pieces[0] if len(pieces) == 1 else "".join(pieces)
+        return json.loads(whole, parse_constant=parse_constant)
 
 
 class _Across(Exception):
@@ -125,38 +136,6 @@ class _Pieces:
         return document
 
 
-def loads(text: str, parse_constant: Callable[[str], Any]) -> Any:
-    """``json.loads(text, parse_constant=...)``, the top-level object's lists item by item."""
-    decoder = json.JSONDecoder(parse_constant=parse_constant)
-    at = _skip(text, 0)
-    if not text.startswith("{", at):
-        return decoder.decode(text)  # not a rule set: one small value, or refused
-    document: dict[str, Any] = {}
-    at = _skip(text, at + 1)
-    if text.startswith("}", at):
-        return _end(text, at + 1, document)
-    while True:
-        if not text.startswith('"', at):
-            raise json.JSONDecodeError(
-                "Expecting property name enclosed in double quotes", text, at
-            )
-        key, at = decoder.raw_decode(text, at)
-        at = _skip(text, at)
-        if not text.startswith(":", at):
-            raise json.JSONDecodeError("Expecting ':' delimiter", text, at)
-        at = _skip(text, at + 1)
-        if text.startswith("[", at):
-            document[key], at = _list(decoder, text, at)
-        else:
-            document[key], at = decoder.raw_decode(text, at)
-        at = _skip(text, at)
-        if text.startswith("}", at):
-            return _end(text, at + 1, document)
-        if not text.startswith(",", at):
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
-        at = _skip(text, at + 1)
-
-
 def release(document: Any) -> None:
     """Let go of a document ``loads`` made, a list item at a time: freeing 60,000 rules in
     one go is one long C call too."""
@@ -169,33 +148,10 @@ def release(document: Any) -> None:
     document.clear()
 
 
-def _list(decoder: json.JSONDecoder, text: str, at: int) -> tuple[list[Any], int]:
-    items: list[Any] = []
-    at = _skip(text, at + 1)
-    if text.startswith("]", at):
-        return items, at + 1
-    while True:
-        item, at = decoder.raw_decode(text, at)
-        items.append(item)
-        at = _skip(text, at)
-        if text.startswith("]", at):
-            return items, at + 1
-        if not text.startswith(",", at):
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
-        at = _skip(text, at + 1)
-
-
 def _skip(text: str, at: int) -> int:
     found = _BLANK.match(text, at)
     assert found is not None
     return found.end()
-
-
-def _end(text: str, at: int, document: dict[str, Any]) -> dict[str, Any]:
-    at = _skip(text, at)
-    if at != len(text):
-        raise json.JSONDecodeError("Extra data", text, at)
-    return document
 
 
 def _dumps(value: Any) -> str:
