@@ -61,6 +61,17 @@ def _compile(text: str, work: Path) -> None:
     )
 
 
+def _started(rules: Path) -> subprocess.Popen[str]:
+    """rinetd-run forwarding ``rules``, its stderr a pipe of text lines."""
+    forwarder = subprocess.Popen(
+        [str(BIN / "rinetd-run"), str(rules)], stderr=subprocess.PIPE, text=True
+    )
+    assert forwarder.stderr is not None
+    while "forwarding" not in forwarder.stderr.readline():
+        pass
+    return forwarder
+
+
 def _latencies(sock: socket.socket, seconds: float) -> list[float]:
     found = []
     deadline = time.monotonic() + seconds
@@ -86,13 +97,8 @@ def main() -> None:
     front, *others = _ports(arguments.rules + 1)
     rules = [f"{HOST} {front} {HOST} {backend}"] + [f"{HOST} {p} {HOST} 9" for p in others]
     _compile("\n".join(rules[:-1]) + "\n", work)
-    forwarder = subprocess.Popen(
-        [str(BIN / "rinetd-run"), str(work / "r.json")], stderr=subprocess.PIPE, text=True
-    )
+    forwarder = _started(work / "r.json")
     try:
-        assert forwarder.stderr is not None
-        while "forwarding" not in forwarder.stderr.readline():
-            pass
         with socket.create_connection((HOST, front)) as sock:
             quiet = _latencies(sock, 3.0)
             worst_during = []
@@ -122,9 +128,7 @@ def _refused(count: int, reloads: int) -> None:
     _compile("\n".join(rules) + "\n", work)
     big = (work / "r.json").read_text().replace('"line": 1,', '"line": 2,', 1)
     _compile(f"{HOST} {front} {HOST} {backend}\n", work)
-    forwarder = subprocess.Popen(
-        [str(BIN / "rinetd-run"), str(work / "r.json")], stderr=subprocess.PIPE, text=True
-    )
+    forwarder = _started(work / "r.json")
     samples: list[tuple[float, float]] = []  # (when sent, latency)
     done = threading.Event()
 
@@ -136,9 +140,6 @@ def _refused(count: int, reloads: int) -> None:
             samples.append((started, time.perf_counter() - started))
 
     try:
-        assert forwarder.stderr is not None
-        while "forwarding" not in forwarder.stderr.readline():
-            pass
         (work / "r.json").write_text(big)
         with socket.create_connection((HOST, front)) as sock:
             pinger = threading.Thread(target=ping, args=(sock,))

@@ -12,13 +12,12 @@ import argparse
 import contextlib
 import socket
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from reload_latency import BIN, HOST, _compile, _echo_server, _latencies, _ports
+from reload_latency import HOST, _compile, _echo_server, _latencies, _ports, _started
 
 
 def _scrape(port: int) -> int:
@@ -42,13 +41,8 @@ def main() -> None:
     # Each other rule denies 127.0.0.2, so one refused connection gives it samples.
     text = "\n".join(f"{rule}\ndeny 127.0.0.2" for rule in rules[1:])
     _compile(f"metrics {HOST} {metrics}\n{rules[0]}\n{text}\n", work)
-    forwarder = subprocess.Popen(
-        [str(BIN / "rinetd-run"), str(work / "r.json")], stderr=subprocess.PIPE, text=True
-    )
+    forwarder = _started(work / "r.json")
     try:
-        assert forwarder.stderr is not None
-        while "forwarding" not in forwarder.stderr.readline():
-            pass
         for port in others:
             with socket.socket() as sock:
                 sock.bind(("127.0.0.2", 0))

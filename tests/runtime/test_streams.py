@@ -3,6 +3,7 @@ and stopping never wait for the reader, and no line is split, with `--workers` t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.helpers import BIN, compile_config
@@ -35,15 +37,29 @@ def _stops(process: subprocess.Popen[bytes], within: float) -> bool:
     return True
 
 
-def test_a_full_pipe_on_stdout_and_stderr_stops_nothing(tcp_echo: TcpEcho, tmp_path: Path) -> None:
-    port = free_port()
-    rules = compile_config(f"logfile -\n127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\n", tmp_path)
-    read_end, write_end = os.pipe()  # nobody reads it
+@contextlib.contextmanager
+def _unread_pipe(rules: Path, *, stderr_too: bool) -> Iterator[subprocess.Popen[bytes]]:
+    """rinetd-run with stdout (and stderr, or else a pipe of ours) on a pipe nobody
+    reads; killed and the pipe closed whatever happens."""
+    read_end, write_end = os.pipe()
+    stderr = write_end if stderr_too else subprocess.PIPE
     process = subprocess.Popen(
-        [str(BIN / "rinetd-run"), str(rules)], stdout=write_end, stderr=write_end
+        [str(BIN / "rinetd-run"), str(rules)], stdout=write_end, stderr=stderr
     )
     os.close(write_end)
     try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(read_end)
+
+
+def test_a_full_pipe_on_stdout_and_stderr_stops_nothing(tcp_echo: TcpEcho, tmp_path: Path) -> None:
+    port = free_port()
+    rules = compile_config(f"logfile -\n127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\n", tmp_path)
+    with _unread_pipe(rules, stderr_too=True) as process:  # nobody reads it
         wait_for_tcp("127.0.0.1", port)
         _echo_through(port, 1200)  # ~100 KiB of log lines: the 64 KiB pipe is full
         for _ in range(20):  # each reload says two lines on the full stderr
@@ -51,32 +67,17 @@ def test_a_full_pipe_on_stdout_and_stderr_stops_nothing(tcp_echo: TcpEcho, tmp_p
             time.sleep(0.05)
         _echo_through(port, 50)  # still forwarding
         assert _stops(process, within=10), "SIGTERM did not stop rinetd-run"
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        os.close(read_end)
 
 
 def test_a_stalled_stdout_alone_does_not_hold_the_exit(tcp_echo: TcpEcho, tmp_path: Path) -> None:
     port = free_port()
     rules = compile_config(f"logfile -\n127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\n", tmp_path)
-    read_end, write_end = os.pipe()
-    process = subprocess.Popen(
-        [str(BIN / "rinetd-run"), str(rules)], stdout=write_end, stderr=subprocess.PIPE
-    )
-    os.close(write_end)
-    try:
+    with _unread_pipe(rules, stderr_too=False) as process:
         assert process.stderr is not None
         assert b"forwarding" in process.stderr.readline()
         _echo_through(port, 1200)
         threading.Thread(target=process.stderr.read, daemon=True).start()
         assert _stops(process, within=10), "SIGTERM did not stop rinetd-run"
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        os.close(read_end)
 
 
 def test_workers_on_one_slow_pipe_never_split_a_json_line(
