@@ -166,28 +166,43 @@ def _rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
+def _kernel_buffer_ceiling() -> int:
+    """The most the kernel may hold in the forwarder's two sockets of one link: a receive
+    buffer that autotuning grows up to tcp_rmem's maximum, a send buffer up to tcp_wmem's."""
+    rmem = int(Path("/proc/sys/net/ipv4/tcp_rmem").read_text().split()[2])
+    wmem = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    return rmem + wmem
+
+
 def test_slow_reader_keeps_memory_bounded(tmp_path: Path) -> None:
     """A backend that does not read: the client is paused, the forwarder does not grow."""
+    fixed = 256 * 1024  # the client's and the backend's own buffers, so they are known
     backend = socket.socket()
+    backend.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, fixed)
     backend.bind(("127.0.0.1", 0))
     backend.listen()
     port = free_port()
     conf = f"127.0.0.1 {port} 127.0.0.1 {backend.getsockname()[1]}\n"
+    allowance = 8 * 1024 * 1024  # what the forwarder may hold in its own memory
+    # Kernel buffers on all four sockets (Linux doubles a set size) plus the allowance: a
+    # forwarder that pushes back stops the client below this, one that does not goes on.
+    bound = _kernel_buffer_ceiling() + 2 * 2 * fixed + allowance
     with running(conf, tmp_path) as fw:
         client = connect_from("127.0.0.1", port)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, fixed)
         conn, _ = backend.accept()
         before = _rss_kib(fw.process.pid)
         client.setblocking(False)
         sent, deadline = 0, time.monotonic() + 5
         chunk = b"x" * 65536
-        while time.monotonic() < deadline and sent < 64 * 1024 * 1024:
+        while time.monotonic() < deadline and sent < 2 * bound:
             try:
                 sent += client.send(chunk)
             except BlockingIOError:
                 time.sleep(0.01)
         grown = _rss_kib(fw.process.pid) - before
-        assert sent < 32 * 1024 * 1024, "nothing pushed back on the client"
-        assert grown < 8 * 1024, f"forwarder grew by {grown} KiB"
+        assert sent < bound, f"nothing pushed back on the client: {sent} bytes taken"
+        assert grown < allowance // 1024, f"forwarder grew by {grown} KiB"
         # Now read: everything that was sent arrives.
         conn.setblocking(True)
         client.shutdown(socket.SHUT_WR)
