@@ -44,4 +44,5 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy --strict rinetdc runtime/rinetd_run
-.venv/bin/python -m pytest "$@"
+# Two workers; which tests share one: tests/conftest.py.
+.venv/bin/python -m pytest -n 2 --dist loadgroup "$@"
