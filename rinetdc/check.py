@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from rinetd_run.ruleset import AccessRule, RuleSet, Setting, SourceFile
+from rinetd_run.ruleset import AccessRule, NamedFile, RuleSet, SourceFile
 
 from . import ast
 from .diagnostics import Diagnostic, Related, Severity
@@ -119,7 +119,7 @@ def _placed_ruleset(ruleset: RuleSet, sources: Sources) -> RuleSet:
             replace(e, file=f, line=n) for e in entries for f, n in [sources.where(e.line)]
         )
 
-    def setting(entry: Setting | None) -> Setting | None:
+    def setting(entry: NamedFile | None) -> NamedFile | None:
         if entry is None:
             return None
         file, line = sources.where(entry.line)

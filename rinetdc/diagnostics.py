@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from rinetd_run.options import OPTIONS
+
 __all__ = ["CODES", "HELP", "Diagnostic", "Related", "Severity", "Span", "make"]
 
 
@@ -97,14 +99,16 @@ HELP: dict[str, str] = {
     "E004": "rinetd resolves names at start; check the name, or check with --no-resolve.",
     "E005": "Use a port number or a service name from /etc/services for that protocol.",
     "E006": "Ports are 1..65535; rinetd 0.73 would silently use another port.",
-    "E007": "Each number has a range (timeout 1..2147483647, connect-timeout 1..86400, ...): "
-    "the README's language table lists them.",
+    "E007": "Each number has a range: timeout 1..2147483647, "
+    + ", ".join(f"{o.name} {o.values}" for o in OPTIONS if not o.words)
+    + " (the README's language table).",
     "E008": "Patterns use digits, hex letters, '.', ':' and the globs * and ?, e.g. 10.0.0.*.",
     "E009": "The options are timeout, src and the extended ones in the README, in one [ ] group.",
     "E010": "Two rules bind the same address, port and protocol: remove one.",
     "E011": "A wildcard bind takes the port on every address: use distinct ports or addresses.",
     "E012": "An IPv4 backend needs an IPv4 src, an IPv6 backend an IPv6 src.",
-    "E013": "keepalive is on or off, proxy-protocol v1 or v2, metrics serves tcp.",
+    "E013": ", ".join(f"{o.name} is {' or '.join(o.words)}" for o in OPTIONS if o.words)
+    + "; metrics serves tcp.",
     "E014": "The C rinetd 0.73 does not have this, or reads the line differently; "
     "check without --target rinetd-0.73 for rinetd-run.",
     "E015": "An include names a file that is already being read: remove the loop.",

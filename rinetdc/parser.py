@@ -18,7 +18,7 @@ from importlib import resources
 
 import lark
 
-from rinetd_run.ruleset import GLOBAL_OPTIONS, RULE_OPTIONS
+from rinetd_run.options import GLOBAL_OPTIONS, RULE_OPTIONS
 
 from . import ast
 from .diagnostics import Diagnostic, Span, make

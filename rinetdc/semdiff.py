@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from rinetd_run.ruleset import AccessRule, Endpoint, Rule, RuleSet, applies, effective
+from rinetd_run.options import OPTIONS, applies
+from rinetd_run.ruleset import AccessRule, Endpoint, Rule, RuleSet, effective
 
 from .patterns import covered
 
@@ -94,10 +95,10 @@ def _options(old: RuleSet, old_rule: Rule, new: RuleSet, new_rule: Rule) -> list
         Change(
             "option",
             where,
-            f"{name.replace('_', '-')} {_word(before[name])} -> {_word(after[name])}",
+            f"{o.name} {_word(before[o.field])} -> {_word(after[o.field])}",
         )
-        for name in before
-        if before[name] != after[name] and applies(name.replace("_", "-"), protocol)
+        for o in OPTIONS
+        if before[o.field] != after[o.field] and applies(o.name, protocol)
     ]
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from rinetd_run.access import verdict
-from rinetd_run.document import OPTION_RANGES, OPTION_WORDS
+from rinetd_run.options import BY_NAME, MAX_TIMEOUT, applies
 from rinetd_run.ruleset import (
     DEFAULT_TIMEOUT,
     AccessRule,
@@ -25,11 +25,10 @@ from rinetd_run.ruleset import (
     GlobalOption,
     Log,
     Metrics,
+    NamedFile,
     Rule,
     RuleSet,
-    Setting,
     Source,
-    applies,
 )
 
 from . import ast
@@ -40,7 +39,6 @@ __all__ = ["TARGETS", "for_073", "validate"]
 
 TARGETS = ("rinetd-run", "rinetd-0.73")
 
-_MAX_TIMEOUT = 2**31 - 1  # rinetd stores it in an int
 _GLOBS = frozenset("*?")
 
 Found = list[Diagnostic]
@@ -141,8 +139,8 @@ def _access(nodes: list[ast.Access]) -> tuple[AccessRule, ...]:
     return tuple(AccessRule(node.kind, node.pattern, node.span.line) for node in nodes)
 
 
-def _setting(nodes: Sequence[ast.LogFile | ast.PidLogFile]) -> Setting | None:
-    return Setting(nodes[-1].path, nodes[-1].span.line) if nodes else None  # the last wins
+def _setting(nodes: Sequence[ast.LogFile | ast.PidLogFile]) -> NamedFile | None:
+    return NamedFile(nodes[-1].path, nodes[-1].span.line) if nodes else None  # the last wins
 
 
 def _ruleset(drafts: list[_RuleDraft], scopes: _Scopes, *, resolved: bool) -> RuleSet:
@@ -219,7 +217,6 @@ def _rule(
         )
     if src is not None and connect is not None:
         found += _check_families(src, connect, seen["src"])
-    found += _check_protocol(node.bind_port.protocol, seen)
     if "proxy-protocol" in seen and "udp" in protocols:
         found.append(
             make(
@@ -229,40 +226,25 @@ def _rule(
                 hint="remove the option, or forward tcp to tcp",
             )
         )
+        del seen["proxy-protocol"]  # the error says it; W111 would say it again
+    found += _check_protocol(node.bind_port.protocol, seen)
     draft = _RuleDraft(node, bind, connect, timeout or DEFAULT_TIMEOUT, src, access, options)
     return draft, found
 
 
 def _option_value(name: str, text: str, span: Span) -> tuple[int | str | None, Found]:
     """An extended option's or setting's value, checked against its range or words."""
-    if name in OPTION_WORDS:
-        words = OPTION_WORDS[name]
-        if text in words:
+    option = BY_NAME[name]
+    if option.words:
+        if text in option.words:
             return text, []
-        return None, [
-            make(
-                "E013",
-                f"{name} is {' or '.join(words)}, not '{_shown(text)}'",
-                span,
-                hint=f"write {name}={words[0]}",
-            )
-        ]
-    low, high = OPTION_RANGES[name]
-    number = _bounded(text, high) if text.isdigit() else None
-    if number is not None and number >= low:
+        words = " or ".join(option.words)
+        return None, [make("E013", f"{name} is {words}, not '{_shown(text)}'", span, option.hint)]
+    number = _bounded(text, option.high) if text.isdigit() else None
+    if number is not None and number >= option.low:
         return number, []
     what = "a whole number" if not text.isdigit() else "out of range"
-    zero = " (0 for no limit)" if low == 0 and "timeout" not in name else ""
-    zero = " (0 for never)" if name == "idle-timeout" else zero
-    zero = " (0 for start and reload only)" if name == "dns-refresh" else zero
-    return None, [
-        make(
-            "E007",
-            f"{name} {_shown(text)} is {what}",
-            span,
-            hint=f"use {low}..{high}{zero}",
-        )
-    ]
+    return None, [make("E007", f"{name} {_shown(text)} is {what}", span, hint=option.hint)]
 
 
 def _check_protocol(protocol: str, seen: dict[str, ast.Option]) -> Found:
@@ -276,7 +258,7 @@ def _check_protocol(protocol: str, seen: dict[str, ast.Option]) -> Found:
             hint="remove the option",
         )
         for name, option in seen.items()
-        if not applies(name, protocol)
+        if name in BY_NAME and not applies(name, protocol)
     ]
 
 
@@ -310,14 +292,14 @@ def _broken_rule(
 
 
 def _timeout(option: ast.Option) -> tuple[int, Found]:
-    timeout = _bounded(option.value, _MAX_TIMEOUT)
+    timeout = _bounded(option.value, MAX_TIMEOUT)
     if timeout is not None:
         return timeout, []
     problem = make(
         "E007",
         f"timeout {_shown(option.value)} is out of range",
         option.value_span,
-        hint=f"use 1..{_MAX_TIMEOUT} seconds (0 means the default, 72)",
+        hint=f"use 1..{MAX_TIMEOUT} seconds (0 means the default, 72)",
     )
     return 0, [problem]
 

@@ -19,19 +19,18 @@ from typing import Any, TypeVar
 
 from . import slices
 from .canonical import FORMAT, READABLE, VERSION, digest
+from .options import BY_NAME, GLOBAL_OPTIONS, MAX_TIMEOUT, RULE_OPTIONS
 from .ruleset import (
-    GLOBAL_OPTIONS,
-    RULE_OPTIONS,
     AccessRule,
     Endpoint,
     GlobalOption,
     Log,
     LogFormat,
     Metrics,
+    NamedFile,
     Rule,
     RuleSet,
     RuleSetError,
-    Setting,
     Source,
     SourceFile,
 )
@@ -40,20 +39,6 @@ __all__ = ["load", "read", "to_document"]
 
 T = TypeVar("T")
 
-MAX_TIMEOUT = 2**31 - 1  # rinetd stores it in an int
-# The ranges of the extended language's options (the README's table says them).
-OPTION_RANGES: dict[str, tuple[int, int]] = {
-    "connect-timeout": (1, 86400),
-    "idle-timeout": (0, MAX_TIMEOUT),
-    "max-connections": (0, 1_000_000),
-    "max-connections-per-client": (0, 1_000_000),
-    "max-udp-connections": (0, 1_000_000),
-    "dns-refresh": (0, 86400),
-}
-OPTION_WORDS: dict[str, tuple[str, ...]] = {
-    "keepalive": ("on", "off"),
-    "proxy-protocol": ("v1", "v2"),
-}
 MAX_SIZE = 256 * 1024 * 1024  # bytes; 100,000 rules take about 40 MiB
 # What the grammar lets through, so no value can smuggle a line into `fmt`'s output.
 _HOST = re.compile(r"[-0-9A-Za-z_.:]+")
@@ -80,7 +65,7 @@ def _endpoint_out(endpoint: Endpoint) -> dict[str, Any]:
     }
 
 
-def _setting_out(setting: Setting | None) -> dict[str, Any] | None:
+def _setting_out(setting: NamedFile | None) -> dict[str, Any] | None:
     if setting is None:
         return None
     return {"path": setting.path, "line": setting.line, "file": setting.file}
@@ -246,9 +231,9 @@ def _source_in(value: Any, where: str) -> Source:
     )
 
 
-def _setting_in(value: Any, where: str, version: _Reader) -> Setting:
+def _setting_in(value: Any, where: str, version: _Reader) -> NamedFile:
     value = _fields(value, where, version.keys("path", "line"))
-    return Setting(
+    return NamedFile(
         path=_text(value["path"], f"{where}.path", _PATH),
         line=_line(value["line"], where),
         file=version.file(value, where),
@@ -294,10 +279,10 @@ def _options_in(value: Any, where: str) -> tuple[tuple[str, int | str], ...]:
 
 
 def _option_value(name: str, value: Any, where: str) -> int | str:
-    if name in OPTION_WORDS:
-        return _choice(value, where, OPTION_WORDS[name])
-    low, high = OPTION_RANGES[name]
-    return _integer(value, where, low, high)
+    option = BY_NAME[name]
+    if option.words:
+        return _choice(value, where, option.words)
+    return _integer(value, where, option.low, option.high)
 
 
 def _rule_in(value: Any, where: str, version: _Reader) -> Rule:

@@ -14,26 +14,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from .options import BY_NAME, OPTIONS, Option
+
 __all__ = [
     "DEFAULT_TIMEOUT",
-    "GLOBAL_OPTIONS",
-    "OPTION_DEFAULTS",
-    "RULE_OPTIONS",
-    "TCP_ONLY_OPTIONS",
-    "UDP_ONLY_OPTIONS",
     "AccessRule",
     "Effective",
     "Endpoint",
     "GlobalOption",
     "Log",
     "Metrics",
+    "NamedFile",
     "Rule",
     "RuleSet",
     "RuleSetError",
-    "Setting",
     "Source",
     "SourceFile",
-    "applies",
     "effective",
     "resolve",
     "system_resolver",
@@ -44,30 +40,6 @@ DEFAULT_TIMEOUT = 72  # seconds; rinetd 0.73 uses it for `timeout=0` and for no 
 AccessKind = Literal["allow", "deny"]
 Protocol = Literal["tcp", "udp"]
 LogFormat = Literal["tab", "common", "json"]
-
-# The options of the extended language, as written (keepalive on|off, proxy-protocol
-# v1|v2, the rest whole numbers), with the value each has when nothing sets it.
-OPTION_DEFAULTS: dict[str, int | str | None] = {
-    "connect-timeout": 30,
-    "idle-timeout": 0,
-    "keepalive": "on",
-    "max-connections": 0,
-    "max-connections-per-client": 0,
-    "max-udp-connections": 5000,
-    "dns-refresh": 0,
-    "proxy-protocol": None,
-}
-# Which of them a rule's [...] group takes, and which a global statement sets (a
-# global max-connections is the process's limit, not a default for rules).
-RULE_OPTIONS = tuple(OPTION_DEFAULTS)
-GLOBAL_OPTIONS = (
-    "connect-timeout",
-    "idle-timeout",
-    "keepalive",
-    "max-connections",
-    "max-udp-connections",
-    "dns-refresh",
-)
 
 
 class RuleSetError(Exception):
@@ -104,7 +76,7 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True)
-class Setting:
+class NamedFile:
     """A file name set by a statement (`logfile`, `pidlogfile`), with its line."""
 
     path: str
@@ -114,7 +86,7 @@ class Setting:
 
 @dataclass(frozen=True, slots=True)
 class Log:
-    file: Setting | None
+    file: NamedFile | None
     format: LogFormat
     format_line: int | None  # the line of the `logcommon` or `logjson` statement, if any
     format_file: int = 0
@@ -176,7 +148,7 @@ class RuleSet:
     resolved: bool  # False when compiled with --no-resolve
     access: tuple[AccessRule, ...]  # the global access lines
     log: Log
-    pidfile: Setting | None
+    pidfile: NamedFile | None
     rules: tuple[Rule, ...]
     settings: tuple[GlobalOption, ...] = ()  # in file order; the last of a name wins
     metrics: Metrics | None = None
@@ -187,81 +159,51 @@ class RuleSet:
     def logfile(self) -> str | None:
         return self.log.file.path if self.log.file else None
 
-    def setting(self, name: str) -> int | str | None:
+    def global_value(self, name: str) -> int | str | None:
         """A global option's value: the last statement that sets it, else its default."""
         for option in reversed(self.settings):
             if option.name == name:
                 return option.value
-        return OPTION_DEFAULTS[name]
+        return BY_NAME[name].default
 
     @property
     def max_connections(self) -> int:
         """TCP connections open at once in the process; 0 for no limit but the budget."""
-        value = self.setting("max-connections")
+        value = self.global_value("max-connections")
         assert isinstance(value, int)
         return value
 
 
-# Options only a TCP listener's connections have, and the one only UDP sessions have:
-# a rule whose bind is of the other protocol ignores them (rinetdc warns, W111).
-TCP_ONLY_OPTIONS = frozenset(
-    {
-        "keepalive",
-        "idle-timeout",
-        "max-connections",
-        "max-connections-per-client",
-        "connect-timeout",
-    }
-)
-UDP_ONLY_OPTIONS = frozenset({"max-udp-connections"})
-
-
-def applies(option: str, protocol: str) -> bool:
-    """Whether a rule whose bind is ``protocol`` uses ``option`` at all."""
-    return option not in (TCP_ONLY_OPTIONS if protocol == "udp" else UDP_ONLY_OPTIONS)
-
-
 @dataclass(frozen=True, slots=True)
 class Effective:
-    """What one rule does, its own options over the global statements over the defaults."""
+    """What one rule does, its own options over the global statements over the defaults:
+    a field per option of ``options.OPTIONS``, in its order (a unit test holds them so)."""
 
-    connect_timeout: int  # seconds
-    idle_timeout: int  # seconds; 0 for never
+    connect_timeout: int
+    idle_timeout: int
     keepalive: bool
-    max_connections: int  # this rule's open connections; 0 for no limit
-    max_connections_per_client: int  # per client address; 0 for no limit
-    max_udp_connections: int  # UDP sessions of this rule; 0 for no limit
-    dns_refresh: int  # seconds; 0 for start and reload only
-    proxy_protocol: str | None  # "v1", "v2" or None
+    max_connections: int
+    max_connections_per_client: int
+    max_udp_connections: int
+    dns_refresh: int
+    proxy_protocol: str | None
 
 
 def effective(ruleset: RuleSet, rule: Rule) -> Effective:
-    """The options ``rule`` runs with."""
+    """The options ``rule`` runs with: its own, else the global statement's, else the
+    default (the table in ``options`` says which statements rules inherit)."""
     own = dict(rule.options)
 
-    def value(name: str) -> int | str | None:
-        if name in own:
-            return own[name]
-        if name in GLOBAL_OPTIONS and name != "max-connections":
-            return ruleset.setting(name)
-        return OPTION_DEFAULTS[name]
+    def value(option: Option) -> int | str | None:
+        if option.name in own:
+            return own[option.name]
+        if option.scope != "rule" and option.inherited:
+            return ruleset.global_value(option.name)
+        return option.default
 
-    def number(name: str) -> int:
-        found = value(name)
-        assert isinstance(found, int)
-        return found
-
-    proxy = value("proxy-protocol")
-    return Effective(
-        connect_timeout=number("connect-timeout"),
-        idle_timeout=number("idle-timeout"),
-        keepalive=value("keepalive") == "on",
-        max_connections=number("max-connections"),
-        max_connections_per_client=number("max-connections-per-client"),
-        max_udp_connections=number("max-udp-connections"),
-        dns_refresh=number("dns-refresh"),
-        proxy_protocol=proxy if isinstance(proxy, str) else None,
-    )
+    values: dict[str, int | str | bool | None] = {o.field: value(o) for o in OPTIONS}
+    values["keepalive"] = values["keepalive"] == "on"
+    return Effective(**values)  # type: ignore[arg-type]
 
 
 def system_resolver(host: str) -> str | None:

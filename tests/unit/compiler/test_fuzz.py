@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rinetd_run.document import read
-from rinetd_run.ruleset import GLOBAL_OPTIONS, RULE_OPTIONS
+from rinetd_run.options import GLOBAL_OPTIONS, RULE_OPTIONS
 from rinetdc.check import check
 from rinetdc.emit import render
 from rinetdc.fmt import format_ruleset

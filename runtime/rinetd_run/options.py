@@ -1,0 +1,159 @@
+"""The options of the extended language: the one table that defines each of them.
+
+An option is a name an operator writes in a rule's ``[...]`` group, as a global
+statement, or both.  Everything else derives from this table: the rule set
+reader's ranges and words, ``Effective``'s fields, the compiler's option names,
+hints and per-protocol warnings, ``diff``'s names.  The grammar's word lists,
+the JSON Schema, the role's variables and the README's table are held against
+it by ``tests/unit/test_option_table.py``.  Pure data: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "BY_NAME",
+    "GLOBAL_OPTIONS",
+    "MAX_TIMEOUT",
+    "OPTIONS",
+    "RULE_OPTIONS",
+    "Option",
+    "applies",
+]
+
+Scope = Literal["rule", "global", "both"]
+Protocols = frozenset[Literal["tcp", "udp"]]
+
+MAX_TIMEOUT = 2**31 - 1  # rinetd stores a timeout in an int
+_TCP: Protocols = frozenset({"tcp"})
+_UDP: Protocols = frozenset({"udp"})
+_BOTH: Protocols = frozenset({"tcp", "udp"})
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One option: where it may be written, what it takes, what it is when unset."""
+
+    name: str  # as the configuration writes it: `connect-timeout`
+    scope: Scope  # a rule's [...] group, a global statement, or both
+    protocols: Protocols  # the bind protocols whose rules use it (W111 for the others)
+    default: int | str | None  # the value when nothing sets it; None: off
+    help: str  # one sentence for an operator: what it does
+    low: int = 0  # a number's range; unused for words
+    high: int = 0
+    words: tuple[str, ...] = ()  # the values of a word option; empty for a number
+    zero: str = ""  # what 0 means, where 0 is special
+    unit: str = ""  # "s" for seconds
+    # A global statement of a rule option sets the rules' default, except where the
+    # statement means something of its own (the process-wide max-connections).
+    inherited: bool = True
+
+    @property
+    def field(self) -> str:
+        """The name in Python and in the role's variables: `connect_timeout`."""
+        return self.name.replace("-", "_")
+
+    @property
+    def values(self) -> str:
+        """What it takes, as hints and the README say it: `on, off`, `1..86400`."""
+        if self.words:
+            return ", ".join(self.words)
+        return f"{self.low}..{self.high}"
+
+    @property
+    def hint(self) -> str:
+        """The fix for a value it does not take: `use 0..86400 (0 for start and reload only)`."""
+        if self.words:
+            return f"write {self.name}={self.words[0]}"
+        zero = f" (0 for {self.zero})" if self.zero and self.low == 0 else ""
+        return f"use {self.low}..{self.high}{zero}"
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "connect-timeout",
+        "both",
+        _TCP,
+        30,
+        "a backend connect that has not finished in N seconds is given up",
+        low=1,
+        high=86400,
+        unit="s",
+    ),
+    Option(
+        "idle-timeout",
+        "both",
+        _TCP,
+        0,
+        "a TCP connection with no byte either way for N seconds is ended",
+        high=MAX_TIMEOUT,
+        zero="never",
+        unit="s",
+    ),
+    Option(
+        "keepalive",
+        "both",
+        _TCP,
+        "on",
+        "SO_KEEPALIVE on both sockets of a TCP connection",
+        words=("on", "off"),
+    ),
+    Option(
+        "max-connections",
+        "both",
+        _TCP,
+        0,
+        "TCP connections open at once: a rule's own, or the whole process's as a statement",
+        high=1_000_000,
+        zero="no limit",
+        inherited=False,
+    ),
+    Option(
+        "max-connections-per-client",
+        "rule",
+        _TCP,
+        0,
+        "a rule's open TCP connections from one client address",
+        high=1_000_000,
+        zero="no limit",
+    ),
+    Option(
+        "max-udp-connections",
+        "both",
+        _UDP,
+        5000,
+        "a rule's UDP sessions; one more ends the least recently used",
+        high=1_000_000,
+        zero="no limit",
+    ),
+    Option(
+        "dns-refresh",
+        "both",
+        _BOTH,
+        0,
+        "connect host names are looked up again every N seconds",
+        high=86400,
+        zero="start and reload only",
+        unit="s",
+    ),
+    Option(
+        "proxy-protocol",
+        "rule",
+        _TCP,
+        None,
+        "the backend gets a PROXY protocol header with the client's address first",
+        words=("v1", "v2"),
+    ),
+)
+
+BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
+# What a rule's [...] group takes, and what a global statement sets.
+RULE_OPTIONS = tuple(o.name for o in OPTIONS if o.scope in ("rule", "both"))
+GLOBAL_OPTIONS = tuple(o.name for o in OPTIONS if o.scope in ("global", "both"))
+
+
+def applies(name: str, protocol: str) -> bool:
+    """Whether a rule whose bind is ``protocol`` uses the option at all."""
+    return protocol in BY_NAME[name].protocols
