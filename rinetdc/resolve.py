@@ -10,7 +10,7 @@ import socket
 from functools import cache
 from typing import Protocol
 
-from rinetd_run.ruleset import system_resolver
+from rinetd_run.lookup import first_address
 
 __all__ = ["NoResolver", "Resolver", "SystemResolver", "service_port"]
 
@@ -31,7 +31,7 @@ class SystemResolver:
 
     @cache  # noqa: B019 - one resolver per run; the cache dies with it
     def resolve(self, host: str) -> str | None:
-        return system_resolver(host)  # the runtime's own lookup: both must agree
+        return first_address(host)  # the runtime's own lookup: both must agree
 
 
 class NoResolver:

@@ -21,6 +21,7 @@ from typing import Any
 
 from . import __version__
 from .document import load
+from .lookup import first_address
 from .pidfile import pidfile
 from .ruleset import RuleSet, RuleSetError, effective, resolve
 from .say import say
@@ -208,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     arguments = _arguments(argv)
     _raise_file_limit()
     try:
-        ruleset = resolve(load(arguments.rules))
+        ruleset = resolve(load(arguments.rules), first_address)
     except RuleSetError as error:
         say(str(error))
         sys.exit(2)

@@ -3,13 +3,13 @@
 The compiler builds it from a checked configuration, ``document`` turns it
 into the JSON of ``schema/rules.schema.json`` and back, and the runtime
 forwards from it.  ``resolve`` fills in host name addresses as rinetd does at
-start and at each reload.  Nothing here reads a file or opens a socket.
+start and at each reload, with the lookup it is given.  Nothing here reads a
+file, opens a socket or looks a name up (tests/unit/runtime/test_layering.py).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -32,7 +32,6 @@ __all__ = [
     "SourceFile",
     "effective",
     "resolve",
-    "system_resolver",
 ]
 
 DEFAULT_TIMEOUT = 72  # seconds; rinetd 0.73 uses it for `timeout=0` and for no timeout
@@ -206,15 +205,6 @@ def effective(ruleset: RuleSet, rule: Rule) -> Effective:
     return Effective(**values)  # type: ignore[arg-type]
 
 
-def system_resolver(host: str) -> str | None:
-    """The first address getaddrinfo gives, as rinetd uses."""
-    try:
-        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        return None
-    return str(found[0][4][0]) if found else None
-
-
 def _numeric(host: str, lookup: Callable[[str], str | None]) -> str:
     if host == "0":
         return "0.0.0.0"
@@ -228,8 +218,9 @@ def _numeric(host: str, lookup: Callable[[str], str | None]) -> str:
     return found
 
 
-def resolve(ruleset: RuleSet, lookup: Callable[[str], str | None] = system_resolver) -> RuleSet:
-    """Every host name replaced by its address now, as rinetd does at start and reload."""
+def resolve(ruleset: RuleSet, lookup: Callable[[str], str | None]) -> RuleSet:
+    """Every host name replaced by the address ``lookup`` gives now, as rinetd does at
+    start and reload (the runtime passes ``lookup.first_address``)."""
     cache: dict[str, str] = {}
 
     def numeric(host: str, line: int) -> str:

@@ -26,6 +26,7 @@ from .context import Binding, Context
 from .deadlines import Deadlines
 from .document import load
 from .logger import LogWriter
+from .lookup import first_address
 from .metrics import Counters, MetricsServer, Move, counting, exposition
 from .names import Names
 from .plan import Key, ReloadPlan, plan_reload
@@ -96,7 +97,7 @@ def _keepalive(sock: socket.socket, on: bool) -> None:
 
 
 def _load_and_plan(path: str, current: tuple[Key, ...]) -> tuple[RuleSet, ReloadPlan]:
-    ruleset = resolve(load(path))
+    ruleset = resolve(load(path), first_address)
     return ruleset, plan_reload(current, ruleset.rules)
 
 

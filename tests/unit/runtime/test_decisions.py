@@ -92,7 +92,7 @@ def _document(**changes: object) -> str:
 
 
 def test_reload_plan_keeps_opens_and_closes() -> None:
-    ruleset = resolve(read(_document()))
+    ruleset = resolve(read(_document()), lambda host: "127.0.0.1")
     keys = [r.listener for r in ruleset.rules]
     current = [keys[0], keys[1], ("tcp", "127.0.0.1", 1)]
     plan = plan_reload(current, ruleset.rules)
