@@ -26,7 +26,7 @@ from .bundle import bundle
 from .check import Result, check, paused_gc
 from .ci import render_github, render_sarif, render_sarif_files
 from .diagnostics import Diagnostic, Severity, Span, make
-from .emit import render
+from .emit import seal
 from .files import FileTrouble, read_text, write
 from .fmt import format_ruleset
 from .include import inside, real_path
@@ -76,11 +76,11 @@ def _fail(message: str, report: tuple[str, str] | None = None) -> NoReturn:
     sys.exit(EXIT_TROUBLE)
 
 
-def _read(path: str, output: str = "text") -> str:
+def _read(path: str, format: str = "text") -> str:
     try:
         return read_text(path)
     except FileTrouble as trouble:
-        _fail(str(trouble), (output, _name(path)))
+        _fail(str(trouble), (format, _name(path)))
 
 
 def _write(path: str, data: bytes, mode: int | None = None) -> None:
@@ -109,17 +109,17 @@ class _Report:
 
 
 def _checked(
-    path: str, output: str, language: str, resolver: Resolver, roots: Sequence[str]
+    path: str, format: str, target: str, resolver: Resolver, roots: Sequence[str]
 ) -> _Report:
     name = _name(path)
     try:
-        if output in _CI_FORMATS and path != "-":
+        if format in _CI_FORMATS and path != "-":
             _confined(path, roots)
         text = read_text(path)
     except FileTrouble as trouble:
         diagnostic = make("E023", str(trouble), Span(1, 1, 2))
         return _Report(name, (diagnostic,), trouble=str(trouble))
-    result = check(text, resolver, name=name, target=language, include_roots=roots)
+    result = check(text, resolver, name=name, target=target, include_roots=roots)
     return _Report(name, result.diagnostics, result)
 
 
@@ -135,11 +135,11 @@ def _confined(path: str, roots: Sequence[str]) -> None:
         )
 
 
-def _report(report: _Report, output: str, *, err: bool) -> None:
-    if output in _RENDERERS:
+def _report(report: _Report, format: str, *, err: bool) -> None:
+    if format in _RENDERERS:
         # github: the trouble is the E023 annotation already
-        trouble = None if output == "github" else report.trouble
-        _say(_RENDERERS[output](report.name, report.diagnostics, trouble), err=err)
+        trouble = None if format == "github" else report.trouble
+        _say(_RENDERERS[format](report.name, report.diagnostics, trouble), err=err)
         return
     if report.result is None:
         return  # the trouble was said on stderr
@@ -170,7 +170,6 @@ _no_resolve = click.option(
 _strict = click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
 _target = click.option(
     "--target",
-    "language",  # `target` is compile's output
     type=click.Choice(TARGETS),
     default=TARGETS[0],
     show_default=True,
@@ -186,7 +185,6 @@ _include_root = click.option(
 )
 _format = click.option(
     "--format",
-    "output",
     type=click.Choice(["text", "json", "github", "sarif"]),
     default="text",
     show_default=True,
@@ -211,8 +209,8 @@ def check_command(
     configs: tuple[str, ...],
     no_resolve: bool,
     strict: bool,
-    output: str,
-    language: str,
+    format: str,
+    target: str,
     include_roots: tuple[str, ...],
 ) -> None:
     """Report every problem in each CONFIG (`-` for stdin); the worst exit code wins.
@@ -221,29 +219,27 @@ def check_command(
     `--format sarif` one log with every file's results.  A file that cannot be read
     is one more result (E023) and makes the exit code 2; the others are still checked."""
     resolver = _resolver(no_resolve)
-    reports = [_checked(config, output, language, resolver, include_roots) for config in configs]
+    reports = [_checked(config, format, target, resolver, include_roots) for config in configs]
     trouble = next((r.trouble for r in reports if r.trouble), None)
     for report in reports:
         if report.trouble is not None:
             _say(f"rinetdc: {report.trouble}\n", err=True)
-    if output == "json":
+    if format == "json":
         documents = [json.loads(render_json(r.name, r.diagnostics, r.trouble)) for r in reports]
         chosen: object = documents if len(reports) > 1 else documents[0]
         _say(json.dumps(chosen, indent=2, sort_keys=True) + "\n")
-    elif output == "sarif":
+    elif format == "sarif":
         _say(render_sarif_files([(r.name, r.diagnostics) for r in reports], trouble))
     else:
         for report in reports:
-            _report(report, output, err=False)
+            _report(report, format, err=False)
     codes = [EXIT_TROUBLE if r.trouble else _exit_code(r.diagnostics, strict) for r in reports]
     sys.exit(max(codes))
 
 
 @main.command("compile")
 @click.argument("config", metavar="CONFIG")
-@click.option(
-    "-o", "--output", "target", required=True, help="The JSON file to write, - for stdout."
-)
+@click.option("-o", "--output", required=True, help="The JSON file to write, - for stdout.")
 @_no_resolve
 @_strict
 @_format
@@ -251,34 +247,34 @@ def check_command(
 @_include_root
 def compile_command(
     config: str,
-    target: str,
+    output: str,
     no_resolve: bool,
     strict: bool,
-    output: str,
-    language: str,
+    format: str,
+    target: str,
     include_roots: tuple[str, ...],
 ) -> None:
     """Compile CONFIG into the frozen JSON rule set; write nothing if it has errors, or
     if the output is one of the files read."""
     with paused_gc():
-        report = _checked(config, output, language, _resolver(no_resolve), include_roots)
+        report = _checked(config, format, target, _resolver(no_resolve), include_roots)
         if report.trouble is not None or report.result is None:
-            _fail(report.trouble or "", (output, report.name))
+            _fail(report.trouble or "", (format, report.name))
         code = _exit_code(report.diagnostics, strict)
-        frozen = render(report.result.ruleset) if code == 0 else None
-    _report(report, output, err=True)
+        frozen = seal(report.result.ruleset) if code == 0 else None
+    _report(report, format, err=True)
     if frozen is not None:
-        _refuse_overwriting_input(target, report.result.sources.names, config)
-        _write(target, frozen.encode("ascii"))
+        _refuse_overwriting_input(output, report.result.sources.names, config)
+        _write(output, frozen.encode("ascii"))
     sys.exit(code)
 
 
-def _refuse_overwriting_input(target: str, names: Sequence[str], config: str) -> None:
-    """Exit 2 when ``target`` is (or links to) a file the configuration was read from."""
-    if target == "-":
+def _refuse_overwriting_input(output: str, names: Sequence[str], config: str) -> None:
+    """Exit 2 when ``output`` is (or links to) a file the configuration was read from."""
+    if output == "-":
         return
     try:
-        out = os.stat(target)
+        out = os.stat(output)
     except OSError:
         return  # a new file, or one `write` will report
     read_from = [config, *names[1:]] if config != "-" else list(names[1:])
@@ -288,7 +284,7 @@ def _refuse_overwriting_input(target: str, names: Sequence[str], config: str) ->
         except OSError:
             continue
         if (found.st_dev, found.st_ino) == (out.st_dev, out.st_ino):
-            _fail(f"refusing to write {visible(target)}: it is {visible(name)}, an input")
+            _fail(f"refusing to write {visible(output)}: it is {visible(name)}, an input")
 
 
 def _sealed(text: str, path: str) -> RuleSet:
@@ -300,7 +296,7 @@ def _sealed(text: str, path: str) -> RuleSet:
 
 
 @main.command("bundle")
-@click.option("-o", "--output", "target", required=True, help="The .pyz file to write.")
+@click.option("-o", "--output", required=True, help="The .pyz file to write.")
 @click.option(
     "--python",
     "interpreter",
@@ -308,17 +304,17 @@ def _sealed(text: str, path: str) -> RuleSet:
     show_default=True,
     help="The interpreter named on the archive's first line.",
 )
-def bundle_command(target: str, interpreter: str) -> None:
+def bundle_command(output: str, interpreter: str) -> None:
     """Pack rinetd-run into one zipapp that needs only Python on the host."""
-    _write(target, bundle(interpreter), mode=0o755)
+    _write(output, bundle(interpreter), mode=0o755)
 
 
 @main.command("fmt")
 @click.argument("rules", metavar="RULES.json")
-@click.option("-o", "--output", "target", default="-", show_default=True, help="Where to write.")
-def fmt_command(rules: str, target: str) -> None:
+@click.option("-o", "--output", default="-", show_default=True, help="Where to write.")
+def fmt_command(rules: str, output: str) -> None:
     """Write a compiled rule set back as a canonical rinetd.conf."""
-    _write(target, format_ruleset(_sealed(_read(rules), rules)).encode("utf-8"))
+    _write(output, format_ruleset(_sealed(_read(rules), rules)).encode("utf-8"))
 
 
 def _meaning(path: str, roots: Sequence[str]) -> RuleSet:
@@ -339,18 +335,17 @@ def _meaning(path: str, roots: Sequence[str]) -> RuleSet:
 @click.argument("new", metavar="NEW")
 @click.option(
     "--format",
-    "output",
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
     help="For people, or JSON for tools.",
 )
 @_include_root
-def diff_command(old: str, new: str, output: str, include_roots: tuple[str, ...]) -> None:
+def diff_command(old: str, new: str, format: str, include_roots: tuple[str, ...]) -> None:
     """Compare two configurations (or rule sets) by what they do: exit 0 when they are
     equivalent, 1 when not."""
     changes = compare(_meaning(old, include_roots), _meaning(new, include_roots))
-    if output == "json":
+    if format == "json":
         document = {
             "equivalent": not changes,
             "changes": [

@@ -11,9 +11,9 @@ from rinetd_run.canonical import dumps
 from rinetd_run.document import to_document
 from rinetd_run.ruleset import RuleSet
 
-__all__ = ["render"]
+__all__ = ["seal"]
 
 
-def render(ruleset: RuleSet) -> str:
-    """The file text of the frozen rule set."""
+def seal(ruleset: RuleSet) -> str:
+    """The file text of the frozen rule set, sealed with its digest."""
     return dumps(to_document(ruleset))

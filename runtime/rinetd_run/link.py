@@ -247,8 +247,9 @@ class Link:
         self._closed_by("backend")
         self.finish(abort=not self.backend_eof)
 
-    def expired(self) -> None:
-        """A UDP session idle for its timeout: ended as if the client had gone."""
+    def session_ended(self) -> None:
+        """A UDP session ends without an EOF, idle for its timeout or the least recently
+        used of a rule at max-udp-connections: as if the client had gone."""
         self._closed_by("client")
         self.finish(abort=False)
 

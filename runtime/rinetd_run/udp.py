@@ -53,7 +53,7 @@ class _Session:
             # Re-arm lazily rather than on every datagram: traffic stays cheap.
             self.timer = self.loop.call_later(self.timeout - idle, self._expire)
             return
-        self.link.expired()
+        self.link.session_ended()
 
     def cancel(self) -> None:
         self.timer.cancel()
@@ -96,7 +96,7 @@ class UdpListener(asyncio.DatagramProtocol):
         if not self.sessions:
             return False  # the datagram is dropped
         oldest = next(iter(self.sessions.values()))
-        oldest.link.expired()
+        oldest.link.session_ended()
         return True
 
     def _open(self, key: tuple[str, int]) -> _Session | None:

@@ -13,7 +13,7 @@ import pytest
 from rinetd_run.canonical import digest
 from rinetd_run.document import read, to_document
 from rinetdc.check import Result, check
-from rinetdc.emit import render
+from rinetdc.emit import seal
 from rinetdc.fmt import format_ruleset
 from rinetdc.resolve import NoResolver
 from rinetdc.semdiff import compare
@@ -30,7 +30,7 @@ def _read(path: Path) -> str:
 def _compile(text: str, conf: Path | None = None) -> str:
     result = check(text, NoResolver(), name=str(conf) if conf else "<stdin>")
     assert result.errors == 0, result.diagnostics
-    return render(result.ruleset)
+    return seal(result.ruleset)
 
 
 @pytest.mark.parametrize("conf", VALID, ids=lambda p: p.stem)

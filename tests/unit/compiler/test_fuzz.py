@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from rinetd_run.document import read
 from rinetd_run.options import GLOBAL_OPTIONS, RULE_OPTIONS
 from rinetdc.check import check
-from rinetdc.emit import render
+from rinetdc.emit import seal
 from rinetdc.fmt import format_ruleset
 from rinetdc.render import render_json, render_text
 from rinetdc.resolve import NoResolver
@@ -158,9 +158,9 @@ def valid_configs(draw: st.DrawFn) -> str:
 def test_fmt_inverts_compile(text: str) -> None:
     result = check(text, NoResolver())
     assert result.errors == 0, [d.message for d in result.diagnostics]
-    compiled = render(result.ruleset)
+    compiled = seal(result.ruleset)
     written = format_ruleset(read(compiled))
     again = check(written, NoResolver())
     assert again.errors == 0
-    assert render(again.ruleset) == compiled
+    assert seal(again.ruleset) == compiled
     assert format_ruleset(again.ruleset) == written  # fmt's output is a fixed point

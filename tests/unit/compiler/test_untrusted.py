@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from rinetd_run.document import read
 from rinetdc.check import check
-from rinetdc.emit import render
+from rinetdc.emit import seal
 from rinetdc.resolve import NoResolver
 from tests.helpers import BIN, run
 
@@ -305,7 +305,7 @@ def test_compiled_file_names_are_read_back(tmp_path: Path, top: str, included: s
     text = f"include {glob.escape(included)}\n0 80 10.0.0.1 80\n"
     result = check(text, NoResolver(), name=str(where / top))
     assert result.errors == 0, result.diagnostics
-    read(render(result.ruleset))  # raises if the reader refuses it
+    read(seal(result.ruleset))  # raises if the reader refuses it
 
 
 def test_a_file_name_holding_a_newline_compiles_into_a_readable_rule_set(tmp_path: Path) -> None:

@@ -199,7 +199,7 @@ def test_expired_udp_session_and_finish_once() -> None:
     link.on_traffic = lambda: traffic.append(1)
     link.touch()
     assert traffic == [1]
-    link.expired()
+    link.session_ended()
     link.finish(abort=True, result="never written")
     assert [e.result for e in events] == ["opened", "done-remote-closed"]
 
