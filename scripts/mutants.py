@@ -48,9 +48,9 @@ MUTANTS = [
     ),
     (
         "first per-rule access line skipped (compiler)",
-        "rinetdc/validate.py",
-        "                access=_access(d.access),",
-        "                access=_access(d.access[1:]),",
+        "rinetdc/validate/build.py",
+        "                access=access_rules(d.access),",
+        "                access=access_rules(d.access[1:]),",
         ["tests/unit/compiler/test_validate.py", "tests/unit/compiler/test_corpus.py"],
     ),
     (
@@ -93,14 +93,14 @@ MUTANTS = [
     ),
     (
         "duplicate binds (E010) not reported",
-        "rinetdc/validate.py",
+        "rinetdc/validate/binds.py",
         "        candidates = [self.by_address.get(key)]",
         "        candidates = [None]",
         ["tests/unit/compiler/test_validate.py", "tests/unit/compiler/test_corpus.py"],
     ),
     (
         "overlapping binds (E011) not reported",
-        "rinetdc/validate.py",
+        "rinetdc/validate/binds.py",
         "        found = [c for c in candidates if c is not None]",
         "        found = [c for c in candidates[:1] if c is not None]",
         ["tests/unit/compiler/test_validate.py", "tests/unit/compiler/test_corpus.py"],
@@ -151,7 +151,7 @@ MUTANTS = [
     ),
     (
         "a digit string turned into a number whole",
-        "rinetdc/validate.py",
+        "rinetdc/validate/values.py",
         '    significant = digits.lstrip("0") or "0"',
         "    significant = digits",
         ["tests/unit/compiler/test_validate.py"],

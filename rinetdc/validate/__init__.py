@@ -1,0 +1,65 @@
+"""Typed AST -> the rule set model, with every error and warning found on the way.
+
+A pure function of the AST and a resolver: nothing here prints or exits.
+``validate`` sorts the statements into their scopes, then runs the checks one
+after the other, each in a module of its own that returns its diagnostics:
+``rule`` (one rule, with the value readers of ``values``), ``binds`` (rules
+against each other), ``access`` (patterns), ``statements`` (everything outside
+rules), ``rinetd073`` (the C rinetd as a target); ``build`` makes the rule set.
+The checks follow rinetd 0.73's meaning of each statement (reference section
+1) and add the ones 0.73 lacks: port ranges, bind collisions, patterns that can
+never match, settings that do nothing.
+"""
+
+from __future__ import annotations
+
+from rinetd_run.ruleset import RuleSet
+
+from .. import ast
+from ..diagnostics import Diagnostic
+from ..resolve import Resolver
+from .access import check_patterns, check_reach
+from .binds import check_binds
+from .build import build_ruleset
+from .rinetd073 import check_073_reading, check_extensions, for_073
+from .rule import check_rule
+from .scopes import Found, sort_statements
+from .statements import check_files, check_metrics, check_not_empty, check_settings
+
+__all__ = ["TARGETS", "for_073", "validate"]
+
+
+TARGETS = ("rinetd-run", "rinetd-0.73")
+
+
+def validate(
+    config: ast.Config,
+    resolver: Resolver,
+    target: str = "rinetd-run",
+    last_line: int | None = None,
+) -> tuple[RuleSet, list[Diagnostic]]:
+    """Check ``config`` for ``target`` (one of TARGETS); return its rule set and the
+    diagnostics, in source order.  ``last_line``: the text's line that ends the top file,
+    where included files follow it."""
+    scopes = sort_statements(config)
+    found: Found = []
+    drafts = []
+    for node, access in zip(scopes.rules, scopes.rule_access, strict=True):
+        draft, problems = check_rule(node, access, resolver)
+        drafts.append(draft)
+        found += problems
+    settings, problems = check_settings(scopes.settings)
+    found += problems
+    metrics, problems = check_metrics(scopes.metrics, resolver)
+    found += problems
+    found += check_binds(drafts, metrics)
+    found += check_patterns(drafts, scopes.global_access)
+    found += check_reach(drafts, scopes.global_access)
+    found += check_files(scopes)
+    found += check_073_reading(scopes.rules)
+    found += check_not_empty(config, drafts, last_line)
+    if target == "rinetd-0.73":
+        found += check_extensions(config)
+    found.sort(key=lambda d: (d.span, d.code))
+    ruleset = build_ruleset(drafts, scopes, settings, metrics, resolved=resolver.enabled)
+    return ruleset, found
