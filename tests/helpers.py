@@ -1,17 +1,38 @@
 """Helpers every test folder shares: paths, running our console scripts, compiling a
-configuration with the real rinetdc, and parsing the log formats."""
+configuration with the real rinetdc, waiting for a fact, and parsing the log formats."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus"
 SCHEMA = ROOT / "schema" / "rules.schema.json"
 BIN = Path(sys.executable).parent
+
+
+def wait_until(
+    fact: Callable[[], T], what: str, timeout: float = 10.0, interval: float = 0.02
+) -> T:
+    """Ask ``fact`` until it gives a true value, and return that value; after ``timeout``
+    seconds, fail saying ``what`` was awaited and what ``fact`` gave last.  Tests wait for
+    facts this way, never for a fixed time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = fact()
+        if found:
+            return found
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"waited {timeout} s for {what}; last: {found!r}")
+        time.sleep(interval)
 
 
 def run(

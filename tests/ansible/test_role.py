@@ -10,7 +10,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import BIN, ROOT
+from tests.helpers import BIN, ROOT, wait_until
 from tests.runtime.harness import TcpEcho, free_port, recv_all
 
 ROLE = ROOT / "ansible" / "roles" / "rinetd"
@@ -600,10 +599,7 @@ def test_a_rule_s_options_are_deployed_and_enforced(deployment: Deployment) -> N
         assert first.recv(3) == b"one"
         assert not _forwards(deployment.ports[0])  # the second is over the rule's limit
     log = deployment.root / "var/log/rinetd-run.log"
-    deadline = time.monotonic() + 10
-    while "limit-exceeded" not in log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert "limit-exceeded" in log.read_text()
+    wait_until(lambda: "limit-exceeded" in log.read_text(), "a limit-exceeded log line")
 
 
 def test_a_mistyped_option_fails_before_anything_changes(deployment: Deployment) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import wait_until
 from tests.integration.conftest import AGENT
 from tests.integration.daemons import Daemon, agent, start_ours
 from tests.integration.topology import Topology
@@ -90,10 +91,7 @@ def dns(net: Topology) -> Iterator[NameServer]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while _resolves_to(net, NAME) != [SERVED[0]]:
-            assert time.monotonic() < deadline, "dnsmasq does not answer"
-            time.sleep(0.1)
+        wait_until(lambda: _resolves_to(net, NAME) == [SERVED[0]], "dnsmasq's answer")
         yield server
     finally:
         if server.process is not None:
@@ -117,15 +115,6 @@ def _hello(net: Topology, address: str, port: int) -> None:
 
 def _reached(net: Topology, port: int) -> Any:
     return agent(net, "c1", "hello", "--host", C1_FW, "--port", str(port)).get("backend")
-
-
-def _until(check: Any, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 @pytest.fixture
@@ -153,7 +142,7 @@ def test_new_connections_follow_the_name_and_old_ones_go_on(
     assert SERVED[0] in held.stdout.readline().decode()
     dns.answer(f"{SERVED[1]} {NAME}\n")
     # Within the refresh period (1 s, a tick of slack): new connections go to the new address.
-    assert _until(lambda: _reached(net, 9500) == SERVED[1], 5)
+    wait_until(lambda: _reached(net, 9500) == SERVED[1], f"{NAME} forwarded to its new address", 5)
     assert _reached(net, 9501) == SERVED[0]  # dns-refresh 0: not until a reload
     trigger.write_text("")
     result = held.stdout.read().decode().strip().splitlines()[-1]
@@ -209,6 +198,6 @@ def test_three_failed_connects_in_a_row_look_the_name_up_again(
         time.sleep(1)  # the lookup at start is done (it takes milliseconds)
         dns.answer(f"{SERVED[1]} {NAME}\n")  # the period is an hour: no lookup of its own
         assert [_reached(net, 9504) for _ in range(3)] == ["", "", ""]
-        assert _until(lambda: _reached(net, 9504) == SERVED[1], 5)
+        wait_until(lambda: _reached(net, 9504) == SERVED[1], f"{NAME} looked up again", 5)
     finally:
         daemon.stop()

@@ -222,7 +222,7 @@ def test_reload_under_traffic(net: Topology, ours: Daemon) -> None:
     changed = CONFIG.replace("logfile LOG", f"0 8009 10.62.0.2 {ECHO}\nlogfile LOG")
     compile_config(changed, work)
     ours.process.send_signal(signal.SIGHUP)
-    ours.wait_for_stderr("reloading configuration")
+    ours.wait_for_reload()
 
     assert streamer.stdout is not None and prober.stdout is not None
     streamed = json.loads(streamer.stdout.read())

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Self
 
-from tests.helpers import BIN, compile_config
+from tests.helpers import BIN, compile_config, wait_until
 
 # Ports a test picks, then leaves for rinetd-run to bind, come from below the
 # kernel's ephemeral range (32768 and up), where no client socket of any test takes
@@ -55,12 +55,12 @@ def free_ports(count: int, kind: int = socket.SOCK_STREAM) -> list[int]:
 
 
 def wait_for_tcp(host: str, port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-            return
-        time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on {host}:{port}")
+            return True
+        return False
+
+    wait_until(listening, f"a listener on {host}:{port}", timeout)
 
 
 @dataclass
@@ -162,41 +162,46 @@ class Forwarder:
             self.errors.append(raw.decode(errors="replace").rstrip("\n"))
 
     def wait_for_stderr(self, text: str, count: int = 1, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def said() -> bool:
             if sum(text in line for line in self.errors) >= count:
-                return
+                return True
             if self.process.poll() is not None:
-                time.sleep(0.1)
-                break
-            time.sleep(0.02)
-        raise AssertionError(f"rinetd-run did not say {text!r}: {self.errors}")
+                time.sleep(0.1)  # its last words may still be on the way
+                if sum(text in line for line in self.errors) < count:
+                    raise AssertionError(f"rinetd-run ended without {text!r}: {self.errors}")
+            return False
+
+        wait_until(said, f"rinetd-run to say {text!r} ({self.errors})", timeout)
+
+    def wait_for_reload(self, count: int = 1) -> None:
+        """Until a reload is done (each of ``count`` processes says "reloaded:"), not only
+        begun."""
+        self.wait_for_stderr("reloaded: forwarding", count=count)
 
     @property
     def log(self) -> Path:
         return self.workdir / "rinetd.log"
 
+    def _lines(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
     def log_lines(self, count: int, timeout: float = 10.0) -> list[str]:
         """Wait until the log holds at least ``count`` lines; return them all."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.log.exists():
-                lines = self.log.read_text().splitlines()
-                if len(lines) >= count:
-                    return lines
-            time.sleep(0.02)
-        found = self.log.read_text().splitlines() if self.log.exists() else []
-        raise AssertionError(f"expected {count} log lines, got {found}")
+
+        def enough() -> list[str]:
+            lines = self._lines()
+            return lines if len(lines) >= count else []
+
+        return wait_until(enough, f"{count} log lines", timeout)
 
     def wait_for_log(self, text: str, timeout: float = 10.0) -> list[str]:
         """Wait until some log line contains ``text``; return all lines."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            lines = self.log.read_text().splitlines() if self.log.exists() else []
-            if any(text in line for line in lines):
-                return lines
-            time.sleep(0.02)
-        raise AssertionError(f"no log line with {text!r}")
+
+        def written() -> list[str]:
+            lines = self._lines()
+            return lines if any(text in line for line in lines) else []
+
+        return wait_until(written, f"a log line with {text!r}", timeout)
 
     def signal(self, number: int) -> None:
         self.process.send_signal(number)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BIN, CORPUS, compile_config, parse_tab
+from tests.helpers import BIN, CORPUS, compile_config, parse_tab, wait_until
 from tests.runtime.harness import (
     TcpEcho,
     connect_from,
@@ -71,8 +71,9 @@ def test_reload_adds_removes_and_keeps_rules(tmp_path: Path, tcp_echo: TcpEcho) 
         )
         compile_config(second, tmp_path)
         fw.signal(signal.SIGHUP)
-        fw.wait_for_stderr("reloading configuration")
-        time.sleep(0.5)
+        fw.wait_for_reload()
+        probed = len(refusals)
+        wait_until(lambda: len(refusals) > probed + 10, "probes after the reload")
         stop.set()
         prober.join()
 
@@ -113,15 +114,24 @@ def test_broken_rule_set_on_reload_keeps_the_old_rules(tmp_path: Path, tcp_echo:
 
 
 def test_reload_that_cannot_bind_changes_nothing(tmp_path: Path, tcp_echo: TcpEcho) -> None:
-    port, taken = free_port(), socket.socket()
+    """A new rule set of three rules, one of whose ports is taken: none of it applies. The
+    old rule keeps serving, the new rule that could bind does not listen, and the removed
+    rule is still there."""
+    port, added, taken = free_port(), free_port(), socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     with running(f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\n", tmp_path) as fw:
-        conf = f"127.0.0.1 {taken.getsockname()[1]} 127.0.0.1 {tcp_echo.port}\n"
+        conf = (
+            f"127.0.0.1 {added} 127.0.0.1 {tcp_echo.port}\n"
+            f"127.0.0.1 {taken.getsockname()[1]} 127.0.0.1 {tcp_echo.port}\n"
+        )
         compile_config(conf, tmp_path)
         fw.signal(signal.SIGHUP)
         fw.wait_for_stderr("reload failed")
-        assert _echo_once(port) == b"hi"  # the old rule still serves
+        assert f"cannot bind 127.0.0.1 {taken.getsockname()[1]}/tcp" in fw.errors[-1]
+        assert _echo_once(port) == b"hi"  # the rule the new set removes still serves
+        assert _refused(added)  # the rule that could have bound was let go
+        assert not any("reloaded:" in line for line in fw.errors)
     taken.close()
 
 
@@ -132,8 +142,7 @@ def test_reload_reopens_the_log_for_rotation(tmp_path: Path, tcp_echo: TcpEcho) 
         fw.log_lines(2)
         fw.log.rename(tmp_path / "rinetd.log.1")
         fw.signal(signal.SIGHUP)
-        fw.wait_for_stderr("reloading configuration")
-        time.sleep(0.2)
+        fw.wait_for_reload()
         _echo_once(port)
         assert [parse_tab(line)["result"] for line in fw.log_lines(2)] == [
             "opened",
@@ -234,8 +243,7 @@ def test_workers_share_ports_reload_and_stop_together(tmp_path: Path, tcp_echo: 
             assert _echo_once(port) == b"hi"
         compile_config(conf + f"127.0.0.1 {added} 127.0.0.1 {tcp_echo.port}\n", tmp_path)
         fw.signal(signal.SIGHUP)
-        fw.wait_for_stderr("reloading configuration", count=2)  # both workers
-        time.sleep(0.3)
+        fw.wait_for_reload(count=2)  # both workers
         for _ in range(20):  # whichever worker the kernel picks has the new rule
             assert _echo_once(added) == b"hi"
         fw.signal(signal.SIGTERM)

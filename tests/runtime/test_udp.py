@@ -55,12 +55,14 @@ def test_sessions_are_per_client_address_and_port(tmp_path: Path, udp_echo: UdpE
                 message = f"{number}:{round_}".encode()
                 client.sendto(message, ("127.0.0.1", port))
                 assert client.recvfrom(100)[0] == message
-        lines = fw.log_lines(3)
-        time.sleep(0.3)
-        assert len(fw.log.read_text().splitlines()) == 3  # three sessions, opened once each
+        fw.log_lines(3)
+        assert fw.stop() == 0  # every session ends and every line is written
         for client in clients:
             client.close()
-    assert sorted(parse_tab(line)["client"] for line in lines) == [
+        lines = fw.log.read_text().splitlines()
+    opened = [parse_tab(line) for line in lines if line.endswith("\topened")]
+    assert len(lines) == 2 * len(opened)  # each session opened once and ended once
+    assert sorted(line["client"] for line in opened) == [
         "127.0.0.1",
         "127.0.0.1",
         "127.0.0.2",
