@@ -9,7 +9,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,149 +16,19 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.ansible.conftest import PLAYBOOK, ROLE, Deployment, changed, forwards
 from tests.helpers import BIN, ROOT, wait_until
-from tests.runtime.harness import TcpEcho, free_port, recv_all
-
-ROLE = ROOT / "ansible" / "roles" / "rinetd"
-PLAYBOOK = Path(__file__).with_name("playbook.yml")
-
-
-class Deployment:
-    def __init__(self, root: Path, echo_port: int) -> None:
-        self.root = root
-        self.echo_port = echo_port
-        self.ports = [free_port(), free_port()]
-        self.runtime: subprocess.Popen[bytes] | None = None
-
-    def variables(self, rules: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
-        root = self.root
-        rules = rules if rules is not None else [self.rule(self.ports[0])]
-        return {
-            "rinetd_rules": rules,
-            "rinetd_allow": ["127.0.0.*"],
-            "rinetd_logfile": str(root / "var/log/rinetd-run.log"),
-            "rinetd_pidfile": str(root / "run/rinetd-run.pid"),
-            "rinetd_config_path": str(root / "etc/rinetd/rinetd.conf"),
-            "rinetd_rules_path": str(root / "etc/rinetd/rules.json"),
-            "rinetd_runtime_path": str(root / "usr/local/lib/rinetd/rinetd-run.pyz"),
-            "rinetd_unit_path": str(root / "etc/systemd/system/rinetd-run.service"),
-            "rinetd_logrotate_path": str(root / "etc/logrotate.d/rinetd-run"),
-            "rinetd_python": sys.executable,
-            "rinetd_manage_service": False,
-            "rinetd_dynamic_user": False,
-            "rinetd_rinetdc": str(BIN / "rinetdc"),
-            **extra,
-        }
-
-    def rule(self, port: int, connect_port: int | None = None) -> dict[str, Any]:
-        return {
-            "bind_address": "127.0.0.1",
-            "bind_port": port,
-            "connect_address": "127.0.0.1",
-            "connect_port": connect_port or self.echo_port,
-        }
-
-    def play(
-        self,
-        variables: dict[str, Any],
-        *flags: str,
-        playbook: Path = PLAYBOOK,
-        collections: Path | None = None,
-        inventory: str = "localhost,",
-        env_extra: dict[str, str] | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        extra = self.root.parent / "vars.json"
-        extra.write_text(json.dumps(variables))
-        env = {
-            **os.environ,
-            "ANSIBLE_ROLES_PATH": str(ROLE.parent),
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_LOCALHOST_WARNING": "0",
-            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
-            "ANSIBLE_LOCAL_TEMP": str(self.root.parent / "ansible-tmp"),
-            "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
-            **(env_extra or {}),
-        }
-        if collections is not None:  # the installed collection only, not the role's home
-            env["ANSIBLE_COLLECTIONS_PATH"] = str(collections)
-            env["ANSIBLE_ROLES_PATH"] = str(self.root.parent / "no-roles")
-        command = [
-            str(BIN / "ansible-playbook"),
-            "-i",
-            inventory,
-            "-c",
-            "local",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            "-e",
-            f"@{extra}",
-            str(playbook),
-            *flags,
-        ]
-        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-
-    def files(self) -> dict[str, bytes]:
-        return {
-            str(path.relative_to(self.root)): path.read_bytes()
-            for path in sorted(self.root.rglob("*"))
-            if path.is_file() and "log" not in path.parts and "run" not in path.parts
-        }
-
-    def start(self) -> None:
-        """The deployed runtime, as the unit would run it, with the standard library only."""
-        self.runtime = subprocess.Popen(
-            [
-                sys.executable,
-                "-I",
-                "-S",
-                str(self.root / "usr/local/lib/rinetd/rinetd-run.pyz"),
-                str(self.root / "etc/rinetd/rules.json"),
-            ],
-            stderr=subprocess.PIPE,
-        )
-        assert self.runtime.stderr is not None
-        assert b"forwarding" in self.runtime.stderr.readline()
-
-    def stop(self) -> None:
-        if self.runtime is not None and self.runtime.poll() is None:
-            self.runtime.terminate()
-            self.runtime.wait(timeout=15)
-
-
-def _changed(output: str) -> int:
-    match = re.search(r"changed=(\d+)", output)
-    assert match, output
-    return int(match.group(1))
-
-
-def _forwards(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(b"through the role")
-            sock.shutdown(socket.SHUT_WR)
-            return recv_all(sock) == b"through the role"
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    echo = TcpEcho().start()
-    (tmp_path / "root").mkdir()
-    deployment = Deployment(tmp_path / "root", echo.port)
-    yield deployment
-    deployment.stop()
-    echo.stop()
+from tests.runtime.harness import free_port
 
 
 def test_deploy_reload_idempotence_errors_and_check_mode(deployment: Deployment) -> None:
     first = deployment.play(deployment.variables())
     assert first.returncode == 0, first.stdout + first.stderr
-    assert _changed(first.stdout) >= 4
+    assert changed(first.stdout) >= 4
     conf = (deployment.root / "etc/rinetd/rinetd.conf").read_text()
     assert f"127.0.0.1 {deployment.ports[0]} 127.0.0.1 {deployment.echo_port}" in conf
     deployment.start()
-    assert _forwards(deployment.ports[0])
+    assert forwards(deployment.ports[0])
     pid = deployment.runtime.pid if deployment.runtime else 0
 
     # A new rule: only a reload is asked for, and the running runtime takes it.
@@ -171,14 +40,14 @@ def test_deploy_reload_idempotence_errors_and_check_mode(deployment: Deployment)
         in second.stdout
     )
     assert "RUNNING HANDLER [rinetd : Restart rinetd-run]" not in second.stdout
-    assert _changed(second.stdout) == 3  # rinetd.conf, rules.json, the SIGHUP
-    assert _forwards(deployment.ports[1])
+    assert changed(second.stdout) == 3  # rinetd.conf, rules.json, the SIGHUP
+    assert forwards(deployment.ports[1])
     assert deployment.runtime is not None and deployment.runtime.pid == pid
     assert deployment.runtime.poll() is None
 
     # Nothing changed: nothing changes.
     third = deployment.play(deployment.variables(two_rules))
-    assert third.returncode == 0 and _changed(third.stdout) == 0, third.stdout
+    assert third.returncode == 0 and changed(third.stdout) == 0, third.stdout
 
     # A broken rule fails the play with the diagnostic; the host keeps its files.
     before = deployment.files()
@@ -233,7 +102,7 @@ def test_raw_configuration_text(deployment: Deployment) -> None:
     assert done.returncode == 0, done.stdout
     assert (deployment.root / "etc/rinetd/rinetd.conf").read_text() == text
     deployment.start()
-    assert _forwards(deployment.ports[0])
+    assert forwards(deployment.ports[0])
     bad = deployment.play(deployment.variables([], rinetd_config_text="allow 10.0.0.x\n"))
     assert bad.returncode != 0 and "error[E008]" in bad.stdout
 
@@ -424,7 +293,7 @@ def test_a_raw_configuration_s_own_pid_file_is_the_one_used(
     done = deployment.play(deployment.variables([], rinetd_config_text=second))
     assert done.returncode == 0, done.stdout
     assert "Reload a running rinetd-run through its pid file." in done.stdout
-    assert _forwards(deployment.ports[1])  # the reload reached it: the new rule is live
+    assert forwards(deployment.ports[1])  # the reload reached it: the new rule is live
 
 
 def test_warnings_are_shown_and_strict_fails_on_them(deployment: Deployment) -> None:
@@ -451,7 +320,7 @@ def test_the_deployed_rule_set_does_not_depend_on_the_controller_dns(
         "service": None,
     }
     deployment.start()
-    assert _forwards(deployment.ports[0])
+    assert forwards(deployment.ports[0])
 
 
 def test_the_collection_builds_installs_and_deploys(deployment: Deployment, tmp_path: Path) -> None:
@@ -482,7 +351,7 @@ def test_the_collection_builds_installs_and_deploys(deployment: Deployment, tmp_
     assert play.returncode == 0, play.stdout + play.stderr
     assert "rinetdc.rinetd.rinetd" in play.stdout
     deployment.start()
-    assert _forwards(deployment.ports[0])
+    assert forwards(deployment.ports[0])
 
 
 def test_diagnostics_name_the_configuration_not_a_temporary_file(deployment: Deployment) -> None:
@@ -597,7 +466,7 @@ def test_a_rule_s_options_are_deployed_and_enforced(deployment: Deployment) -> N
     with socket.create_connection(("127.0.0.1", deployment.ports[0]), timeout=5) as first:
         first.sendall(b"one")
         assert first.recv(3) == b"one"
-        assert not _forwards(deployment.ports[0])  # the second is over the rule's limit
+        assert not forwards(deployment.ports[0])  # the second is over the rule's limit
     log = deployment.root / "var/log/rinetd-run.log"
     wait_until(lambda: "limit-exceeded" in log.read_text(), "a limit-exceeded log line")
 
@@ -645,7 +514,7 @@ def test_the_real_logrotate_loses_and_splits_no_line_under_traffic(
     state = tmp_path / "logrotate.state"
     for rotation in range(3):
         for _ in range(100):
-            assert _forwards(deployment.ports[0])
+            assert forwards(deployment.ports[0])
             sent += 1
         done = subprocess.run(
             [logrotate, "-f", "-s", str(state), str(snippet)],
@@ -656,7 +525,7 @@ def test_the_real_logrotate_loses_and_splits_no_line_under_traffic(
         assert done.returncode == 0, done.stdout + done.stderr
         assert (deployment.root / "var/log/rinetd-run.log.1").exists(), rotation
     for _ in range(50):
-        assert _forwards(deployment.ports[0])
+        assert forwards(deployment.ports[0])
         sent += 1
     deployment.stop()  # flushes the log
     lines = []
