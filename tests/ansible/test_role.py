@@ -172,17 +172,37 @@ def test_ansible_lint_production_profile() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def _shown(value: Any) -> str:
+    """A default as the role's README writes it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return json.dumps(value)
+    return '""' if value == "" else str(value)
+
+
 def test_readme_defaults_and_argument_specs_agree() -> None:
     defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
     specs = yaml.safe_load((ROLE / "meta/argument_specs.yml").read_text())
     options = specs["argument_specs"]["main"]["options"]
     readme = (ROLE / "README.md").read_text()
     assert set(defaults) == set(options)
+    table = dict(re.findall(r"^\| `(rinetd_\w+)` \| `([^`]*)` \|$", readme, re.M))
+    assert table == {name: _shown(value) for name, value in defaults.items()}
     for name, value in defaults.items():
-        assert f"`{name}`" in readme, name
         assert options[name].get("default") == value, name
+    # A paragraph about one variable says its default in words too: the same one.
+    said = 0
+    for paragraph in readme.split("\n\n"):
+        named = set(re.findall(r"`(rinetd_\w+)`", paragraph))
+        default = re.findall(r"[Dd]efault `([^`]*)`\.", paragraph)
+        if paragraph.startswith("`rinetd_") and len(named) == 1 and default:
+            (name,) = named
+            assert default[-1] == _shown(defaults[name]), (name, default)
+            said += 1
+    assert said >= 8  # the paragraphs of one variable each
     handlers = yaml.safe_load((ROLE / "handlers/main.yml").read_text())
-    tasks = (ROLE / "tasks/main.yml").read_text()
+    tasks = "".join(path.read_text() for path in (ROLE / "tasks").glob("*.yml"))
     for handler in handlers:
         assert handler.get("listen", handler["name"]) in tasks, handler["name"]
 
@@ -246,8 +266,9 @@ def test_controller_tasks_never_become() -> None:
             yield item
             yield from tasks(item.get("block", []) + item.get("always", []))
 
-    role = yaml.safe_load((ROLE / "tasks/main.yml").read_text())
+    role = [t for path in (ROLE / "tasks").glob("*.yml") for t in yaml.safe_load(path.read_text())]
     delegated = [t for t in tasks(role) if t.get("delegate_to") == "localhost"]
+    assert len(delegated) >= 10  # every phase file was read
     assert delegated and all(t.get("become") is False for t in delegated), [
         t["name"] for t in delegated if t.get("become") is not False
     ]
