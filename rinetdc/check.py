@@ -15,7 +15,8 @@ from .files import read_regular
 from .include import Sources, expand, one_file
 from .parser import parse
 from .resolve import Resolver
-from .validate import for_073, validate
+from .targets import TARGETS
+from .validate import validate
 
 __all__ = ["Result", "check", "paused_gc"]
 
@@ -59,20 +60,14 @@ def check(
     include_roots: Sequence[str] = (),
 ) -> Result:
     """Parse and validate ``text`` (the file ``name``, whose includes are read with
-    ``read`` from its folder's tree and ``include_roots``) for ``target``; every
-    problem found is in the result's diagnostics."""
+    ``read`` from its folder's tree and ``include_roots``) for ``target`` (a name of
+    ``TARGETS``); every problem found is in the result's diagnostics."""
     with paused_gc():
         whole, sources, included = expand(text, name, read, include_roots)
         config, syntax = parse(whole)
-        ruleset, semantic = validate(config, resolver, target, _top_end(sources))
-    if target == "rinetd-0.73":
-        included = [
-            replace(d, code="E014", severity=Severity.ERROR) if d.code == "W105" else d
-            for d in included
-        ]
-    found = sorted([*included, *syntax, *semantic], key=lambda d: (d.span, d.code))
-    if target == "rinetd-0.73":
-        found = sorted(for_073(found), key=lambda d: (d.span, d.code))
+        ruleset, semantic = validate(config, resolver, _top_end(sources))
+    judged = TARGETS[target].judge(config, [*included, *syntax, *semantic])
+    found = sorted(judged, key=lambda d: (d.span, d.code))
     if not sources.origin:
         sources = one_file(name, config.lines)
         return Result(config, replace(ruleset, files=_files(sources)), tuple(found), sources)

@@ -33,7 +33,7 @@ from .include import inside, real_path
 from .render import render_json, render_text, summary
 from .resolve import NoResolver, Resolver, SystemResolver
 from .semdiff import compare
-from .validate import TARGETS
+from .targets import TARGETS
 from .visible import visible
 
 EXIT_ERRORS = 1
@@ -170,8 +170,8 @@ _no_resolve = click.option(
 _strict = click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
 _target = click.option(
     "--target",
-    type=click.Choice(TARGETS),
-    default=TARGETS[0],
+    type=click.Choice(list(TARGETS)),
+    default="rinetd-run",
     show_default=True,
     help="The program the file is for: rinetd-run (the extended language) or the C "
     "rinetd 0.73 (extensions and lines it reads otherwise are errors).",

@@ -21,26 +21,23 @@ from ..resolve import Resolver
 from .access import check_patterns, check_reach
 from .binds import check_binds
 from .build import build_ruleset
-from .rinetd073 import check_073_reading, check_extensions, for_073
+from .rinetd073 import check_073_reading
 from .rule import check_rule
 from .scopes import Found, sort_statements
 from .statements import check_files, check_metrics, check_not_empty, check_settings
 
-__all__ = ["TARGETS", "for_073", "validate"]
-
-
-TARGETS = ("rinetd-run", "rinetd-0.73")
+__all__ = ["validate"]
 
 
 def validate(
     config: ast.Config,
     resolver: Resolver,
-    target: str = "rinetd-run",
     last_line: int | None = None,
 ) -> tuple[RuleSet, list[Diagnostic]]:
-    """Check ``config`` for ``target`` (one of TARGETS); return its rule set and the
-    diagnostics, in source order.  ``last_line``: the text's line that ends the top file,
-    where included files follow it."""
+    """Check ``config`` as rinetd-run reads it; return its rule set and the diagnostics,
+    in the order of the checks (``check`` applies the target's policy, then sorts them
+    once).  ``last_line``: the text's line that ends the top file, where included files
+    follow it."""
     scopes = sort_statements(config)
     found: Found = []
     drafts = []
@@ -58,8 +55,5 @@ def validate(
     found += check_files(scopes)
     found += check_073_reading(scopes.rules)
     found += check_not_empty(config, drafts, last_line)
-    if target == "rinetd-0.73":
-        found += check_extensions(config)
-    found.sort(key=lambda d: (d.span, d.code))
     ruleset = build_ruleset(drafts, scopes, settings, metrics, resolved=resolver.enabled)
     return ruleset, found

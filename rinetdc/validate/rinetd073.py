@@ -4,13 +4,12 @@ extensions it lacks (E014)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 
 from .. import ast
 from ..diagnostics import Diagnostic, Span, make
 from .scopes import Found
 
-__all__ = ["check_073_reading", "check_extensions", "for_073"]
+__all__ = ["READ_OTHERWISE_BY_073", "check_073_reading", "check_extensions"]
 
 
 _LEADING_QUAD = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
@@ -55,7 +54,7 @@ def check_073_reading(rules: list[ast.RuleLine | ast.BrokenRule]) -> Found:
 
 
 # Diagnostics of lines that rinetd 0.73 reads otherwise than rinetd-run does.
-_READ_OTHERWISE_BY_073 = frozenset({"W105", "W110"})
+READ_OTHERWISE_BY_073 = frozenset({"W105", "W110"})
 
 
 def check_extensions(config: ast.Config) -> Found:
@@ -90,14 +89,3 @@ def _not_in_073(what: str, span: Span) -> Diagnostic:
         span,
         hint="rinetd-run has it; check without --target rinetd-0.73 to use it",
     )
-
-
-def for_073(found: Sequence[Diagnostic]) -> Found:
-    """The diagnostics of a file meant for the C rinetd 0.73: the warnings about lines it
-    reads otherwise than rinetd-run become errors (its extensions are E014 already)."""
-    return [
-        make("E014", f"not for rinetd 0.73: {d.message}", d.span, hint=d.hint)
-        if d.code in _READ_OTHERWISE_BY_073
-        else d
-        for d in found
-    ]

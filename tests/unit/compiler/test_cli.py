@@ -195,3 +195,28 @@ def test_an_include_never_opens_a_fifo_or_a_device(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "pipe.conf is not a regular file" in done.stdout
     assert "/dev/null is not a regular file" in done.stdout
+
+
+def test_a_fault_reads_the_same_for_0_73_in_the_top_file_and_in_an_included_one(
+    tmp_path: Path,
+) -> None:
+    """One target policy: a last line without newline is the same E014, with the same
+    words, wherever it is."""
+    (tmp_path / "top").mkdir()
+    (tmp_path / "top" / "rinetd.conf").write_text("0 80 10.0.0.1 80")
+    (tmp_path / "inc").mkdir()
+    (tmp_path / "inc" / "rinetd.conf").write_text("include part.conf\n")
+    (tmp_path / "inc" / "part.conf").write_text("0 80 10.0.0.1 80")
+
+    def diagnostics(folder: str) -> list[tuple[str, str]]:
+        done = run(
+            "rinetdc", "check", "--no-resolve", "--target", "rinetd-0.73", "--format", "json",
+            "rinetd.conf", cwd=tmp_path / folder,
+        )  # fmt: skip
+        assert done.returncode == 1, done.stdout + done.stderr
+        found = json.loads(done.stdout)["diagnostics"]
+        return [(d["code"], d["message"]) for d in found if "newline" in d["message"]]
+
+    top = diagnostics("top")
+    assert top == diagnostics("inc")
+    assert len(top) == 1 and top[0][0] == "E014" and top[0][1].startswith("not for rinetd 0.73")
