@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from . import logline
 from .access import verdict
 from .budget import Budget
-from .deadlines import Deadlines
+from .deadline_timer import DeadlineTimer
 from .limits import RuleLimits, client_key
 from .link import Link
 from .logline import Event
@@ -32,7 +32,7 @@ class Context:
     log: Callable[[Event], None]
     poller: Poller
     budget: Budget
-    deadlines: Deadlines
+    deadlines: DeadlineTimer
     names: Names
     max_connections: int = 0  # TCP connections of the process; 0: the budget only
     links: set[Link] = field(default_factory=set)  # TCP links and UDP sessions

@@ -1,34 +1,38 @@
-"""Connect and idle timeouts, checked once a second rather than timed per connection.
+"""Connect and idle timeouts as pure decisions: which links are past their deadline.
 
 The hot path only puts a link in a dict (and takes it out when its connect
-ends); a tick each second, run only while some link is watched, ends the
-connects past ``connect-timeout`` and the links whose byte counts have not
-moved for ``idle-timeout`` seconds.  Both are whole seconds, so a second of
-slack is what the settings mean.
+ends); a sweep once a second, given the time, says which connects are past
+``connect-timeout`` and which links' byte counts have not moved for
+``idle-timeout`` seconds.  Both are whole seconds, so a second of slack is what
+the settings mean.  ``deadline_timer`` runs the sweep on the event loop and
+acts on what it finds; nothing here reads a clock.
 """
 
 from __future__ import annotations
 
-import asyncio
+from typing import NamedTuple
 
-from . import logline
 from .link import Link
 
-__all__ = ["Deadlines"]
+__all__ = ["Deadlines", "Expired"]
 
-TICK = 1.0  # seconds
+
+class Expired(NamedTuple):
+    connects: list[Link]  # connects to give up: logged as a backend that refused
+    idle: list[Link]  # links to end as idle
 
 
 class Deadlines:
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self) -> None:
         self.connecting: dict[Link, float] = {}  # link -> when its connect gives up
         self.idle: dict[Link, list[float]] = {}  # link -> [timeout, byte count, since]
-        self._tick: asyncio.TimerHandle | None = None
 
-    def connect_started(self, link: Link, timeout: int) -> None:
-        self.connecting[link] = self.loop.time() + timeout
-        self._arm()
+    @property
+    def watching(self) -> bool:
+        return bool(self.connecting or self.idle)
+
+    def connect_started(self, link: Link, timeout: int, now: float) -> None:
+        self.connecting[link] = now + timeout
 
     def connect_ended(self, link: Link) -> None:
         self.connecting.pop(link, None)
@@ -37,29 +41,19 @@ class Deadlines:
         """A link that ended: no longer watched for idleness."""
         self.idle.pop(link, None)
 
-    def watch_idle(self, link: Link, timeout: int) -> None:
-        self.idle[link] = [timeout, -1, self.loop.time()]
-        self._arm()
+    def watch_idle(self, link: Link, timeout: int, now: float) -> None:
+        self.idle[link] = [timeout, -1, now]
 
-    def close(self) -> None:
-        if self._tick is not None:
-            self._tick.cancel()
-            self._tick = None
-
-    def _arm(self) -> None:
-        if self._tick is None:
-            self._tick = self.loop.call_later(TICK, self._check)
-
-    def _check(self) -> None:
-        self._tick = None
-        now = self.loop.time()
+    def sweep(self, now: float) -> Expired:
+        """The links past a deadline at ``now``, no longer watched; links that finished or
+        connected meanwhile are let go."""
+        expired = Expired([], [])
         for link, deadline in list(self.connecting.items()):
             if link.finished or link.backend is not None:
                 del self.connecting[link]
             elif deadline <= now:
                 del self.connecting[link]
-                # Logged as a backend that refused; finishing drops the connect under way.
-                link.backend_failed()
+                expired.connects.append(link)
         for link, watched in list(self.idle.items()):
             if link.finished:
                 del self.idle[link]
@@ -69,6 +63,5 @@ class Deadlines:
                 watched[1], watched[2] = moved, now
             elif now - watched[2] >= watched[0]:
                 del self.idle[link]
-                link.finish(abort=False, result=logline.IDLE_TIMEOUT)
-        if self.connecting or self.idle:
-            self._arm()
+                expired.idle.append(link)
+        return expired

@@ -23,7 +23,7 @@ from . import logline
 from .acceptor import Acceptor
 from .budget import Budget
 from .context import Binding, Context
-from .deadlines import Deadlines
+from .deadline_timer import DeadlineTimer
 from .document import load
 from .logger import LogWriter
 from .lookup import first_address
@@ -154,7 +154,7 @@ class Server:
                 resource.getrlimit(resource.RLIMIT_NOFILE)[0],
                 enabled=not os.environ.get("RINETD_RUN_NO_BUDGET"),
             ),
-            deadlines=Deadlines(loop),
+            deadlines=DeadlineTimer(loop),
             names=Names(loop),
             max_connections=ruleset.max_connections,
         )
