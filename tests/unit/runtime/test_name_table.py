@@ -99,3 +99,14 @@ def test_a_name_that_left_the_rule_set_is_not_updated_by_its_late_answer() -> No
     table.plan(_ruleset(_rule(1, "db.example", "10.0.0.2"), refresh=60))
     assert table.settled(key, ("10.9.9.9",), None) is None
     assert key not in table.addresses
+
+
+def test_a_new_plan_may_look_up_at_once_a_name_whose_lookup_was_under_way() -> None:
+    """The driver cancels the lookups under way when a reload plans anew; the name must not
+    stay busy, or it would never be looked up again."""
+    table = NameTable()
+    ruleset = _ruleset(_rule(1, "web.example", "10.0.0.1"), refresh=60)
+    (key,) = table.plan(ruleset)
+    assert table.start(key)
+    table.plan(ruleset)
+    assert table.start(key)
