@@ -48,6 +48,18 @@ class RuleDraft:
     options: dict[str, int | str] = field(default_factory=dict)
 
 
+# Where each kind of statement outside rules and access lines goes.
+_LISTS: dict[type, str] = {
+    ast.LogFile: "logfiles",
+    ast.PidLogFile: "pidfiles",
+    ast.LogCommon: "logcommons",
+    ast.LogJson: "logjsons",
+    ast.SettingLine: "settings",
+    ast.MetricsLine: "metrics",
+    ast.Include: "includes",
+}
+
+
 def sort_statements(config: ast.Config) -> Scopes:
     """Access lines belong to the rule above them; those above every rule are global."""
     scopes = Scopes()
@@ -57,18 +69,6 @@ def sort_statements(config: ast.Config) -> Scopes:
             scopes.rule_access.append([])
         elif isinstance(statement, ast.Access):
             (scopes.rule_access[-1] if scopes.rules else scopes.global_access).append(statement)
-        elif isinstance(statement, ast.LogFile):
-            scopes.logfiles.append(statement)
-        elif isinstance(statement, ast.PidLogFile):
-            scopes.pidfiles.append(statement)
-        elif isinstance(statement, ast.LogCommon):
-            scopes.logcommons.append(statement)
-        elif isinstance(statement, ast.LogJson):
-            scopes.logjsons.append(statement)
-        elif isinstance(statement, ast.SettingLine):
-            scopes.settings.append(statement)
-        elif isinstance(statement, ast.MetricsLine):
-            scopes.metrics.append(statement)
         else:
-            scopes.includes.append(statement)
+            getattr(scopes, _LISTS[type(statement)]).append(statement)
     return scopes
