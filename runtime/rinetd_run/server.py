@@ -9,7 +9,6 @@ rule set never leaves the server half-changed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import gc
 import os
@@ -23,14 +22,16 @@ from . import logline
 from .acceptor import Acceptor
 from .budget import Budget
 from .context import Binding, Context
+from .counters import Counters, counting
 from .deadline_timer import DeadlineTimer
 from .document import load
 from .logger import LogWriter
 from .lookup import first_address
-from .metrics import Counters, MetricsServer, Move, counting, exposition
+from .metrics import MetricsServer, Move, page
 from .names import Names
 from .plan import Key, ReloadPlan, plan_reload
 from .poller import Poller
+from .process import open_descriptors
 from .ruleset import Rule, RuleSet, RuleSetError, effective, resolve
 from .say import say
 from .sockets import bound
@@ -162,7 +163,7 @@ class Server:
         self.listeners: dict[Key, _Listener] = {}
 
     def _page(self) -> Callable[[], str]:
-        return functools.partial(exposition, self.counters.snapshot())
+        return functools.partial(page, self.counters.snapshot())
 
     def _count_with(self, ruleset: RuleSet) -> None:
         """Log events pass through the counters while the rule set has `metrics`."""
@@ -185,8 +186,8 @@ class Server:
 
     def _count_base(self) -> None:
         """What the process holds besides its connections, for the descriptor budget."""
-        with contextlib.suppress(OSError):
-            held = len(os.listdir("/proc/self/fd"))
+        held = open_descriptors()
+        if held is not None:
             context = self.context
             context.budget.base = max(held - 2 * context.tcp_links - context.udp_sessions, 0)
 

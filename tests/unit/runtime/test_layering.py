@@ -20,6 +20,7 @@ PURE = (
     "access",
     "budget",
     "canonical",
+    "counters",
     "deadlines",
     "limits",
     "link",

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from rinetd_run import logline
-from rinetd_run.metrics import Counters, exposition, respond
+from rinetd_run.counters import Counters, ProcessFacts, exposition
+from rinetd_run.metrics import respond
 
 
 def _page() -> str:
@@ -51,8 +52,18 @@ def test_counters_follow_a_connection_s_two_events() -> None:
     key = ("0", 80, "tcp")
     assert counters.open[key] == 0  # a denied client never opened, so it closes nothing
     assert (counters.bytes_from_client[key], counters.bytes_to_client[key]) == (5, 9)
-    page = exposition(counters)
+    page = exposition(counters, ProcessFacts(1.5, 7, 1024, (4096, 2048), 1.0e9))
     assert (
         'rinetd_run_connections_total{bind="0",port="80",protocol="tcp",line="",result="denied"} 1'
         in page
     )
+
+
+def test_the_process_facts_are_on_the_page_and_what_proc_could_not_say_is_left_out() -> None:
+    known = exposition(Counters(), ProcessFacts(1.5, 7, 1024, (4096, 2048), 1.0e9))
+    assert "\nprocess_open_fds 7\n" in known and "\nprocess_max_fds 1024\n" in known
+    assert "\nprocess_resident_memory_bytes 2048\n" in known
+    assert "\nprocess_start_time_seconds 1000000000.0\n" in known
+    unknown = exposition(Counters(), ProcessFacts(1.5, None, 1024, None, None))
+    assert "process_open_fds" not in unknown and "process_resident_memory" not in unknown
+    assert "process_start_time" not in unknown and "\nprocess_cpu_seconds_total 1.5\n" in unknown
