@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from rinetd_run.ruleset import AccessRule, NamedFile, RuleSet, SourceFile
+from rinetd_run.ruleset import RuleSet, SourceFile
 
 from . import ast
 from .diagnostics import Diagnostic, Related, Severity
@@ -65,14 +65,16 @@ def check(
     with paused_gc():
         whole, sources, included = expand(text, name, read, include_roots)
         config, syntax = parse(whole)
-        ruleset, semantic = validate(config, resolver, _top_end(sources))
+        if not sources.origin:
+            sources = one_file(name, config.lines)
+        ruleset, semantic = validate(
+            config, resolver, _top_end(sources), sources.where, _files(sources)
+        )
     judged = TARGETS[target].judge(config, [*included, *syntax, *semantic])
     found = sorted(judged, key=lambda d: (d.span, d.code))
     if not sources.origin:
-        sources = one_file(name, config.lines)
-        return Result(config, replace(ruleset, files=_files(sources)), tuple(found), sources)
-    placed = tuple(_place(d, sources) for d in found)
-    return Result(config, _placed_ruleset(ruleset, sources), placed, sources)
+        return Result(config, ruleset, tuple(found), sources)
+    return Result(config, ruleset, tuple(_place(d, sources) for d in found), sources)
 
 
 def _top_end(sources: Sources) -> int | None:
@@ -103,44 +105,4 @@ def _place(d: Diagnostic, sources: Sources) -> Diagnostic:
         related=tuple(related),
         file=sources.names[file] if file else None,
         included_from=tuple((sources.names[f], n) for f, n in sources.chain(file)),
-    )
-
-
-def _placed_ruleset(ruleset: RuleSet, sources: Sources) -> RuleSet:
-    """The rule set with each item's line of the whole text made its file and line."""
-
-    def access(entries: tuple[AccessRule, ...]) -> tuple[AccessRule, ...]:
-        return tuple(
-            replace(e, file=f, line=n) for e in entries for f, n in [sources.where(e.line)]
-        )
-
-    def setting(entry: NamedFile | None) -> NamedFile | None:
-        if entry is None:
-            return None
-        file, line = sources.where(entry.line)
-        return replace(entry, file=file, line=line)
-
-    log = ruleset.log
-    if log.format_line is not None:
-        file, line = sources.where(log.format_line)
-        log = replace(log, format_line=line, format_file=file)
-    metrics = ruleset.metrics
-    if metrics is not None:
-        file, line = sources.where(metrics.line)
-        metrics = replace(metrics, file=file, line=line)
-    return replace(
-        ruleset,
-        access=access(ruleset.access),
-        log=replace(log, file=setting(log.file)),
-        pidfile=setting(ruleset.pidfile),
-        rules=tuple(
-            replace(r, file=f, line=n, access=access(r.access))
-            for r in ruleset.rules
-            for f, n in [sources.where(r.line)]
-        ),
-        settings=tuple(
-            replace(o, file=f, line=n) for o in ruleset.settings for f, n in [sources.where(o.line)]
-        ),
-        metrics=metrics,
-        files=_files(sources),
     )

@@ -13,14 +13,14 @@ never match, settings that do nothing.
 
 from __future__ import annotations
 
-from rinetd_run.ruleset import RuleSet
+from rinetd_run.ruleset import RuleSet, SourceFile
 
 from .. import ast
 from ..diagnostics import Diagnostic
 from ..resolve import Resolver
 from .access import check_patterns, check_reach
 from .binds import check_binds
-from .build import build_ruleset
+from .build import Place, build_ruleset, one_file
 from .rinetd073 import check_073_reading
 from .rule import check_rule
 from .scopes import Found, sort_statements
@@ -33,11 +33,14 @@ def validate(
     config: ast.Config,
     resolver: Resolver,
     last_line: int | None = None,
+    place: Place = one_file,
+    files: tuple[SourceFile, ...] = (),
 ) -> tuple[RuleSet, list[Diagnostic]]:
     """Check ``config`` as rinetd-run reads it; return its rule set and the diagnostics,
     in the order of the checks (``check`` applies the target's policy, then sorts them
     once).  ``last_line``: the text's line that ends the top file, where included files
-    follow it."""
+    follow it; ``place`` gives the file and line of a line of the text, so the rule set
+    is built once with each item in its own file (``files``)."""
     scopes = sort_statements(config)
     found: Found = []
     drafts = []
@@ -55,5 +58,7 @@ def validate(
     found += check_files(scopes)
     found += check_073_reading(scopes.rules)
     found += check_not_empty(config, drafts, last_line)
-    ruleset = build_ruleset(drafts, scopes, settings, metrics, resolved=resolver.enabled)
+    ruleset = build_ruleset(
+        drafts, scopes, settings, metrics, resolved=resolver.enabled, place=place, files=files
+    )
     return ruleset, found

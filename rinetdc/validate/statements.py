@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 from rinetd_run.ruleset import (
     Endpoint,
-    GlobalOption,
 )
 
 from .. import ast
@@ -31,10 +30,12 @@ def _repeated(keyword: str, here: Span, earlier: Span) -> Diagnostic:
     )
 
 
-def check_settings(nodes: list[ast.SettingLine]) -> tuple[tuple[GlobalOption, ...], Found]:
+def check_settings(
+    nodes: list[ast.SettingLine],
+) -> tuple[list[tuple[ast.SettingLine, int | str]], Found]:
     """E007/E013 values out of range or not a word of the setting; W104 repeats."""
     found: Found = []
-    settings = []
+    settings: list[tuple[ast.SettingLine, int | str]] = []
     earlier: dict[str, ast.SettingLine] = {}
     for node in nodes:
         if node.name in earlier:
@@ -43,8 +44,8 @@ def check_settings(nodes: list[ast.SettingLine]) -> tuple[tuple[GlobalOption, ..
         value, problems = read_option_value(node.name, node.value, node.value_span)
         found += problems
         if value is not None:
-            settings.append(GlobalOption(node.name, value, node.span.line))
-    return tuple(settings), found
+            settings.append((node, value))
+    return settings, found
 
 
 def check_metrics(
