@@ -49,8 +49,8 @@ MUTANTS = [
     (
         "first per-rule access line skipped (compiler)",
         "rinetdc/validate/build.py",
-        "                access=access_rules(d.access),",
-        "                access=access_rules(d.access[1:]),",
+        "        access=access_rules(draft.access, place),",
+        "        access=access_rules(draft.access[1:], place),",
         ["tests/unit/compiler/test_validate.py", "tests/unit/compiler/test_corpus.py"],
     ),
     (
