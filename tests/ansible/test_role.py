@@ -142,6 +142,15 @@ def test_the_unit_runs_as_a_user_of_its_own_and_verifies(deployment: Deployment)
     assert float(score.group(1)) <= 2.0, security.stdout  # the role's README says 1.8
 
 
+def test_the_worker_count_reaches_the_unit_and_zero_is_refused(deployment: Deployment) -> None:
+    text = _unit(deployment, rinetd_workers=3)
+    (exec_start,) = [line for line in text.splitlines() if line.startswith("ExecStart=")]
+    assert exec_start.endswith(" --workers 3"), exec_start
+    assert "--workers" not in _unit(deployment)  # one worker: the runtime's default
+    refused = deployment.play(deployment.variables(rinetd_workers=0))
+    assert refused.returncode != 0 and "rinetd-run needs at least one worker" in refused.stdout
+
+
 def test_without_a_dynamic_user_root_writes_only_the_log_and_pid_folders(
     deployment: Deployment,
 ) -> None:
