@@ -5,12 +5,12 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from rinetd_run.ruleset import RuleSet, SourceFile
 
 from . import ast
-from .diagnostics import Diagnostic, Related, Severity
+from .diagnostics import Diagnostic, Severity
 from .files import read_regular
 from .include import Sources, expand, one_file
 from .parser import parse
@@ -64,17 +64,27 @@ def check(
     ``TARGETS``); every problem found is in the result's diagnostics."""
     with paused_gc():
         whole, sources, included = expand(text, name, read, include_roots)
-        config, syntax = parse(whole)
+        config, syntax = parse(whole, sources.where)
         if not sources.origin:
             sources = one_file(name, config.lines)
         ruleset, semantic = validate(
             config, resolver, _top_end(sources), sources.where, _files(sources)
         )
     judged = TARGETS[target].judge(config, [*included, *syntax, *semantic])
-    found = sorted(judged, key=lambda d: (d.span, d.code))
-    if not sources.origin:
-        return Result(config, ruleset, tuple(found), sources)
-    return Result(config, ruleset, tuple(_place(d, sources) for d in found), sources)
+    return Result(config, ruleset, tuple(sorted(judged, key=_reading_order(sources))), sources)
+
+
+def _reading_order(sources: Sources) -> Callable[[Diagnostic], tuple[int, int, int, str]]:
+    """Diagnostics in the order the configuration is read: an included file's at its
+    include line, each line's by column."""
+    position = {place: n for n, place in enumerate(sources.origin, 1)}
+
+    def key(d: Diagnostic) -> tuple[int, int, int, str]:
+        span = d.span
+        line = position.get((span.file, span.line), span.line) if position else span.line
+        return (line, span.column, span.end_column, d.code)
+
+    return key
 
 
 def _top_end(sources: Sources) -> int | None:
@@ -89,20 +99,4 @@ def _top_end(sources: Sources) -> int | None:
 def _files(sources: Sources) -> tuple[SourceFile, ...]:
     return tuple(
         SourceFile(name, at) for name, at in zip(sources.stored, sources.included_from, strict=True)
-    )
-
-
-def _place(d: Diagnostic, sources: Sources) -> Diagnostic:
-    """A diagnostic on a line of the whole text, moved to its own file and line."""
-    file, line = sources.where(d.span.line)
-    related = []
-    for r in d.related:
-        other, other_line = sources.where(r.span.line)
-        related.append(Related(replace(r.span, line=other_line), r.message, sources.names[other]))
-    return replace(
-        d,
-        span=replace(d.span, line=line),
-        related=tuple(related),
-        file=sources.names[file] if file else None,
-        included_from=tuple((sources.names[f], n) for f, n in sources.chain(file)),
     )

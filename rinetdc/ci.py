@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from . import __version__
 from .diagnostics import CODES, HELP, Diagnostic, Severity, Span
-from .include import real_path
+from .include import Sources, real_path
 from .visible import visible
 
 __all__ = ["render_github", "render_sarif", "render_sarif_files"]
@@ -39,19 +39,23 @@ def _property(text: str) -> str:
     return _data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render_github(file: str, diagnostics: Sequence[Diagnostic], error: str | None = None) -> str:
+def render_github(
+    sources: Sources, diagnostics: Sequence[Diagnostic], error: str | None = None
+) -> str:
     """One ``::error`` or ``::warning`` workflow command per diagnostic."""
     lines = []
     for d in diagnostics:
         level = "error" if d.severity is Severity.ERROR else "warning"
+        file = sources.names[d.span.file]
         where = (
-            f"file={_property(visible(d.file or file))},line={d.span.line},col={d.span.column},"
+            f"file={_property(visible(file))},line={d.span.line},col={d.span.column},"
             f"endColumn={max(d.span.end_column - 1, d.span.column)},title={_property(d.code)}"
         )
         message = d.message + (f"\nhint: {d.hint}" if d.hint else "")
         lines.append(f"::{level} {where}::{_data(message)}")
     if error is not None:
-        lines.append(f"::error file={_property(visible(file))},title=rinetdc::{_data(error)}")
+        top = _property(visible(sources.names[0]))
+        lines.append(f"::error file={top},title=rinetdc::{_data(error)}")
     return "".join(line + "\n" for line in lines)
 
 
@@ -122,13 +126,15 @@ def _location(uri: str, span: Span) -> dict[str, object]:
     }
 
 
-def render_sarif(file: str, diagnostics: Sequence[Diagnostic], error: str | None = None) -> str:
+def render_sarif(
+    sources: Sources, diagnostics: Sequence[Diagnostic], error: str | None = None
+) -> str:
     """A SARIF 2.1.0 log of one run: the tool with every rule code, and the results."""
-    return render_sarif_files([(file, diagnostics)], error)
+    return render_sarif_files([(sources, diagnostics)], error)
 
 
 def render_sarif_files(
-    files: Sequence[tuple[str, Sequence[Diagnostic]]], error: str | None = None
+    files: Sequence[tuple[Sources, Sequence[Diagnostic]]], error: str | None = None
 ) -> str:
     """The same for several files checked in one run: one log, every file's results."""
     codes = sorted(CODES)
@@ -144,8 +150,8 @@ def render_sarif_files(
         for code in codes
     ]
     results = []
-    for file, diagnostics in files:
-        results += _results(file, diagnostics, codes)
+    for sources, diagnostics in files:
+        results += _results(sources, diagnostics, codes)
     run: dict[str, object] = {
         "tool": {
             "driver": {
@@ -174,11 +180,12 @@ def render_sarif_files(
     return json.dumps(log, indent=2) + "\n"
 
 
-def _results(file: str, diagnostics: Sequence[Diagnostic], codes: list[str]) -> list[object]:
+def _results(sources: Sources, diagnostics: Sequence[Diagnostic], codes: list[str]) -> list[object]:
     results: list[object] = []
     for d in diagnostics:
-        own = d.file or file
-        location, prefix = _place(own, d.span, d.included_from) or (_outside(own, d.span), "")
+        own = sources.names[d.span.file]
+        chain = [(sources.names[at], line) for at, line in sources.chain(d.span.file)]
+        location, prefix = _place(own, d.span, chain) or (_outside(own, d.span), "")
         text = prefix + d.message + (f" (hint: {d.hint})" if d.hint else "")
         result: dict[str, object] = {
             "ruleId": d.code,
@@ -191,7 +198,7 @@ def _results(file: str, diagnostics: Sequence[Diagnostic], codes: list[str]) -> 
             result["relatedLocations"] = [
                 {
                     "id": n,
-                    **_related_place(r.file or own, r.span, location),
+                    **_related_place(sources.names[r.span.file], r.span, location),
                     "message": {"text": r.message},
                 }
                 for n, r in enumerate(d.related, 1)

@@ -29,7 +29,7 @@ from .diagnostics import Diagnostic, Severity, Span, make
 from .emit import seal
 from .files import FileTrouble, read_text, write
 from .fmt import format_ruleset
-from .include import inside, real_path
+from .include import Sources, inside, one_file, real_path
 from .render import render_json, render_text, summary
 from .resolve import NoResolver, Resolver, SystemResolver
 from .semdiff import compare
@@ -61,7 +61,7 @@ def _say(text: str, *, err: bool = False) -> None:
 _CI_FORMATS = ("github", "sarif")
 
 # The machine-readable formats: each also carries an exit-2 trouble, as an error.
-_RENDERERS: dict[str, Callable[[str, Sequence[Diagnostic], str | None], str]] = {
+_RENDERERS: dict[str, Callable[[Sources, Sequence[Diagnostic], str | None], str]] = {
     "json": render_json,
     "github": render_github,
     "sarif": render_sarif,
@@ -72,7 +72,7 @@ def _fail(message: str, report: tuple[str, str] | None = None) -> NoReturn:
     """Exit 2 with ``message``; in a machine-readable ``(format, file)`` report too."""
     _say(f"rinetdc: {message}\n", err=True)
     if report is not None and report[0] in _RENDERERS:
-        _say(_RENDERERS[report[0]](report[1], (), message))
+        _say(_RENDERERS[report[0]](one_file(report[1], ()), (), message))
     sys.exit(EXIT_TROUBLE)
 
 
@@ -104,6 +104,7 @@ class _Report:
 
     name: str  # as diagnostics name it
     diagnostics: tuple[Diagnostic, ...]
+    sources: Sources  # the files diagnostics are in
     result: Result | None = None
     trouble: str | None = None  # exit 2: the file could not be checked
 
@@ -118,9 +119,9 @@ def _checked(
         text = read_text(path)
     except FileTrouble as trouble:
         diagnostic = make("E023", str(trouble), Span(1, 1, 2))
-        return _Report(name, (diagnostic,), trouble=str(trouble))
+        return _Report(name, (diagnostic,), one_file(name, ()), trouble=str(trouble))
     result = check(text, resolver, name=name, target=target, include_roots=roots)
-    return _Report(name, result.diagnostics, result)
+    return _Report(name, result.diagnostics, result.sources, result)
 
 
 def _confined(path: str, roots: Sequence[str]) -> None:
@@ -139,22 +140,15 @@ def _report(report: _Report, format: str, *, err: bool) -> None:
     if format in _RENDERERS:
         # github: the trouble is the E023 annotation already
         trouble = None if format == "github" else report.trouble
-        _say(_RENDERERS[format](report.name, report.diagnostics, trouble), err=err)
+        _say(_RENDERERS[format](report.sources, report.diagnostics, trouble), err=err)
         return
     if report.result is None:
         return  # the trouble was said on stderr
     result = report.result
-    top = result.sources.lines[0]
-    text = render_text(report.name, top, result.diagnostics, _included(result))
+    text = render_text(result.sources, result.diagnostics)
     if text:
         _say(text, err=err)
         _say(f"{visible(report.name)}: {summary(result.diagnostics)}\n", err=True)
-
-
-def _included(result: Result) -> dict[str, tuple[str, ...]]:
-    """The lines of each included file, by the name diagnostics give it."""
-    sources = result.sources
-    return dict(zip(sources.names[1:], sources.lines[1:], strict=True))
 
 
 def _exit_code(diagnostics: Sequence[Diagnostic], strict: bool) -> int:
@@ -225,11 +219,11 @@ def check_command(
         if report.trouble is not None:
             _say(f"rinetdc: {report.trouble}\n", err=True)
     if format == "json":
-        documents = [json.loads(render_json(r.name, r.diagnostics, r.trouble)) for r in reports]
+        documents = [json.loads(render_json(r.sources, r.diagnostics, r.trouble)) for r in reports]
         chosen: object = documents if len(reports) > 1 else documents[0]
         _say(json.dumps(chosen, indent=2, sort_keys=True) + "\n")
     elif format == "sarif":
-        _say(render_sarif_files([(r.name, r.diagnostics) for r in reports], trouble))
+        _say(render_sarif_files([(r.sources, r.diagnostics) for r in reports], trouble))
     else:
         for report in reports:
             _report(report, format, err=False)
@@ -325,7 +319,7 @@ def _meaning(path: str, roots: Sequence[str]) -> RuleSet:
         return _sealed(text, path)
     result = check(text, NoResolver(), name=_name(path), include_roots=roots)
     if result.errors:
-        _report(_Report(_name(path), result.diagnostics, result), "text", err=True)
+        _report(_Report(_name(path), result.diagnostics, result.sources, result), "text", err=True)
         _fail(f"{visible(path)} has errors; fix them to compare it")
     return result.ruleset
 

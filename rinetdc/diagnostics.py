@@ -8,11 +8,23 @@ stable (the README lists them) and each belongs to exactly one severity.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rinetd_run.options import OPTIONS
 
-__all__ = ["CODES", "HELP", "Diagnostic", "Related", "Severity", "Span", "make"]
+__all__ = [
+    "CODES",
+    "HELP",
+    "Diagnostic",
+    "Place",
+    "Related",
+    "Severity",
+    "Span",
+    "make",
+    "one_file",
+    "span_at",
+]
 
 
 class Severity(enum.Enum):
@@ -22,11 +34,29 @@ class Severity(enum.Enum):
 
 @dataclass(frozen=True, slots=True, order=True)
 class Span:
-    """A run of characters on one line; columns are 1-based, ``end_column`` exclusive."""
+    """A run of characters on one line of one file; columns are 1-based, ``end_column``
+    exclusive.  ``file`` indexes the files the configuration was read from (0: the file
+    checked, others included); ``line`` is the line in that file."""
 
     line: int
     column: int
     end_column: int
+    file: int = 0
+
+
+# A line of a configuration's whole text (its includes expanded) -> (file, line in it).
+Place = Callable[[int], tuple[int, int]]
+
+
+def one_file(line: int) -> tuple[int, int]:
+    """The place of a line of a configuration without includes."""
+    return 0, line
+
+
+def span_at(place: Place, line: int, column: int, end_column: int) -> Span:
+    """The span of columns [column, end_column) of ``line`` of the whole text, in its file."""
+    file, own = place(line)
+    return Span(own, column, end_column, file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +65,6 @@ class Related:
 
     span: Span
     message: str
-    file: str | None = None  # another file than the diagnostic's own (includes)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,8 +75,6 @@ class Diagnostic:
     span: Span
     hint: str | None = None
     related: tuple[Related, ...] = ()
-    file: str | None = None  # None: the file that was checked; else an included one
-    included_from: tuple[tuple[str, int], ...] = ()  # (file, line) of each include, inner first
 
 
 # code -> (severity, short title).  Never renumber: CI jobs match on these.

@@ -165,8 +165,7 @@ class _Reading:
         if physical[-1] == "":
             physical.pop()
         elif physical:
-            last = len(self.text) + len(physical)
-            self.found += missing_newline(physical[-1], last)
+            self.found += missing_newline(physical[-1], len(physical), lambda n: (index, n))
         self.lines.append(tuple(raw.rstrip("\r") for raw in physical))
         folder = os.path.dirname(self.names[index])
         first = index > 0  # an included file's first statement is looked at (W113)
@@ -176,26 +175,27 @@ class _Reading:
             word = _FIRST_WORD.match(raw) if first else None
             if word is not None:
                 first = False
-                self._access_first(word, index)
+                self._access_first(word, index, number)
             if _HAS_INCLUDE.match(raw) is None or self.stopped:
                 continue
             self.statements += 1
             if self.statements > MAX_FILES:
                 why = f"more than {MAX_FILES:,} include lines"
-                self._stop(why, Span(len(self.text), 1, len(raw.rstrip("\r")) + 1))
+                self._stop(why, Span(number, 1, len(raw.rstrip("\r")) + 1, index))
                 continue
             named = include_name(raw)
             if named is None:
                 continue  # a broken line: the parser reports it
             written, start, end = named
-            span = Span(len(self.text), start, end)
+            span = Span(number, start, end, index)
             pattern = self._pattern(raw, written, span)
             if pattern is not None:
                 self.include(pattern, span, (index, number), folder, chain, depth)
 
     def _pattern(self, raw: str, written: str, span: Span) -> str | None:
         """The pattern an include's file name means, or None with a diagnostic."""
-        unseen = invisible_character(raw, span.column, span.end_column, span.line)
+        here = (span.file, span.line)
+        unseen = invisible_character(raw, span.column, span.end_column, span.line, lambda _: here)
         if unseen is not None:
             self.found.append(unseen)
             return None
@@ -314,10 +314,10 @@ class _Reading:
         )
         self.found.append(make("E021", message, span, hint=hint))
 
-    def _access_first(self, word: re.Match[str], index: int) -> None:
+    def _access_first(self, word: re.Match[str], index: int, number: int) -> None:
         if word.group(1) not in ("allow", "deny"):
             return
-        span = Span(len(self.text), word.start(1) + 1, word.end(1) + 1)
+        span = Span(number, word.start(1) + 1, word.end(1) + 1, index)
         self.found.append(
             make(
                 "W113",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
+from dataclasses import replace
 from functools import cache
 from importlib import resources
 
@@ -21,7 +22,7 @@ import lark
 from rinetd_run.options import GLOBAL_OPTIONS, RULE_OPTIONS
 
 from . import ast
-from .diagnostics import Diagnostic, Span, make
+from .diagnostics import Diagnostic, Place, Span, make, one_file, span_at
 
 __all__ = [
     "KEYWORDS",
@@ -85,7 +86,7 @@ def _parser() -> lark.Lark:
     return lark.Lark(grammar, parser="lalr", start=["config", "line"], maybe_placeholders=False)
 
 
-def parse(text: str) -> tuple[ast.Config, list[Diagnostic]]:
+def parse(text: str, place: Place = one_file) -> tuple[ast.Config, list[Diagnostic]]:
     """Parse a whole configuration; return its statements and the syntax diagnostics."""
     physical = text.split("\n")
     diagnostics: list[Diagnostic] = []
@@ -94,7 +95,7 @@ def parse(text: str) -> tuple[ast.Config, list[Diagnostic]]:
         physical.pop()
     else:
         body = text + "\n"
-        diagnostics += missing_newline(physical[-1], len(physical))
+        diagnostics += missing_newline(physical[-1], len(physical), place)
     lines = tuple(line.rstrip("\r") for line in physical)
     parser = _parser()
     trees: list[tuple[lark.Tree[lark.Token] | ast.BrokenRule, int]]
@@ -110,10 +111,10 @@ def parse(text: str) -> tuple[ast.Config, list[Diagnostic]]:
             except lark.exceptions.UnexpectedInput as error:
                 broken.append(offset + 1)
                 if len(broken) > MAX_SYNTAX_ERRORS:
-                    diagnostics.append(_stopped(physical, offset))
+                    diagnostics.append(_stopped(physical, offset, place))
                     break
-                diagnostics.append(_syntax_error(error, raw, offset + 1))
-                recovered = _recover_rule(raw, offset)
+                diagnostics.append(_syntax_error(error, raw, offset + 1, place))
+                recovered = _recover_rule(raw, offset, place)
                 if recovered is not None:
                     trees.append((recovered, offset))
     statements: list[ast.Statement] = []
@@ -124,12 +125,12 @@ def parse(text: str) -> tuple[ast.Config, list[Diagnostic]]:
         for statement in tree.find_data("line"):
             for child in statement.children:
                 if isinstance(child, lark.Tree):
-                    statements.append(_statement(child, offset))
+                    statements.append(_statement(child, offset, place))
     config = ast.Config(statements=tuple(statements), lines=lines, broken=tuple(broken))
     return config, diagnostics
 
 
-def _stopped(physical: list[str], offset: int) -> Diagnostic:
+def _stopped(physical: list[str], offset: int, place: Place) -> Diagnostic:
     """The error that ends reading: garbage costs no more than a valid file to check."""
     rest = len(physical) - offset
     message = (
@@ -138,7 +139,7 @@ def _stopped(physical: list[str], offset: int) -> Diagnostic:
     )
     end = max(len(physical[offset].rstrip("\r")), 1) + 1
     hint = "is this a rinetd configuration? fix the errors above and check again"
-    return make("E001", message, Span(offset + 1, 1, end), hint=hint)
+    return make("E001", message, span_at(place, offset + 1, 1, end), hint=hint)
 
 
 def include_name(raw: str) -> tuple[str, int, int] | None:
@@ -157,14 +158,16 @@ def include_name(raw: str) -> tuple[str, int, int] | None:
     return str(name), name.column, name.column + len(name)
 
 
-def invisible_character(raw: str, start: int, end: int, line: int) -> Diagnostic | None:
+def invisible_character(
+    raw: str, start: int, end: int, line: int, place: Place = one_file
+) -> Diagnostic | None:
     """E001 for the first character a terminal does not show, or shows as a blank that
     is no plain space, in columns [start, end) of ``raw``; or None."""
     index = _invisible(raw, end, start - 1)
-    return None if index is None else _invisible_error(raw, index, line)
+    return None if index is None else _invisible_error(raw, index, line, place)
 
 
-def missing_newline(last: str, line: int) -> list[Diagnostic]:
+def missing_newline(last: str, line: int, place: Place = one_file) -> list[Diagnostic]:
     """W105 for a file whose last line, ``last`` (number ``line``), has no newline."""
     # A last line of blanks or a comment is ignored by 0.73 too, harmlessly.
     if not last.split("#")[0].strip(" \t\r"):
@@ -174,7 +177,7 @@ def missing_newline(last: str, line: int) -> list[Diagnostic]:
         make(
             "W105",
             "the last line has no newline: rinetd 0.73 ignores it",
-            Span(line, end, end + 1),
+            span_at(place, line, end, end + 1),
             hint="end the file with a newline",
         )
     ]
@@ -183,89 +186,95 @@ def missing_newline(last: str, line: int) -> list[Diagnostic]:
 # -- tree -> AST --------------------------------------------------------------
 
 
-def _span(token: lark.Token, offset: int, length: int | None = None) -> Span:
+def _span(token: lark.Token, offset: int, place: Place, length: int | None = None) -> Span:
     assert token.line is not None and token.column is not None
     end = token.column + (len(token) if length is None else length)
-    return Span(token.line + offset, token.column, end)
+    return span_at(place, token.line + offset, token.column, end)
 
 
 def _tokens(tree: lark.Tree[lark.Token]) -> list[lark.Token]:
     return [child for child in tree.children if isinstance(child, lark.Token)]
 
 
-def _address(token: lark.Token, offset: int) -> ast.Address:
+def _address(token: lark.Token, offset: int, place: Place) -> ast.Address:
     text = str(token)
-    return ast.Address(text=text, kind=ast.address_kind(text), span=_span(token, offset))
+    return ast.Address(text=text, kind=ast.address_kind(text), span=_span(token, offset, place))
 
 
-def _port(token: lark.Token, offset: int) -> ast.Port:
+def _port(token: lark.Token, offset: int, place: Place) -> ast.Port:
     text, _slash, protocol = str(token).partition("/")
-    return ast.Port(text=text, protocol=protocol or "tcp", span=_span(token, offset, len(text)))
+    return ast.Port(
+        text=text, protocol=protocol or "tcp", span=_span(token, offset, place, len(text))
+    )
 
 
-def _option(tree: lark.Tree[lark.Token], offset: int) -> ast.Option:
+def _option(tree: lark.Tree[lark.Token], offset: int, place: Place) -> ast.Option:
     name, value = _tokens(tree)
-    value_span = _span(value, offset)
-    whole = Span(value_span.line, _span(name, offset).column, value_span.end_column)
+    value_span = _span(value, offset, place)
+    whole = replace(value_span, column=_span(name, offset, place).column)
     return ast.Option(name=str(name), value=str(value), span=whole, value_span=value_span)
 
 
-def _statement(tree: lark.Tree[lark.Token], offset: int) -> ast.Statement:
+def _statement(tree: lark.Tree[lark.Token], offset: int, place: Place) -> ast.Statement:
     kind = tree.data
     tokens = _tokens(tree)
     if kind == "rule":
         groups = [child for child in tree.children if isinstance(child, lark.Tree)]
         options = tuple(
-            _option(o, offset)
+            _option(o, offset, place)
             for group in groups
             for o in group.children
             if isinstance(o, lark.Tree)
         )
-        bind_address = _address(tokens[0], offset)
-        last = options[-1].span if options else _span(tokens[3], offset)
+        bind_address = _address(tokens[0], offset, place)
+        last = options[-1].span if options else _span(tokens[3], offset, place)
         return ast.RuleLine(
             bind_address=bind_address,
-            bind_port=_port(tokens[1], offset),
-            connect_address=_address(tokens[2], offset),
-            connect_port=_port(tokens[3], offset),
+            bind_port=_port(tokens[1], offset, place),
+            connect_address=_address(tokens[2], offset, place),
+            connect_port=_port(tokens[3], offset, place),
             options=options,
-            span=Span(bind_address.span.line, bind_address.span.column, last.end_column),
+            span=replace(bind_address.span, end_column=last.end_column),
         )
     if kind == "access":
         keyword, pattern = tokens
-        span = _span(pattern, offset)
+        span = _span(pattern, offset, place)
         return ast.Access(
             kind="allow" if keyword == "allow" else "deny", pattern=str(pattern), span=span
         )
     if kind == "logcommon":
-        return ast.LogCommon(span=_span(tokens[0], offset))
+        return ast.LogCommon(span=_span(tokens[0], offset, place))
     if kind == "logjson":
-        return ast.LogJson(span=_span(tokens[0], offset))
+        return ast.LogJson(span=_span(tokens[0], offset, place))
     if kind == "include":
-        return ast.Include(pattern=str(tokens[1]), span=_span(tokens[1], offset))
+        return ast.Include(pattern=str(tokens[1]), span=_span(tokens[1], offset, place))
     if kind == "setting":
         name, value = tokens
-        value_span = _span(value, offset)
-        whole = Span(value_span.line, _span(name, offset).column, value_span.end_column)
+        value_span = _span(value, offset, place)
+        whole = replace(value_span, column=_span(name, offset, place).column)
         return ast.SettingLine(str(name), str(value), whole, value_span)
     if kind == "metrics":
-        address, port = _address(tokens[1], offset), _port(tokens[2], offset)
-        whole = Span(address.span.line, _span(tokens[0], offset).column, port.span.end_column)
+        address, port = _address(tokens[1], offset, place), _port(tokens[2], offset, place)
+        whole = replace(
+            address.span,
+            column=_span(tokens[0], offset, place).column,
+            end_column=port.span.end_column,
+        )
         return ast.MetricsLine(address=address, port=port, span=whole)
     if kind == "pidlogfile":
         keyword, name = tokens
-        return ast.PidLogFile(path=str(name), span=_span(name, offset), keyword=str(keyword))
+        return ast.PidLogFile(path=str(name), span=_span(name, offset, place), keyword=str(keyword))
     (name,) = tokens
-    return ast.LogFile(path=str(name), span=_span(name, offset))
+    return ast.LogFile(path=str(name), span=_span(name, offset, place))
 
 
-def _recover_rule(raw: str, offset: int) -> ast.BrokenRule | None:
+def _recover_rule(raw: str, offset: int, place: Place) -> ast.BrokenRule | None:
     """What can be read of a broken line meant as a rule: it opens a rule's scope, and
     its bind address and port are kept when those two words parse."""
     words = list(_WORD.finditer(raw.split("#")[0]))
     if not words or words[0].group().lower() in KEYWORDS:
         return None
-    whole = Span(offset + 1, words[0].start() + 1, words[-1].end() + 1)
+    whole = span_at(place, offset + 1, words[0].start() + 1, words[-1].end() + 1)
     if len(words) < 2:
         return ast.BrokenRule(None, None, whole)
     try:  # the bind as it stands, with a placeholder connect
@@ -276,7 +285,9 @@ def _recover_rule(raw: str, offset: int) -> ast.BrokenRule | None:
     if node is None:
         return ast.BrokenRule(None, None, whole)
     tokens = _tokens(node)
-    return ast.BrokenRule(_address(tokens[0], offset), _port(tokens[1], offset), whole)
+    return ast.BrokenRule(
+        _address(tokens[0], offset, place), _port(tokens[1], offset, place), whole
+    )
 
 
 # -- the funnel: Lark errors -> diagnostics -------------------------------------
@@ -309,13 +320,15 @@ def _expected(error: lark.exceptions.UnexpectedInput) -> set[str]:
     return set(error.expected)
 
 
-def _syntax_error(error: lark.exceptions.UnexpectedInput, raw: str, line: int) -> Diagnostic:
+def _syntax_error(
+    error: lark.exceptions.UnexpectedInput, raw: str, line: int, place: Place
+) -> Diagnostic:
     expected = _expected(error)
     column = error.column if isinstance(error.column, int) and error.column > 0 else 1
     start, end = _word_at(raw, column)
     invisible = _invisible(raw, end)
     if invisible is not None:
-        return _invisible_error(raw, invisible, line)
+        return _invisible_error(raw, invisible, line, place)
     word = raw[start - 1 : end - 1]
     if word and not word.startswith(("[", "#")):
         # `[timeout=x]`: the fault is `x`, not the bracket that closes the group.
@@ -350,7 +363,7 @@ def _syntax_error(error: lark.exceptions.UnexpectedInput, raw: str, line: int) -
             if other.end() + 1 <= start:
                 start, end = other.start() + 1, other.end() + 1
             break
-    return make(code, message, Span(line, start, end), hint=hint)
+    return make(code, message, span_at(place, line, start, end), hint=hint)
 
 
 # Characters a terminal does not show, by what to do about them.
@@ -376,7 +389,7 @@ def _invisible(raw: str, before: int, first: int = 0) -> int | None:
     return None
 
 
-def _invisible_error(raw: str, index: int, line: int) -> Diagnostic:
+def _invisible_error(raw: str, index: int, line: int, place: Place) -> Diagnostic:
     c = raw[index]
     name = _INVISIBLE_NAMES.get(c) or unicodedata.name(c, "a control character")
     if c == "\ufeff":
@@ -388,7 +401,7 @@ def _invisible_error(raw: str, index: int, line: int) -> Diagnostic:
     else:
         hint = "remove it"
     message = f"invisible character U+{ord(c):04X} {name}"
-    return make("E001", message, Span(line, index + 1, index + 2), hint=hint)
+    return make("E001", message, span_at(place, line, index + 1, index + 2), hint=hint)
 
 
 def _miscased_keyword(word: str) -> str | None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from .diagnostics import Diagnostic, Related, Severity, Span
+from .include import Sources
 from .visible import visible
 
 __all__ = ["render_json", "render_text", "summary"]
@@ -33,38 +34,34 @@ def _excerpt(lines: Sequence[str], span: Span) -> list[str]:
     return [f" {span.line} | {shown}", f" {gutter} | {pad}{'^' * width}"]
 
 
-def _related(file: str, lines: Sequence[str], related: Related) -> list[str]:
+def _related(sources: Sources, related: Related) -> list[str]:
     span = related.span
     message = visible(related.message, escape=True)
-    where = f"{visible(file)}:{span.line}:{span.column}"
-    return [f"{where}: note: {message}", *_excerpt(lines, span)]
+    where = f"{visible(sources.names[span.file])}:{span.line}:{span.column}"
+    return [f"{where}: note: {message}", *_excerpt(sources.lines[span.file], span)]
 
 
-def render_text(
-    file: str,
-    lines: Sequence[str],
-    diagnostics: Sequence[Diagnostic],
-    included: Mapping[str, Sequence[str]] | None = None,
-) -> str:
-    """Each diagnostic with its excerpt, related places and hint; past ``REPEATS`` of one
-    code on one line, a count instead (so output grows with the file, not its square).
-    ``included`` has the lines of the included files diagnostics name."""
+def render_text(sources: Sources, diagnostics: Sequence[Diagnostic]) -> str:
+    """Each diagnostic with its excerpt, the includes that led to its file, related places
+    and hint; past ``REPEATS`` of one code on one line, a count instead (so output grows
+    with the file, not its square).  ``sources`` names the files and has their lines."""
     out: list[str] = []
     shown: Counter[tuple[str, int, str]] = Counter()
-    texts: Mapping[str, Sequence[str]] = {**(included or {}), file: lines}
     for d in diagnostics:
-        span, name = d.span, d.file or file
+        span, name = d.span, sources.names[d.span.file]
         shown[name, span.line, d.code] += 1
         if shown[name, span.line, d.code] > REPEATS:
             continue
         message = visible(d.message, escape=True)
         where = f"{visible(name)}:{span.line}:{span.column}"
         out.append(f"{where}: {d.severity.value}[{d.code}]: {message}")
-        out.extend(_excerpt(texts.get(name, ()), span))
-        out.extend(f" = included from {visible(at)}:{line}" for at, line in d.included_from)
+        out.extend(_excerpt(sources.lines[span.file], span))
+        out.extend(
+            f" = included from {visible(sources.names[at])}:{line}"
+            for at, line in sources.chain(span.file)
+        )
         for related in d.related:
-            other = related.file or name
-            out.extend(_related(other, texts.get(other, ()), related))
+            out.extend(_related(sources, related))
         if d.hint:
             out.append(f" = hint: {visible(d.hint, escape=True)}")
     for (name, line, code), count in shown.items():
@@ -83,18 +80,22 @@ def _span_json(span: Span) -> dict[str, int]:
     return {"line": span.line, "column": span.column, "end_column": span.end_column}
 
 
-def render_json(file: str, diagnostics: Sequence[Diagnostic], error: str | None = None) -> str:
+def render_json(
+    sources: Sources, diagnostics: Sequence[Diagnostic], error: str | None = None
+) -> str:
     """The diagnostics as one JSON document; ``error`` (an input that could not be read,
     exit 2) adds an ``error`` key."""
+    names = sources.names
     document: dict[str, object] = {
-        "file": visible(file),
+        "file": visible(names[0]),
         "errors": sum(d.severity is Severity.ERROR for d in diagnostics),
         "warnings": sum(d.severity is Severity.WARNING for d in diagnostics),
         "diagnostics": [
             {
-                "file": visible(d.file or file),
+                "file": visible(names[d.span.file]),
                 "included_from": [
-                    {"file": visible(at), "line": line} for at, line in d.included_from
+                    {"file": visible(names[at]), "line": line}
+                    for at, line in sources.chain(d.span.file)
                 ],
                 "line": d.span.line,
                 "column": d.span.column,
@@ -107,7 +108,7 @@ def render_json(file: str, diagnostics: Sequence[Diagnostic], error: str | None 
                     {
                         **_span_json(r.span),
                         "message": r.message,
-                        "file": visible(r.file or d.file or file),
+                        "file": visible(names[r.span.file]),
                     }
                     for r in d.related
                 ],

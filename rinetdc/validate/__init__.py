@@ -16,11 +16,11 @@ from __future__ import annotations
 from rinetd_run.ruleset import RuleSet, SourceFile
 
 from .. import ast
-from ..diagnostics import Diagnostic
+from ..diagnostics import Diagnostic, Place, one_file
 from ..resolve import Resolver
 from .access import check_patterns, check_reach
 from .binds import check_binds
-from .build import Place, build_ruleset, one_file
+from .build import build_ruleset
 from .rinetd073 import check_073_reading
 from .rule import check_rule
 from .scopes import Found, sort_statements
@@ -39,8 +39,9 @@ def validate(
     """Check ``config`` as rinetd-run reads it; return its rule set and the diagnostics,
     in the order of the checks (``check`` applies the target's policy, then sorts them
     once).  ``last_line``: the text's line that ends the top file, where included files
-    follow it; ``place`` gives the file and line of a line of the text, so the rule set
-    is built once with each item in its own file (``files``)."""
+    follow it, and ``place`` says which file and line that is.  The statements' spans
+    carry their own file and line, so the rule set is built once with each item in its
+    file (``files``)."""
     scopes = sort_statements(config)
     found: Found = []
     drafts = []
@@ -57,8 +58,8 @@ def validate(
     found += check_reach(drafts, scopes.global_access)
     found += check_files(scopes)
     found += check_073_reading(scopes.rules)
-    found += check_not_empty(config, drafts, last_line)
+    found += check_not_empty(config, drafts, last_line, place)
     ruleset = build_ruleset(
-        drafts, scopes, settings, metrics, resolved=resolver.enabled, place=place, files=files
+        drafts, scopes, settings, metrics, resolved=resolver.enabled, files=files
     )
     return ruleset, found

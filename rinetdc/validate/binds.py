@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rinetd_run.ruleset import (
     Endpoint,
@@ -122,4 +122,6 @@ def check_binds(drafts: list[RuleDraft], metrics: tuple[ast.MetricsLine, Endpoin
 
 def bind_span(node: ast.RuleLine | ast.BrokenRule) -> Span:
     assert node.bind_address is not None and node.bind_port is not None
-    return Span(node.span.line, node.bind_address.span.column, node.bind_port.span.end_column)
+    return replace(
+        node.span, column=node.bind_address.span.column, end_column=node.bind_port.span.end_column
+    )

@@ -1,9 +1,9 @@
 """The rule set model built from the checked drafts, once, with everything in it: each
-item carries its own file and line, given by ``place`` (whole-text line -> file, line)."""
+item takes its file and line from its statement's span."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from rinetd_run.ruleset import (
     AccessRule,
@@ -20,54 +20,44 @@ from rinetd_run.ruleset import (
 from .. import ast
 from .scopes import RuleDraft, Scopes
 
-__all__ = ["Place", "access_rules", "build_ruleset", "one_file"]
-
-Place = Callable[[int], tuple[int, int]]  # a line of the whole text -> (file, line in it)
+__all__ = ["access_rules", "build_ruleset"]
 
 
-def one_file(line: int) -> tuple[int, int]:
-    """The place of a line of a configuration without includes."""
-    return 0, line
-
-
-def access_rules(nodes: list[ast.Access], place: Place = one_file) -> tuple[AccessRule, ...]:
+def access_rules(nodes: list[ast.Access]) -> tuple[AccessRule, ...]:
     return tuple(
-        AccessRule(node.kind, node.pattern, line, file)
-        for node in nodes
-        for file, line in [place(node.span.line)]
+        AccessRule(node.kind, node.pattern, node.span.line, node.span.file) for node in nodes
     )
 
 
-def _named_file(nodes: Sequence[ast.LogFile | ast.PidLogFile], place: Place) -> NamedFile | None:
+def _named_file(nodes: Sequence[ast.LogFile | ast.PidLogFile]) -> NamedFile | None:
     if not nodes:
         return None
-    file, line = place(nodes[-1].span.line)  # the last wins
-    return NamedFile(nodes[-1].path, line, file)
+    span = nodes[-1].span  # the last wins
+    return NamedFile(nodes[-1].path, span.line, span.file)
 
 
-def _log(scopes: Scopes, place: Place) -> Log:
+def _log(scopes: Scopes) -> Log:
     # logjson with logcommon is an error (E018), so at most one format is chosen here.
     chosen = (scopes.logjsons or scopes.logcommons or [None])[0]
-    file, line = (0, None) if chosen is None else place(chosen.span.line)
+    file, line = (0, None) if chosen is None else (chosen.span.file, chosen.span.line)
     return Log(
-        file=_named_file(scopes.logfiles, place),
+        file=_named_file(scopes.logfiles),
         format="tab" if chosen is None else "json" if scopes.logjsons else "common",
         format_line=line,
         format_file=file,
     )
 
 
-def _rule(draft: RuleDraft, bind: Endpoint, connect: Endpoint, place: Place) -> Rule:
-    file, line = place(draft.node.span.line)
+def _rule(draft: RuleDraft, bind: Endpoint, connect: Endpoint) -> Rule:
     return Rule(
-        line=line,
+        line=draft.node.span.line,
         bind=bind,
         connect=connect,
         timeout=draft.timeout,
         src=draft.src,
-        access=access_rules(draft.access, place),
+        access=access_rules(draft.access),
         options=tuple(sorted(draft.options.items())),
-        file=file,
+        file=draft.node.span.file,
     )
 
 
@@ -78,29 +68,27 @@ def build_ruleset(
     metrics: tuple[ast.MetricsLine, Endpoint] | None,
     *,
     resolved: bool,
-    place: Place = one_file,
     files: tuple[SourceFile, ...] = (),
 ) -> RuleSet:
     """The rule set of the rules that could be understood, with the global statements and
     the files they came from."""
     metrics_model = None
     if metrics is not None:
-        file, line = place(metrics[0].span.line)
-        metrics_model = Metrics(metrics[1], line, file)
+        span = metrics[0].span
+        metrics_model = Metrics(metrics[1], span.line, span.file)
     return RuleSet(
         resolved=resolved,
-        access=access_rules(scopes.global_access, place),
-        log=_log(scopes, place),
-        pidfile=_named_file(scopes.pidfiles, place),
+        access=access_rules(scopes.global_access),
+        log=_log(scopes),
+        pidfile=_named_file(scopes.pidfiles),
         rules=tuple(
-            _rule(d, d.bind, d.connect, place)
+            _rule(d, d.bind, d.connect)
             for d in drafts
             if d.bind is not None and d.connect is not None
         ),
         settings=tuple(
-            GlobalOption(node.name, value, line, file)
+            GlobalOption(node.name, value, node.span.line, node.span.file)
             for node, value in settings
-            for file, line in [place(node.span.line)]
         ),
         metrics=metrics_model,
         files=files,

@@ -11,7 +11,7 @@ from rinetd_run.ruleset import (
 )
 
 from .. import ast
-from ..diagnostics import Diagnostic, Related, Span, make
+from ..diagnostics import Diagnostic, Place, Related, Span, make, span_at
 from ..resolve import Resolver
 from .scopes import Found, RuleDraft, Scopes
 from .values import read_endpoint, read_option_value
@@ -122,10 +122,12 @@ def check_files(scopes: Scopes) -> Found:
     return found
 
 
-def check_not_empty(config: ast.Config, drafts: list[RuleDraft], last_line: int | None) -> Found:
+def check_not_empty(
+    config: ast.Config, drafts: list[RuleDraft], last_line: int | None, place: Place
+) -> Found:
     """W106: a file without rules forwards nothing (unless a broken line was meant as one);
     said on the top file's last line (``last_line`` of the text, when includes follow it)."""
     if drafts or config.broken:
         return []
     last = max(last_line or len(config.lines), 1)
-    return [make("W106", "the configuration has no forwarding rules", Span(last, 1, 2))]
+    return [make("W106", "the configuration has no forwarding rules", span_at(place, last, 1, 2))]

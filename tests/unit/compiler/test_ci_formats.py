@@ -12,6 +12,7 @@ import pytest
 
 from rinetdc.ci import render_github
 from rinetdc.diagnostics import CODES, HELP, Span, make
+from rinetdc.include import one_file
 from tests.helpers import CORPUS, ROOT, run
 
 INVALID = sorted((CORPUS / "invalid").glob("*.conf"))
@@ -44,13 +45,15 @@ def test_formats_match_their_golden_files(fmt: str) -> None:
 
 def test_github_commands_escape_what_the_rules_require() -> None:
     diagnostic = make("E001", "50% done\r\nnext", Span(3, 4, 9), hint="a: b, c")
-    (line,) = render_github("dir/a,b:c.conf", [diagnostic]).splitlines()
+    (line,) = render_github(one_file("dir/a,b:c.conf", ()), [diagnostic]).splitlines()
     assert line == (
         "::error file=dir/a%2Cb%3Ac.conf,line=3,col=4,endColumn=8,title=E001"
         "::50%25 done%0D%0Anext%0Ahint: a: b, c"
     )
     warning = make("W103", "w", Span(1, 1, 2))
-    assert render_github("f", [warning]).startswith("::warning file=f,line=1,col=1,endColumn=1,")
+    assert render_github(one_file("f", ()), [warning]).startswith(
+        "::warning file=f,line=1,col=1,endColumn=1,"
+    )
 
 
 @pytest.mark.parametrize("fmt", ["text", "json", "github", "sarif"])

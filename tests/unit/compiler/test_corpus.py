@@ -56,8 +56,9 @@ def test_fmt_round_trips(conf: Path) -> None:
 
 
 def _expected(result: Result, conf: Path) -> list[str]:
+    names = result.sources.names
     return [
-        (f"{os.path.relpath(d.file, conf.parent)}:" if d.file else "")
+        (f"{os.path.relpath(names[d.span.file], conf.parent)}:" if d.span.file else "")
         + f"{d.span.line}:{d.span.column} {d.code}"
         for d in result.diagnostics
     ]

@@ -35,10 +35,10 @@ configs = st.lists(line, max_size=12).map("\n".join)
 
 def _exercise(text: str) -> None:
     result = check(text, NoResolver())
-    shown = render_text("f", result.config.lines, result.diagnostics)
+    shown = render_text(result.sources, result.diagnostics)
     # No control character reaches a terminal raw (tabs and newlines are layout).
     assert not any(c in shown for c in "\x00\x0b\x0c\x0d\x1b\x7f\ufeff")
-    render_json("f", result.diagnostics)
+    render_json(result.sources, result.diagnostics)
     for d in result.diagnostics:
         assert 1 <= d.span.line <= max(len(result.config.lines), 1)
         assert 1 <= d.span.column <= d.span.end_column
