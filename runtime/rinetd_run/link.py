@@ -177,7 +177,7 @@ class Link:
             self.from_client if client else self.from_backend,
             self.moved_from_client if client else self.moved_to_client,
             self.client_closed_write if client else self.backend_closed_write,
-            self.client_lost if client else self.backend_lost,
+            partial(self._lost, side),
             partial(self._reading, other, False),
             partial(self._reading, other, True),
         )
@@ -239,13 +239,11 @@ class Link:
         elif self.client is not None:
             self.client.write_eof()
 
-    def client_lost(self) -> None:
-        self._closed_by("client")
-        self.finish(abort=not self.client_eof)
-
-    def backend_lost(self) -> None:
-        self._closed_by("backend")
-        self.finish(abort=not self.backend_eof)
+    def _lost(self, side: Side) -> None:
+        """An end is gone (reset, or closed after its EOF): the link ends, aborted unless
+        that side had said EOF first."""
+        self._closed_by(side)
+        self.finish(abort=not (self.client_eof if side == "client" else self.backend_eof))
 
     def session_ended(self) -> None:
         """A UDP session ends without an EOF, idle for its timeout or the least recently
