@@ -19,16 +19,13 @@ class DeadlineTimer:
         self.loop = loop
         self.deadlines = Deadlines()
         self._tick: asyncio.TimerHandle | None = None
+        # Per connection: the table's own methods, not a call through this one.
+        self.connect_ended = self.deadlines.connect_ended
+        self.forget = self.deadlines.forget
 
     def connect_started(self, link: Link, timeout: int) -> None:
         self.deadlines.connect_started(link, timeout, self.loop.time())
         self._arm()
-
-    def connect_ended(self, link: Link) -> None:
-        self.deadlines.connect_ended(link)
-
-    def forget(self, link: Link) -> None:
-        self.deadlines.forget(link)
 
     def watch_idle(self, link: Link, timeout: int) -> None:
         self.deadlines.watch_idle(link, timeout, self.loop.time())

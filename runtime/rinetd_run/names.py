@@ -30,6 +30,9 @@ class Names:
         self.table = NameTable()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Per connection: the table's own methods, not a call through this one.
+        self.of = self.table.of  # the addresses to connect to, first one first
+        self.connected = self.table.connected
 
     def plan(self, ruleset: RuleSet) -> None:
         """The names of a rule set just (re)loaded: the address its load found, and every
@@ -37,13 +40,6 @@ class Names:
         self.close()
         for key in self.table.plan(ruleset):
             self.look_up(key)
-
-    def of(self, host: str, refresh: int, address: str) -> tuple[str, ...]:
-        """The addresses to connect to for a rule's connect host, first one first."""
-        return self.table.of(host, refresh, address)
-
-    def connected(self, host: str, refresh: int) -> None:
-        self.table.connected(host, refresh)
 
     def failed(self, host: str, refresh: int) -> None:
         if self.table.failed(host, refresh):
