@@ -10,6 +10,7 @@ root: skipped with the reason outside CI, a failure in CI (``CI=true``).
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -249,3 +250,40 @@ def test_debian_s_rinetd_is_stopped_only_when_asked_and_its_port_served(
     wait_until(lambda: reply(machine, 8080) == "through systemd", "rinetd-run on 8080", 20)
     listening = machine.run("ss", "-ltnpH", "sport", "= :8080").stdout
     assert f"pid={main_pid(machine)}," in listening, listening  # rinetd-run's, not rinetd's
+
+
+_MANY = """
+import socket, sys
+for _ in range(int(sys.argv[2])):
+    with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) as sock:
+        sock.sendall(b"x")
+        assert sock.recv(1) == b"x"
+"""
+
+
+def test_the_real_logrotate_reloads_through_systemctl_and_loses_no_line(
+    machine: Machine,
+) -> None:
+    play(machine, [_rule(80)])
+    snippet = "/etc/logrotate.d/rinetd-run"
+    assert "systemctl reload rinetd-run" in machine.path(snippet).read_text()
+    log = "/var/log/rinetd-run/rinetd-run.log"
+    sent = 0
+    for _ in range(3):
+        machine.run("/usr/bin/python3", "-c", _MANY, "80", "100")
+        sent += 100
+        machine.run("logrotate", "-f", "-s", "/tmp/logrotate.state", snippet)
+        assert machine.path(log + ".1").exists()
+    machine.run("/usr/bin/python3", "-c", _MANY, "80", "50")
+    sent += 50
+    machine.run("systemctl", "stop", "rinetd-run", timeout=60)  # flushes the log
+    folder = machine.path("/var/log/rinetd-run")
+    lines: list[str] = []
+    for path in sorted(folder.glob("rinetd-run.log*")):
+        data = path.read_bytes()
+        lines += (gzip.decompress(data) if path.suffix == ".gz" else data).decode().splitlines()
+    assert len(lines) == 2 * sent  # opened and done-... for each connection
+    assert all(len(line.split("\t")) == 9 for line in lines)  # none split
+    assert len(list(folder.glob("rinetd-run.log*"))) == 4  # the log, .1, .2.gz, .3.gz
+    reloads = machine.run("journalctl", "-u", "rinetd-run", "-o", "cat", "--no-pager").stdout
+    assert reloads.count("reloaded: forwarding 1 rules") >= 3  # one per rotation, at least
