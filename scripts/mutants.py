@@ -49,8 +49,8 @@ MUTANTS = [
     (
         "first per-rule access line skipped (compiler)",
         "rinetdc/validate/build.py",
-        "        access=access_rules(draft.access, place),",
-        "        access=access_rules(draft.access[1:], place),",
+        "        access=access_rules(draft.access),",
+        "        access=access_rules(draft.access[1:]),",
         ["tests/unit/compiler/test_validate.py", "tests/unit/compiler/test_corpus.py"],
     ),
     (
