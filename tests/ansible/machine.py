@@ -8,7 +8,8 @@ tmpfs, so nothing it does reaches the host's files.  Two settings keep the host 
 system read-only) and `/proc/sys` is read-only inside (PID 1 would otherwise rewrite
 host-wide sysctls).  `/etc/systemd/system` is a tmpfs holding one target of ours, so
 no unit of the host starts; it reaches basic.target at boot, so that what a service
-pulls in (systemd-tmpfiles empties /tmp) has run before a test uses the machine.
+pulls in has run before a test uses the machine.  /tmp is the overlay of the host's, so
+a checkout there is seen inside, and systemd-tmpfiles (which would empty it) is masked.
 Stopping kills PID 1 (the kernel ends every process of the namespace with it) and
 removes the cgroups made for it.
 """
@@ -51,10 +52,14 @@ mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$R/dev/pts"
 ln -s pts/ptmx "$R/dev/ptmx"
 touch "$R/dev/console"
 mount --bind "$2" "$R/dev/console"
-for folder in run tmp etc/systemd/system; do
+for folder in run etc/systemd/system; do
     mount -t tmpfs -o mode=0755 tmpfs "$R/$folder"
 done
-chmod 1777 "$R/tmp"
+# /tmp stays the overlay of the host's (a checkout under /tmp is seen inside); tmpfiles
+# would empty it at boot or when a service pulls sysinit.target in.
+for unit in systemd-tmpfiles-setup.service systemd-tmpfiles-clean.timer; do
+    ln -s /dev/null "$R/etc/systemd/system/$unit"
+done
 cat > "$R/etc/systemd/system/rinetdc-test.target" <<'EOF'
 [Unit]
 Description=rinetdc test machine

@@ -96,7 +96,7 @@ def _rule(port: int) -> dict[str, Any]:
 def play(machine: Machine, rules: list[dict[str, Any]], **variables: Any) -> str:
     """The role played inside ``machine`` with the service managed; its output, or a
     failure with it."""
-    machine.path("/tmp/vars.json").write_text(
+    machine.path("/root/rinetdc-vars.json").write_text(
         json.dumps(
             {
                 "rinetd_rules": rules,
@@ -117,7 +117,7 @@ def play(machine: Machine, rules: list[dict[str, Any]], **variables: Any) -> str
         "HOME=/root",
         str(BIN / "ansible-playbook"),
         *("-i", "localhost,", "-c", "local"),
-        *("-e", f"ansible_python_interpreter={sys.executable}", "-e", "@/tmp/vars.json"),
+        *("-e", f"ansible_python_interpreter={sys.executable}", "-e", "@/root/rinetdc-vars.json"),
         str(PLAYBOOK),
         check=False,
         timeout=300,
@@ -272,7 +272,7 @@ def test_the_real_logrotate_reloads_through_systemctl_and_loses_no_line(
     for _ in range(3):
         machine.run("/usr/bin/python3", "-c", _MANY, "80", "100")
         sent += 100
-        machine.run("logrotate", "-f", "-s", "/tmp/logrotate.state", snippet)
+        machine.run("logrotate", "-f", "-s", "/root/logrotate.state", snippet)
         assert machine.path(log + ".1").exists()
     machine.run("/usr/bin/python3", "-c", _MANY, "80", "50")
     sent += 50
