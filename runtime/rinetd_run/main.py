@@ -1,9 +1,10 @@
 """The ``rinetd-run`` command: load a compiled rule set and forward until told to stop.
 
 Runs in the foreground (systemd ``Type=simple``).  Exit codes: 0 after
-SIGTERM/SIGINT, 1 when a socket or the log cannot be opened at start, 2 when
-the rule set is refused (bad JSON, unknown version, digest mismatch, not the
-schema).
+SIGTERM/SIGINT, 1 when a socket, the log or the status file cannot be opened at
+start, 2 when the rule set is refused (bad JSON, unknown version, digest
+mismatch, not the schema).  ``rinetd-run --reload PID --status FILE`` asks a
+running one to reload and waits for the outcome (see ``ask_reload``).
 """
 
 from __future__ import annotations
@@ -17,16 +18,19 @@ import resource
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from . import __version__
+from .ask_reload import ask_reload
 from .document import load
 from .lookup import first_address
 from .pidfile import pidfile
 from .ruleset import RuleSet, RuleSetError, effective, resolve
 from .say import say
 from .server import Agreement, BindError, Server
-from .workers import COMMIT, NO, PREPARE, YES, Channel, supervise
+from .status import Outcome
+from .status_file import StatusFile
+from .workers import COMMIT, DONE, NO, PREPARE, YES, Channel, supervise
 
 __all__ = ["main"]
 
@@ -35,7 +39,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="rinetd-run", description="Forward TCP and UDP from a rule set made by rinetdc."
     )
-    parser.add_argument("rules", metavar="RULES.json", help="the compiled rule set")
+    parser.add_argument("rules", metavar="RULES.json", nargs="?", help="the compiled rule set")
     parser.add_argument(
         "--grace",
         type=float,
@@ -56,12 +60,45 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="N",
         help="forwarding processes sharing the ports through SO_REUSEPORT (default: 1)",
     )
+    parser.add_argument(
+        "--status",
+        metavar="FILE",
+        help="write how each reload ended to FILE, for --reload to wait on",
+    )
+    parser.add_argument(
+        "--reload",
+        type=int,
+        metavar="PID",
+        help="ask the rinetd-run of process PID (started with --status FILE) to reload and "
+        "wait for the outcome: exit 0 taken, 1 refused (the old rules serve), 3 no answer",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --reload, how long to wait for the outcome (default: 60)",
+    )
     parser.add_argument("--version", action="version", version=f"rinetd-run {__version__}")
-    return parser.parse_args(argv)
+    arguments = parser.parse_args(argv)
+    if arguments.reload is not None:
+        if arguments.rules is not None or arguments.status is None:
+            parser.error("--reload PID takes --status FILE and no rule set")
+        if arguments.reload <= 0 or not arguments.wait > 0:
+            parser.error("--reload needs a process number above 0 and --wait above 0")
+    elif arguments.rules is None:
+        parser.error("the following arguments are required: RULES.json")
+    return arguments
 
 
 async def _serve(
-    path: str, ruleset: RuleSet, grace: float, workers: int, index: int, channel: Channel | None
+    path: str,
+    ruleset: RuleSet,
+    grace: float,
+    workers: int,
+    index: int,
+    channel: Channel | None,
+    status: StatusFile,
 ) -> int:
     try:
         server = Server(path, ruleset, reuse_port=workers > 1, worker=index)
@@ -76,12 +113,24 @@ async def _serve(
         return 1
     path_of_pid = ruleset.pidfile.path if ruleset.pidfile and workers == 1 else None
     with pidfile(path_of_pid):  # with --workers, the supervisor's
-        await _forward(server, path, len(ruleset.rules), grace, channel)
+        await _forward(server, path, len(ruleset.rules), grace, channel, status)
     return 0
 
 
+class Report(Protocol):
+    """Who hears of each reload: the status file, or a worker's parent."""
+
+    def began(self) -> None: ...
+
+    def ended(self, outcome: Outcome) -> None: ...
+
+
 async def _reloads(
-    server: Server, wanted: asyncio.Event, stop: asyncio.Event, agree: Agreement | None
+    server: Server,
+    wanted: asyncio.Event,
+    stop: asyncio.Event,
+    agree: Agreement | None,
+    report: Report,
 ) -> None:
     """Reload once per request, one reload at a time: SIGHUPs that arrive during a reload
     are one more reload after it, however many they are."""
@@ -89,7 +138,8 @@ async def _reloads(
         await wanted.wait()
         wanted.clear()
         if not stop.is_set():
-            await server.reload(agree)
+            report.began()
+            report.ended(await server.reload(agree))
 
 
 class _Parent:
@@ -115,6 +165,13 @@ class _Parent:
             elif self.verdict is not None and not self.verdict.done():
                 self.verdict.set_result(message)
 
+    def began(self) -> None:
+        pass  # the parent began the round
+
+    def ended(self, _outcome: Outcome) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self.channel.outbox, DONE)
+
     async def agree(self, ready: bool) -> bool:
         """Tell the parent whether this worker can apply the new rule set; True when
         every worker can (no answer within VERDICT_WAIT: keep the old rules)."""
@@ -131,26 +188,35 @@ VERDICT_WAIT = 60.0  # seconds a worker waits for the others to be ready
 
 
 async def _forward(
-    server: Server, path: str, count: int, grace: float, channel: Channel | None
+    server: Server,
+    path: str,
+    count: int,
+    grace: float,
+    channel: Channel | None,
+    status: StatusFile,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop, wanted = asyncio.Event(), asyncio.Event()
     agree: Agreement | None = None
+    report: Report = status
     if channel is None:
         loop.add_signal_handler(signal.SIGHUP, wanted.set)
     else:  # reloads come from the parent, in rounds that every worker takes part in
-        agree = _Parent(channel, wanted).agree
-        parent = os.getppid()
+        parent = _Parent(channel, wanted)
+        agree, report = parent.agree, parent
+        parent_pid = os.getppid()
         loop.add_signal_handler(
             signal.SIGHUP,
-            lambda: say(f"SIGHUP to a worker does nothing: send it to the parent, pid {parent}"),
+            lambda: say(
+                f"SIGHUP to a worker does nothing: send it to the parent, pid {parent_pid}"
+            ),
         )
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     # Signals that came while starting were held back (see main); they arrive now.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
     say(f"forwarding {count} rules from {path}")
-    reloading = loop.create_task(_reloads(server, wanted, stop, agree))
+    reloading = loop.create_task(_reloads(server, wanted, stop, agree, report))
     await stop.wait()
     wanted.set()  # lets the reload loop see the stop, after a reload under way
     await reloading
@@ -207,6 +273,8 @@ def _limited(ruleset: RuleSet) -> bool:
 def main(argv: Sequence[str] | None = None) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
     arguments = _arguments(argv)
+    if arguments.reload is not None:
+        sys.exit(ask_reload(arguments.reload, arguments.status, arguments.wait))
     _raise_file_limit()
     try:
         ruleset = resolve(load(arguments.rules), first_address)
@@ -232,11 +300,25 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{workers} times a limit is admitted; run one worker where a limit must hold"
         )
 
-    def work(index: int, channel: Channel | None = None) -> int:
-        return runner(_serve(arguments.rules, ruleset, arguments.grace, workers, index, channel))
+    # Written by the process that takes SIGHUP: the only one, or the supervisor.
+    status = StatusFile(arguments.status)
+    try:
+        status.started(f"serving {arguments.rules}")
+    except OSError as error:
+        say(f"cannot write the status file {arguments.status}: {error.strerror}")
+        sys.exit(1)
 
-    sys.exit(
-        work(0)
-        if workers == 1
-        else supervise(workers, work, ruleset.pidfile.path if ruleset.pidfile else None)
-    )
+    def work(index: int, channel: Channel | None = None) -> int:
+        return runner(
+            _serve(arguments.rules, ruleset, arguments.grace, workers, index, channel, status)
+        )
+
+    try:
+        code = (
+            work(0)
+            if workers == 1
+            else supervise(workers, work, ruleset.pidfile.path if ruleset.pidfile else None, status)
+        )
+    finally:
+        status.remove()
+    sys.exit(code)

@@ -35,6 +35,7 @@ from .process import open_descriptors
 from .ruleset import Rule, RuleSet, RuleSetError, effective, resolve
 from .say import say
 from .sockets import bound
+from .status import Outcome
 from .switching import loop_first
 from .tcp import accept_client
 from .udp import UdpListener
@@ -241,7 +242,7 @@ class Server:
                 )
                 listener.transport = transport
 
-    async def reload(self, agree: Agreement | None = None) -> bool:
+    async def reload(self, agree: Agreement | None = None) -> Outcome:
         """Re-read the rule set; on any trouble keep serving the old one and say why.
 
         Everything that can fail (reading, checking, binding the new sockets and the
@@ -284,8 +285,9 @@ class Server:
         self.counters.reloads["done"] += 1
         self.logger.reconfigure(ruleset.logfile, ruleset.log.format)
         self._count_base()
-        say(f"reloaded: forwarding {len(ruleset.rules)} rules")
-        return True
+        message = f"reloaded: forwarding {len(ruleset.rules)} rules"
+        say(message)
+        return Outcome(True, message)
 
     def _discard(self, opened: dict[Key, _Listener], move: Move | None) -> None:
         for listener in opened.values():
@@ -294,10 +296,11 @@ class Server:
         if move is not None:
             self.metrics.discard(move)
 
-    def _failed(self, why: str) -> bool:
-        say(f"reload failed, keeping the old rules: {why}")
+    def _failed(self, why: str) -> Outcome:
+        message = f"reload failed, keeping the old rules: {why}"
+        say(message)
         self.counters.reloads["failed"] += 1
-        return False
+        return Outcome(False, message)
 
     async def stop(self, grace: float) -> None:
         """Stop accepting, let TCP connections finish for ``grace`` seconds, end the rest.

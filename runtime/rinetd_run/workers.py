@@ -9,8 +9,9 @@ A reload applies in every worker or in none.  SIGHUP goes to the parent, which
 runs one round at a time over a pair of pipes per worker: it asks every worker
 to prepare the reload (read, check, bind: all that can fail), each answers
 whether it can, and the parent tells all of them to take it only if every one
-can, else to keep the old rules.  SIGHUPs during a round are one more round
-after it.
+can, else to keep the old rules; each says when it is done with the round.
+SIGHUPs during a round are one more round after it.  The parent writes the status
+file (``--status``): a round has begun, and once every worker is done, how it ended.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ from dataclasses import dataclass
 from types import FrameType
 
 from .pidfile import pidfile
+from .status import Outcome
+from .status_file import StatusFile
 
-__all__ = ["ABORT", "COMMIT", "NO", "PREPARE", "YES", "Channel", "supervise"]
+__all__ = ["ABORT", "COMMIT", "DONE", "NO", "PREPARE", "YES", "Channel", "supervise", "verdict"]
 
 PREPARE, COMMIT, ABORT = b"r", b"c", b"a"  # parent -> worker
 YES, NO = b"y", b"n"  # worker -> parent: the new rule set can be applied here, or not
+DONE = b"d"  # worker -> parent: the verdict is carried out here
 
 
 @dataclass(frozen=True)
@@ -45,9 +49,12 @@ class _Worker:
     requests: int  # the parent's write end
     votes: int  # the parent's read end
     vote: bytes = b""
+    done: bool = False
 
 
-def supervise(count: int, work: Callable[[int, Channel], int], path_of_pid: str | None) -> int:
+def supervise(
+    count: int, work: Callable[[int, Channel], int], path_of_pid: str | None, status: StatusFile
+) -> int:
     """Run ``work`` in ``count`` forked processes, each given its number (0, 1, ...)
     and its channel; return the exit code for the whole."""
     workers: dict[int, _Worker] = {}
@@ -69,16 +76,33 @@ def supervise(count: int, work: Callable[[int, Channel], int], path_of_pid: str 
         os.close(requests_read)
         os.close(votes_write)
         workers[pid] = _Worker(pid, requests_write, votes_read)
-    return _Supervisor(workers).run(path_of_pid)
+    return _Supervisor(workers, status).run(path_of_pid)
+
+
+def verdict(votes: dict[int, bytes]) -> Outcome:
+    """The round's outcome from each worker's vote, by pid."""
+    if not votes:
+        return Outcome(False, "reload failed: no worker is left")
+    refusing = sorted(pid for pid, vote in votes.items() if vote != YES)
+    if not refusing:
+        return Outcome(True, f"reloaded: every worker ({len(votes)}) took the new rule set")
+    pids = ", ".join(map(str, refusing))
+    return Outcome(
+        False,
+        f"reload failed, keeping the old rules: worker pid {pids} could not apply it "
+        "(its own message says why)",
+    )
 
 
 class _Supervisor:
-    def __init__(self, workers: dict[int, _Worker]) -> None:
+    def __init__(self, workers: dict[int, _Worker], status: StatusFile) -> None:
         self.workers = workers
+        self.status = status
         self.wake_read, self.wake_write = os.pipe()
         os.set_blocking(self.wake_write, False)
         self.reload_wanted = False
         self.round_open = False
+        self.outcome: Outcome | None = None  # the round's verdict, until all are done
         self.result = 0
 
     def run(self, path_of_pid: str | None) -> int:
@@ -104,22 +128,30 @@ class _Supervisor:
     def _turn(self) -> None:
         if self.reload_wanted and not self.round_open:
             self.reload_wanted, self.round_open = False, True
+            self.status.began()
             for worker in self.workers.values():
-                worker.vote = b""
+                worker.vote, worker.done = b"", False
                 self._tell(worker, PREPARE)
         votes = {worker.votes: worker for worker in self.workers.values()}
         # A short timeout: a worker's end is seen by polling waitpid, not by a signal.
         readable, _, _ = select.select([self.wake_read, *votes], [], [], 0.2)
         for fd in readable:
             data = os.read(fd, 64)
-            if fd in votes and data:
-                votes[fd].vote = data[-1:]
+            if fd in votes:
+                for message in (data[n : n + 1] for n in range(len(data))):
+                    if message == DONE:
+                        votes[fd].done = True
+                    else:
+                        votes[fd].vote = message
         self._reap()
-        if self.round_open and all(worker.vote for worker in self.workers.values()):
-            verdict = COMMIT if all(w.vote == YES for w in self.workers.values()) else ABORT
-            for worker in self.workers.values():
-                self._tell(worker, verdict)
-            self.round_open = False
+        workers = self.workers.values()
+        if self.round_open and self.outcome is None and all(w.vote for w in workers):
+            self.outcome = verdict({pid: worker.vote for pid, worker in self.workers.items()})
+            for worker in workers:
+                self._tell(worker, COMMIT if self.outcome.ok else ABORT)
+        if self.outcome is not None and all(worker.done for worker in workers):
+            self.status.ended(self.outcome)
+            self.round_open, self.outcome = False, None
 
     def _reap(self) -> None:
         while self.workers:

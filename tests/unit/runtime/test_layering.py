@@ -31,6 +31,7 @@ PURE = (
     "proxy",
     "ruleset",
     "slices",
+    "status",
 )
 FORBIDDEN = {"asyncio", "os", "socket", "threading", "select", "selectors", "subprocess"}
 
