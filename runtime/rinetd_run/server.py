@@ -300,6 +300,9 @@ class Server:
         message = f"reload failed, keeping the old rules: {why}"
         say(message)
         self.counters.reloads["failed"] += 1
+        # SIGHUP also means "reopen the log" (logrotate): done with the old rules' log, so a
+        # rotation never goes on writing into the renamed file.
+        self.logger.reconfigure(self.ruleset.logfile, self.ruleset.log.format)
         return Outcome(False, message)
 
     async def stop(self, grace: float) -> None:

@@ -71,6 +71,27 @@ def test_the_outcome_of_the_reload_asked_for_is_the_exit_code(
     assert gone.returncode == 3 and "no process" in gone.stderr, gone.stderr
 
 
+def test_a_refused_reload_still_reopens_the_log(tcp_echo: TcpEcho, tmp_path: Path) -> None:
+    port, held = free_port(), free_port()
+    status = tmp_path / "status.json"
+    rule = f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\n"
+    fw = start_forwarder(compile_config(f"logfile LOG\n{rule}", tmp_path), "--status", str(status))
+    try:
+        assert forwards(port)
+        fw.log_lines(2)
+        fw.log.rename(tmp_path / "rinetd.log.1")  # as logrotate does, then SIGHUP
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", held))
+            busy.listen()
+            compile_config(f"logfile LOG\n{rule}127.0.0.1 {held} 127.0.0.1 1\n", tmp_path)
+            assert ask(fw.process.pid, status).returncode == 1
+        assert forwards(port)
+        assert len(fw.log_lines(2)) == 2  # a new file, the old rules' log
+        assert len((tmp_path / "rinetd.log.1").read_text().splitlines()) == 2
+    finally:
+        fw.stop()
+
+
 def test_reloads_asked_for_at_once_each_get_their_answer(tcp_echo: TcpEcho, tmp_path: Path) -> None:
     port = free_port()
     status = tmp_path / "status.json"
