@@ -122,7 +122,8 @@ def test_the_unit_runs_as_a_user_of_its_own_and_verifies(deployment: Deployment)
         rinetd_logfile="/var/log/rinetd-run/rinetd-run.log",
         rinetd_pidfile="/run/rinetd-run/rinetd-run.pid",
     )
-    assert "ExecReload=/bin/kill -HUP $MAINPID" in text and "Type=simple" in text
+    assert "Type=simple" in text and " --status /run/rinetd-run/status.json\n" in text
+    assert "--reload $MAINPID --status /run/rinetd-run/status.json\n" in text  # ExecReload
     assert "DynamicUser=yes" in text and "AmbientCapabilities=CAP_NET_BIND_SERVICE" in text
     assert "LogsDirectory=rinetd-run\n" in text and "RuntimeDirectory=rinetd-run\n" in text
     assert "ReadWritePaths" not in text
@@ -145,7 +146,7 @@ def test_the_unit_runs_as_a_user_of_its_own_and_verifies(deployment: Deployment)
 def test_the_worker_count_reaches_the_unit_and_zero_is_refused(deployment: Deployment) -> None:
     text = _unit(deployment, rinetd_workers=3)
     (exec_start,) = [line for line in text.splitlines() if line.startswith("ExecStart=")]
-    assert exec_start.endswith(" --workers 3"), exec_start
+    assert " --workers 3 " in exec_start, exec_start
     assert "--workers" not in _unit(deployment)  # one worker: the runtime's default
     refused = deployment.play(deployment.variables(rinetd_workers=0))
     assert refused.returncode != 0 and "rinetd-run needs at least one worker" in refused.stdout
@@ -157,6 +158,7 @@ def test_without_a_dynamic_user_root_writes_only_the_log_and_pid_folders(
     text = _unit(deployment)
     root = deployment.root
     assert "DynamicUser" not in text and "LogsDirectory" not in text
+    assert "RuntimeDirectory=rinetd-run\n" in text  # only the status file's folder
     assert f"ReadWritePaths={root / 'var/log'} {root / 'run'}\n" in text
 
 

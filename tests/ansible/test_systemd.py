@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -96,6 +97,14 @@ def _rule(port: int) -> dict[str, Any]:
 def play(machine: Machine, rules: list[dict[str, Any]], **variables: Any) -> str:
     """The role played inside ``machine`` with the service managed; its output, or a
     failure with it."""
+    done = try_play(machine, rules, **variables)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    return done.stdout
+
+
+def try_play(
+    machine: Machine, rules: list[dict[str, Any]], **variables: Any
+) -> subprocess.CompletedProcess[str]:
     machine.path("/root/rinetdc-vars.json").write_text(
         json.dumps(
             {
@@ -122,8 +131,7 @@ def play(machine: Machine, rules: list[dict[str, Any]], **variables: Any) -> str
         check=False,
         timeout=300,
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    return done.stdout
+    return done
 
 
 def reply(machine: Machine, port: int) -> str:
@@ -170,6 +178,88 @@ def test_it_starts_forwards_on_port_80_as_a_user_of_its_own_and_reloads_in_place
     assert main_pid(machine) == pid
     assert reply(machine, 81) == "through systemd"
     assert reply(machine, 80).startswith("refused")
+
+
+def test_a_rule_set_refused_on_reload_fails_the_play_and_changes_nothing(
+    machine: Machine,
+) -> None:
+    play(machine, [_rule(80)])
+    pid = main_pid(machine)
+    deployed = {
+        name: machine.path(f"/etc/rinetd/{name}").read_bytes()
+        for name in ("rules.json", "rinetd.conf")
+    }
+    # It compiles, but the echo server holds 127.0.0.1:7000: only the runtime can know.
+    held = {**_rule(81), "bind_address": "127.0.0.1", "bind_port": ECHO_PORT}
+    refused = try_play(machine, [_rule(81), held])
+    assert refused.returncode != 0
+    assert (
+        "rinetd-run refused the new rule set and serves the old one: reload failed, "
+        f"keeping the old rules: cannot bind 127.0.0.1 {ECHO_PORT}/tcp" in refused.stdout
+    ), refused.stdout[-3000:]
+    assert main_pid(machine) == pid  # not restarted: the old rules serve on
+    assert reply(machine, 80) == "through systemd"
+    assert reply(machine, 81).startswith("refused")
+    for name, content in deployed.items():  # what runs is what is on disk
+        assert machine.path(f"/etc/rinetd/{name}").read_bytes() == content, name
+    assert sorted(os.listdir(machine.path("/etc/rinetd"))) == ["rinetd.conf", "rules.json"]
+    state = machine.run("systemctl", "is-active", "rinetd-run", check=False).stdout.strip()
+    assert state == "active"
+    # By hand too: systemctl reload says it failed.
+    machine.path("/etc/rinetd/rules.json").write_bytes(refused_rules(machine, held))
+    by_hand = machine.run("systemctl", "reload", "rinetd-run", check=False)
+    assert by_hand.returncode != 0 and main_pid(machine) == pid
+    machine.path("/etc/rinetd/rules.json").write_bytes(deployed["rules.json"])
+    # The files put back are exactly the old ones: the first play again changes nothing.
+    again = play(machine, [_rule(80)])
+    assert re.search(r"localhost\s*: ok=\d+\s+changed=0 ", again), again[-1500:]
+
+
+def refused_rules(machine: Machine, rule: dict[str, Any]) -> bytes:
+    """A compiled rule set of ``rule`` alone, made by rinetdc inside ``machine``."""
+    conf = machine.path("/root/held.conf")
+    conf.write_text(
+        f"{rule['bind_address']} {rule['bind_port']} "
+        f"{rule['connect_address']} {rule['connect_port']}\n"
+    )
+    machine.run(str(BIN / "rinetdc"), "compile", "/root/held.conf", "-o", "/root/held.json")
+    return machine.path("/root/held.json").read_bytes()
+
+
+def test_stop_waits_for_open_connections_within_its_grace(machine: Machine) -> None:
+    play(machine, [_rule(80)], rinetd_stop_grace=3)
+    held = subprocess.Popen(
+        ["nsenter", "-t", str(machine.pid), "-a", "/usr/bin/python3", "-c", _HOLD, "80"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert held.stdout is not None and held.stdout.readline().strip() == "open"
+        began = time.monotonic()
+        stopped = machine.run("systemctl", "stop", "rinetd-run", timeout=60)
+        took = time.monotonic() - began
+        assert stopped.returncode == 0
+        # It waited for the open connection (the grace), then ended it itself: systemd
+        # had no need of SIGKILL (TimeoutStopSec is the grace + 10 s).
+        assert 2.5 <= took < 13, took
+        result = machine.run("systemctl", "show", "-p", "Result", "--value", "rinetd-run")
+        assert result.stdout.strip() == "success"
+        assert held.stdout.readline().strip() == "closed"
+    finally:
+        held.kill()
+        held.wait()
+
+
+# A client that keeps a connection through the service open until the service ends it.
+_HOLD = """
+import socket, sys
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30) as sock:
+    sock.sendall(b"x")
+    assert sock.recv(1) == b"x"
+    print("open", flush=True)
+    sock.recv(1)
+    print("closed", flush=True)
+"""
 
 
 def test_stop_ends_every_process_and_a_killed_service_comes_back(machine: Machine) -> None:
