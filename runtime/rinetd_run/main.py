@@ -1,6 +1,7 @@
 """The ``rinetd-run`` command: load a compiled rule set and forward until told to stop.
 
-Runs in the foreground (systemd ``Type=simple``).  Exit codes: 0 after
+Runs in the foreground (systemd ``Type=notify``: READY=1 once forwarding; or
+``Type=simple``).  Exit codes: 0 after
 SIGTERM/SIGINT, 1 when a socket, the log or the status file cannot be opened at
 start, 2 when the rule set is refused (bad JSON, unknown version, digest
 mismatch, not the schema).  ``rinetd-run --reload PID --status FILE`` asks a
@@ -24,13 +25,14 @@ from . import __version__
 from .ask_reload import ask_reload
 from .document import load
 from .lookup import first_address
+from .notify import notify
 from .pidfile import pidfile
 from .ruleset import RuleSet, RuleSetError, effective, resolve
 from .say import say
 from .server import Agreement, BindError, Server
 from .status import Outcome
 from .status_file import StatusFile
-from .workers import COMMIT, DONE, NO, PREPARE, YES, Channel, supervise
+from .workers import COMMIT, DONE, NO, PREPARE, STARTED, YES, Channel, supervise
 
 __all__ = ["main"]
 
@@ -142,6 +144,20 @@ async def _reloads(
             report.ended(await server.reload(agree))
 
 
+class _Alone:
+    """The only process: its status file and systemd hear how each reload ended."""
+
+    def __init__(self, status: StatusFile) -> None:
+        self.status = status
+
+    def began(self) -> None:
+        self.status.began()
+
+    def ended(self, outcome: Outcome) -> None:
+        self.status.ended(outcome)
+        notify(f"STATUS={outcome.message}")
+
+
 class _Parent:
     """A worker's side of the parent's reload rounds (see ``workers``)."""
 
@@ -198,7 +214,7 @@ async def _forward(
     loop = asyncio.get_running_loop()
     stop, wanted = asyncio.Event(), asyncio.Event()
     agree: Agreement | None = None
-    report: Report = status
+    report: Report = _Alone(status)
     if channel is None:
         loop.add_signal_handler(signal.SIGHUP, wanted.set)
     else:  # reloads come from the parent, in rounds that every worker takes part in
@@ -216,8 +232,15 @@ async def _forward(
     # Signals that came while starting were held back (see main); they arrive now.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
     say(f"forwarding {count} rules from {path}")
+    if channel is None:
+        notify("READY=1", f"STATUS=forwarding {count} rules")
+    else:
+        with contextlib.suppress(OSError):
+            os.write(channel.outbox, STARTED)
     reloading = loop.create_task(_reloads(server, wanted, stop, agree, report))
     await stop.wait()
+    if channel is None:
+        notify("STOPPING=1")
     wanted.set()  # lets the reload loop see the stop, after a reload under way
     await reloading
     await server.stop(grace)

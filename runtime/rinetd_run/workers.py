@@ -24,15 +24,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
+from .notify import notify
 from .pidfile import pidfile
 from .status import Outcome
 from .status_file import StatusFile
 
-__all__ = ["ABORT", "COMMIT", "DONE", "NO", "PREPARE", "YES", "Channel", "supervise", "verdict"]
+__all__ = [
+    "ABORT",
+    "COMMIT",
+    "DONE",
+    "NO",
+    "PREPARE",
+    "STARTED",
+    "YES",
+    "Channel",
+    "supervise",
+    "verdict",
+]
 
 PREPARE, COMMIT, ABORT = b"r", b"c", b"a"  # parent -> worker
 YES, NO = b"y", b"n"  # worker -> parent: the new rule set can be applied here, or not
 DONE = b"d"  # worker -> parent: the verdict is carried out here
+STARTED = b"s"  # worker -> parent: forwarding (every worker: the parent tells systemd)
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,7 @@ class _Worker:
     votes: int  # the parent's read end
     vote: bytes = b""
     done: bool = False
+    started: bool = False
 
 
 def supervise(
@@ -103,10 +117,12 @@ class _Supervisor:
         self.reload_wanted = False
         self.round_open = False
         self.outcome: Outcome | None = None  # the round's verdict, until all are done
+        self.ready = False  # systemd told that every worker forwards
         self.result = 0
 
     def run(self, path_of_pid: str | None) -> int:
         def forward(number: int, _frame: FrameType | None) -> None:
+            notify("STOPPING=1")
             self._send_signal(number)
 
         def reload(_number: int, _frame: FrameType | None) -> None:
@@ -141,16 +157,22 @@ class _Supervisor:
                 for message in (data[n : n + 1] for n in range(len(data))):
                     if message == DONE:
                         votes[fd].done = True
+                    elif message == STARTED:
+                        votes[fd].started = True
                     else:
                         votes[fd].vote = message
         self._reap()
         workers = self.workers.values()
+        if not self.ready and workers and all(worker.started for worker in workers):
+            self.ready = True
+            notify("READY=1", f"STATUS=forwarding in {len(self.workers)} workers")
         if self.round_open and self.outcome is None and all(w.vote for w in workers):
             self.outcome = verdict({pid: worker.vote for pid, worker in self.workers.items()})
             for worker in workers:
                 self._tell(worker, COMMIT if self.outcome.ok else ABORT)
         if self.outcome is not None and all(worker.done for worker in workers):
             self.status.ended(self.outcome)
+            notify(f"STATUS={self.outcome.message}")
             self.round_open, self.outcome = False, None
 
     def _reap(self) -> None:

@@ -122,7 +122,7 @@ def test_the_unit_runs_as_a_user_of_its_own_and_verifies(deployment: Deployment)
         rinetd_logfile="/var/log/rinetd-run/rinetd-run.log",
         rinetd_pidfile="/run/rinetd-run/rinetd-run.pid",
     )
-    assert "Type=simple" in text and " --status /run/rinetd-run/status.json\n" in text
+    assert "Type=notify\n" in text and " --status /run/rinetd-run/status.json\n" in text
     assert "--reload $MAINPID --status /run/rinetd-run/status.json\n" in text  # ExecReload
     assert "DynamicUser=yes" in text and "AmbientCapabilities=CAP_NET_BIND_SERVICE" in text
     assert "LogsDirectory=rinetd-run\n" in text and "RuntimeDirectory=rinetd-run\n" in text
