@@ -22,6 +22,7 @@ PURE = (
     "canonical",
     "counters",
     "deadlines",
+    "kernel_patterns",
     "limits",
     "link",
     "logline",
