@@ -27,6 +27,7 @@ from .check import Result, check, paused_gc
 from .ci import render_github, render_sarif, render_sarif_files
 from .diagnostics import Diagnostic, Severity, Span, make
 from .emit import seal
+from .explain import explain as render_explain
 from .files import FileTrouble, read_text, write
 from .fmt import format_ruleset
 from .include import Sources, inside, one_file, real_path
@@ -199,6 +200,12 @@ def main() -> None:
 @_format
 @_target
 @_include_root
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="After the diagnostics, say for each rule whether `dataplane kernel` has nftables "
+    "forward it, or why it stays in rinetd-run (text format only).",
+)
 def check_command(
     configs: tuple[str, ...],
     no_resolve: bool,
@@ -206,12 +213,15 @@ def check_command(
     format: str,
     target: str,
     include_roots: tuple[str, ...],
+    explain: bool,
 ) -> None:
     """Report every problem in each CONFIG (`-` for stdin); the worst exit code wins.
 
     With several files, `--format json` prints a list of the one-file documents and
     `--format sarif` one log with every file's results.  A file that cannot be read
     is one more result (E023) and makes the exit code 2; the others are still checked."""
+    if explain and format != "text":
+        raise click.UsageError("--explain prints text: use it with --format text")
     resolver = _resolver(no_resolve)
     reports = [_checked(config, format, target, resolver, include_roots) for config in configs]
     trouble = next((r.trouble for r in reports if r.trouble), None)
@@ -227,6 +237,8 @@ def check_command(
     else:
         for report in reports:
             _report(report, format, err=False)
+            if explain and report.result is not None:
+                _say(render_explain(report.result.ruleset, report.result.sources))
     codes = [EXIT_TROUBLE if r.trouble else _exit_code(r.diagnostics, strict) for r in reports]
     sys.exit(max(codes))
 

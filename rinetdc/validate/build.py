@@ -4,7 +4,9 @@ item takes its file and line from its statement's span."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
+from rinetd_run.kernel_choice import user_space_reason
 from rinetd_run.ruleset import (
     AccessRule,
     Endpoint,
@@ -76,7 +78,7 @@ def build_ruleset(
     if metrics is not None:
         span = metrics[0].span
         metrics_model = Metrics(metrics[1], span.line, span.file)
-    return RuleSet(
+    built = RuleSet(
         resolved=resolved,
         access=access_rules(scopes.global_access),
         log=_log(scopes),
@@ -92,4 +94,10 @@ def build_ruleset(
         ),
         metrics=metrics_model,
         files=files,
+    )
+    return replace(
+        built,
+        rules=tuple(
+            replace(rule, user_space=user_space_reason(built, rule)) for rule in built.rules
+        ),
     )

@@ -41,7 +41,7 @@ def check_settings(
         if node.name in earlier:
             found.append(_repeated(node.name, node.span, earlier[node.name].span))
         earlier[node.name] = node
-        value, problems = read_option_value(node.name, node.value, node.value_span)
+        value, problems = read_option_value(node.name, node.value, node.value_span, statement=True)
         found += problems
         if value is not None:
             settings.append((node, value))

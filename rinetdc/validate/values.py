@@ -29,14 +29,18 @@ __all__ = [
 GLOBS = frozenset("*?")
 
 
-def read_option_value(name: str, text: str, span: Span) -> tuple[int | str | None, Found]:
-    """An extended option's or setting's value, checked against its range or words."""
+def read_option_value(
+    name: str, text: str, span: Span, *, statement: bool = False
+) -> tuple[int | str | None, Found]:
+    """An extended option's or setting's value, checked against its range or words; a
+    global ``statement`` is written `name value`, an option `name=value`."""
     option = BY_NAME[name]
     if option.words:
         if text in option.words:
             return text, []
         words = " or ".join(option.words)
-        return None, [make("E013", f"{name} is {words}, not '{_shown(text)}'", span, option.hint)]
+        hint = option.hint.replace(f"{name}=", f"{name} ", 1) if statement else option.hint
+        return None, [make("E013", f"{name} is {words}, not '{_shown(text)}'", span, hint)]
     number = _bounded(text, option.high) if text.isdigit() else None
     if number is not None and number >= option.low:
         return number, []

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from . import slices
 from .canonical import FORMAT, READABLE, VERSION, digest
+from .kernel_choice import user_space_reason
 from .options import BY_NAME, GLOBAL_OPTIONS, MAX_TIMEOUT, RULE_OPTIONS
 from .ruleset import (
     AccessRule,
@@ -46,6 +47,7 @@ _ADDRESS = re.compile(r"[0-9a-fA-F.:]+")
 _SERVICE = re.compile(r"[A-Za-z][-A-Za-z0-9_]*")
 _PATTERN = re.compile(r"[0-9a-fA-F.:\[\]*?]+")
 _PATH = re.compile(r"[^\x00\r\n]+")
+_REASON = re.compile(r"[^\x00-\x1f]+")
 
 
 # -- writing -------------------------------------------------------------------
@@ -73,7 +75,7 @@ def _setting_out(setting: NamedFile | None) -> dict[str, Any] | None:
 
 def to_document(ruleset: RuleSet) -> dict[str, Any]:
     """The JSON value of a rule set, without its digest (``canonical.dumps`` seals it).
-    Always the current version: a version 1 rule set read back is written as version 2."""
+    Always the current version: a version 1 or 2 rule set read back is written as version 3."""
     log, metrics = ruleset.log, ruleset.metrics
     return {
         "format": FORMAT,
@@ -115,6 +117,7 @@ def to_document(ruleset: RuleSet) -> dict[str, Any]:
                 else {"host": rule.src.host, "address": rule.src.address},
                 "access": _access_out(rule.access),
                 "options": dict(rule.options),
+                "user_space": rule.user_space,
             }
             for rule in ruleset.rules
         ],
@@ -286,8 +289,12 @@ def _option_value(name: str, value: Any, where: str) -> int | str:
 
 
 def _rule_in(value: Any, where: str, version: _Reader) -> Rule:
-    keys = ("line", "bind", "connect", "timeout", "src", "access")
-    value = _fields(value, where, (*keys, "file", "options") if version.version >= 2 else keys)
+    keys: tuple[str, ...] = ("line", "bind", "connect", "timeout", "src", "access")
+    if version.version >= 2:
+        keys = (*keys, "file", "options")
+    if version.version >= 3:
+        keys = (*keys, "user_space")
+    value = _fields(value, where, keys)
     return Rule(
         line=_line(value["line"], where),
         bind=_endpoint_in(value["bind"], f"{where}.bind"),
@@ -297,6 +304,9 @@ def _rule_in(value: Any, where: str, version: _Reader) -> Rule:
         access=_access_in(value["access"], f"{where}.access", version),
         options=_options_in(value["options"], f"{where}.options") if version.version >= 2 else (),
         file=version.file(value, where),
+        user_space=_nullable(
+            value.get("user_space"), lambda v: _text(v, f"{where}.user_space", _REASON)
+        ),
     )
 
 
@@ -353,7 +363,7 @@ def _ruleset_in(document: dict[str, Any], number: int) -> RuleSet:
     document = _fields(document, "the document", _TOP if number < 2 else _TOP_2)
     files = _files_in(document["files"]) if number >= 2 else ()
     version = _Reader(number, len(files))
-    return RuleSet(
+    ruleset = RuleSet(
         resolved=_choice(document["resolved"], "resolved", (True, False)),
         access=_access_in(document["access"], "access", version),
         log=_log_in(document["log"], version),
@@ -365,6 +375,15 @@ def _ruleset_in(document: dict[str, Any], number: int) -> RuleSet:
         settings=_settings_in(document["settings"], version) if number >= 2 else (),
         metrics=_nullable(document.get("metrics"), lambda v: _metrics_in(v, version)),
         files=files,
+    )
+    if number >= 3:
+        return ruleset
+    # Older files do not say which rules need user space: decided as rinetdc would now.
+    return replace(
+        ruleset,
+        rules=tuple(
+            replace(rule, user_space=user_space_reason(ruleset, rule)) for rule in ruleset.rules
+        ),
     )
 
 

@@ -146,6 +146,15 @@ OPTIONS: tuple[Option, ...] = (
         "the backend gets a PROXY protocol header with the client's address first",
         words=("v1", "v2"),
     ),
+    Option(
+        "dataplane",
+        "global",
+        _BOTH,
+        "user",
+        "kernel: nftables forwards each rule it can forward as rinetd-run would "
+        "(rinetdc check --explain says which), rinetd-run the others",
+        words=("user", "kernel"),
+    ),
 )
 
 BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}

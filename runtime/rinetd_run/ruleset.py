@@ -130,6 +130,8 @@ class Rule:
     access: tuple[AccessRule, ...]
     options: tuple[tuple[str, int | str], ...] = ()  # as written in [...], sorted by name
     file: int = 0
+    # Why `dataplane kernel` leaves it to rinetd-run (``kernel_choice``); None: it need not.
+    user_space: str | None = None
 
     @property
     def local_address(self) -> str | None:
@@ -186,6 +188,7 @@ class Effective:
     max_udp_connections: int
     dns_refresh: int
     proxy_protocol: str | None
+    dataplane: str
 
 
 def effective(ruleset: RuleSet, rule: Rule) -> Effective:

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rinetd_run.document import read
-from rinetd_run.options import GLOBAL_OPTIONS, RULE_OPTIONS
+from rinetd_run.options import GLOBAL_OPTIONS, OPTIONS, RULE_OPTIONS
 from rinetdc.check import check
 from rinetdc.emit import seal
 from rinetdc.fmt import format_ruleset
@@ -94,16 +94,13 @@ def _port(draw: st.DrawFn, number: int | None = None) -> str:
 
 _pattern = st.text("0123456789abcdef.:*?", min_size=1, max_size=12)
 _access = st.tuples(st.sampled_from(["allow", "deny"]), _pattern).map(" ".join)
-# Each extended option's values; a rule writes `name=value`, a global statement `name value`.
+# Each extended option's values, from the option table; a rule writes `name=value`, a
+# global statement `name value`.
 _VALUES = {
-    "connect-timeout": st.integers(1, 86400),
-    "idle-timeout": st.integers(0, 2**31 - 1),
-    "keepalive": st.sampled_from(["on", "off"]),
-    "max-connections": st.integers(0, 1_000_000),
-    "max-connections-per-client": st.integers(0, 1_000_000),
-    "max-udp-connections": st.integers(0, 1_000_000),
-    "dns-refresh": st.integers(0, 86400),
-    "proxy-protocol": st.sampled_from(["v1", "v2"]),
+    option.name: st.sampled_from(option.words)
+    if option.words
+    else st.integers(option.low, option.high)
+    for option in OPTIONS
 }
 
 

@@ -1,0 +1,116 @@
+"""Which rules the kernel data plane (``dataplane kernel``) may forward: those nftables
+forwards as rinetd-run would, and for each other rule the one reason it stays in user
+space.  The compiler writes the reason into the rule set (``user_space``) and
+``rinetdc check --explain`` says it; rinetd-run asks again once host names are
+resolved.  Pure: no I/O.
+
+What the kernel does differently even for a rule it takes (the client's own connect
+timeout instead of ``connect-timeout``, the endpoints' own keepalive, conntrack's
+UDP timeouts and table size instead of ``timeout=`` and ``max-udp-connections``) is
+said in the README; an option set to anything but its default keeps the rule in user
+space until the table has its equivalent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from .kernel_patterns import ipv4_terms
+from .options import BY_NAME, applies
+from .ruleset import DEFAULT_TIMEOUT, Endpoint, Rule, RuleSet, effective
+
+__all__ = ["kernel_rules", "user_space_reason"]
+
+# Options whose default the kernel path keeps as the README says; any other value of
+# an option (but these two) is not in the table yet.
+_ANY_VALUE = {"keepalive", "dataplane"}
+_WILDCARD_V4 = {"0", "0.0.0.0"}
+
+
+def _address(endpoint: Endpoint) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The endpoint's numeric address, when known (a host name before it is resolved
+    is not)."""
+    text = endpoint.address or endpoint.host
+    if text == "0":
+        return ipaddress.IPv4Address(0)
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _option_reason(ruleset: RuleSet, rule: Rule) -> str | None:
+    options = effective(ruleset, rule)
+    if options.proxy_protocol is not None:
+        return "proxy-protocol: rinetd-run writes the header"
+    for option in BY_NAME.values():
+        if option.name in _ANY_VALUE or not applies(option.name, rule.bind.protocol):
+            continue
+        value = getattr(options, option.field)
+        if value != option.default:
+            return f"{option.name}={value} is not in the kernel table yet"
+    if rule.bind.protocol == "udp" and rule.timeout != DEFAULT_TIMEOUT:
+        return f"timeout={rule.timeout} is not in the kernel table yet"
+    return None
+
+
+def _address_reason(rule: Rule) -> str | None:
+    bind, connect = _address(rule.bind), _address(rule.connect)
+    source = None
+    if rule.src is not None:
+        source = _address(Endpoint(rule.src.host, rule.src.address, 0, None, "tcp"))
+    if bind is not None and bind.version == 6 and bind == ipaddress.IPv6Address(0):
+        return "a :: bind takes IPv4 and IPv6 clients: the kernel cannot send both to one backend"
+    for name, address in (("bind", bind), ("connect", connect), ("src", source)):
+        if address is not None and address.is_loopback:
+            return f"a loopback {name} address: the kernel routes 127.0.0.0/8 and ::1 on lo only"
+    if bind is not None and connect is not None and bind.version != connect.version:
+        return "the bind and connect addresses are of different IP versions"
+    if source is not None and connect is not None and source.version != connect.version:
+        return "the src and connect addresses are of different IP versions"
+    return None
+
+
+def _access_reason(ruleset: RuleSet, rule: Rule) -> str | None:
+    patterns = [entry.pattern for entry in (*ruleset.access, *rule.access)]
+    if not patterns:
+        return None
+    bind = _address(rule.bind)
+    if bind is None:
+        return None  # known once resolved
+    if bind.version == 6:
+        return "access patterns on an IPv6 bind are not in the kernel table yet"
+    for pattern in patterns:
+        if ipv4_terms(pattern) is None:
+            return f"access pattern {pattern} needs too many nftables matches"
+    return None
+
+
+def user_space_reason(ruleset: RuleSet, rule: Rule) -> str | None:
+    """Why ``rule`` needs user space under ``dataplane kernel``; None when nftables can
+    forward it as rinetd-run would, as far as what is known (names unresolved pass)."""
+    if rule.bind.protocol != rule.connect.protocol:
+        return "the bind and connect protocols differ"
+    own = _option_reason(ruleset, rule) or _address_reason(rule) or _access_reason(ruleset, rule)
+    if own is not None:
+        return own
+    if ruleset.log.file is not None:
+        return "the rule set has a log file: the kernel data plane writes no log lines yet"
+    if ruleset.metrics is not None:
+        return "metrics: kernel-forwarded connections are not counted yet"
+    return None
+
+
+def kernel_rules(ruleset: RuleSet, dataplane: str) -> tuple[Rule, ...]:
+    """The rules nftables forwards: none under ``dataplane user``; under ``kernel``,
+    those with no reason of their own, resolved (a name the kernel cannot match)."""
+    if dataplane != "kernel":
+        return ()
+    return tuple(
+        rule
+        for rule in ruleset.rules
+        if rule.user_space is None
+        and _address(rule.bind) is not None
+        and _address(rule.connect) is not None
+        and user_space_reason(ruleset, rule) is None
+    )
