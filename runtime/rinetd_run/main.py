@@ -63,6 +63,12 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         help="forwarding processes sharing the ports through SO_REUSEPORT (default: 1)",
     )
     parser.add_argument(
+        "--dataplane",
+        choices=("user", "kernel"),
+        help="over the rule set's dataplane statement: kernel has nftables forward each "
+        "rule it can (see rinetdc check --explain), user forwards every rule here",
+    )
+    parser.add_argument(
         "--status",
         metavar="FILE",
         help="write how each reload ended to FILE, for --reload to wait on",
@@ -101,9 +107,10 @@ async def _serve(
     index: int,
     channel: Channel | None,
     status: StatusFile,
+    dataplane: str | None,
 ) -> int:
     try:
-        server = Server(path, ruleset, reuse_port=workers > 1, worker=index)
+        server = Server(path, ruleset, workers > 1, index, dataplane)
     except OSError as error:
         say(f"cannot open log {ruleset.logfile}: {error.strerror}")
         return 1
@@ -333,7 +340,16 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     def work(index: int, channel: Channel | None = None) -> int:
         return runner(
-            _serve(arguments.rules, ruleset, arguments.grace, workers, index, channel, status)
+            _serve(
+                arguments.rules,
+                ruleset,
+                arguments.grace,
+                workers,
+                index,
+                channel,
+                status,
+                arguments.dataplane,
+            )
         )
 
     try:

@@ -25,6 +25,9 @@ from .context import Binding, Context
 from .counters import Counters, counting
 from .deadline_timer import DeadlineTimer
 from .document import load
+from .kernel_choice import kernel_rules
+from .kernel_plane import KernelError, KernelPlane
+from .kernel_table import FAMILY, NAME, KernelRule, kernel_rule
 from .logger import LogWriter
 from .lookup import first_address
 from .metrics import MetricsServer, Move, page
@@ -138,9 +141,18 @@ def _metrics_at(ruleset: RuleSet, worker: int) -> tuple[str, int] | None:
 
 class Server:
     def __init__(
-        self, path: str, ruleset: RuleSet, reuse_port: bool = False, worker: int = 0
+        self,
+        path: str,
+        ruleset: RuleSet,
+        reuse_port: bool = False,
+        worker: int = 0,
+        dataplane: str | None = None,
     ) -> None:
         self.path = path
+        # `--dataplane` over the rule set's statement; with --workers, worker 0 alone
+        # owns the kernel's table (one table for the host).
+        self.dataplane = dataplane
+        self.kernel = KernelPlane() if worker == 0 else None
         self.reuse_port = reuse_port
         self.worker = worker
         self.ruleset = ruleset
@@ -192,12 +204,28 @@ class Server:
             context = self.context
             context.budget.base = max(held - 2 * context.tcp_links - context.udp_sessions, 0)
 
+    def _kernel_rules(self, ruleset: RuleSet) -> tuple[KernelRule, ...]:
+        """The rules this process hands to nftables (none if it owns no table)."""
+        if self.kernel is None:
+            return ()
+        dataplane = self.dataplane or str(ruleset.global_value("dataplane"))
+        chosen = kernel_rules(ruleset, dataplane)
+        if dataplane == "kernel":
+            say(
+                f"dataplane kernel: nftables forwards {len(chosen)} of {len(ruleset.rules)} "
+                f"rules (table {FAMILY} {NAME}); rinetd-run the others"
+            )
+        return tuple(kernel_rule(ruleset, rule, n) for n, rule in enumerate(chosen, 1))
+
     async def start(self) -> None:
-        """Bind every rule; BindError (nothing left open) if one fails."""
+        """Bind every rule, then load the kernel's table if it has rules; BindError
+        (nothing left open) if either fails."""
         plan = plan_reload((), self.ruleset.rules)
         opened = self._open(plan.open, self.ruleset)
         try:
             self.metrics.commit(await self._prepare_metrics(self.ruleset))
+            if self.kernel is not None:
+                self._kernel_apply(self.kernel, self._kernel_rules(self.ruleset))
         except BindError:
             self._discard(opened, None)
             raise
@@ -208,6 +236,13 @@ class Server:
         # What start made lives long (no connection exists yet, so no cycle is frozen
         # with it): later collections need not walk it, on the loop.
         gc.freeze()
+
+    @staticmethod
+    def _kernel_apply(kernel: KernelPlane, rules: tuple[KernelRule, ...]) -> None:
+        try:
+            kernel.apply(rules)
+        except KernelError as error:
+            raise BindError(f"cannot load the kernel data plane's table: {error}") from None
 
     def _open(self, rules: dict[Key, Rule], ruleset: RuleSet) -> dict[Key, _Listener]:
         """The rules' sockets, bound (BindError, nothing left open, if one cannot be) but
@@ -263,6 +298,9 @@ class Server:
             ruleset, plan = await _off_the_loop(_load_and_plan, self.path, tuple(self.listeners))
             opened = self._open(plan.open, ruleset)
             move = await self._prepare_metrics(ruleset)
+            kernel = self._kernel_rules(ruleset)
+            if self.kernel is not None:
+                await self._kernel_off_the_loop(self.kernel.check, kernel)
         except (RuleSetError, BindError) as error:
             self._discard(opened, move)
             await agree(False)
@@ -270,6 +308,12 @@ class Server:
         if not await agree(True):
             self._discard(opened, move)
             return self._failed("another worker could not apply it")
+        if self.kernel is not None:
+            try:  # checked above; the old table stays if nft still refuses it
+                await self._kernel_off_the_loop(self.kernel.apply, kernel)
+            except BindError as error:
+                self._discard(opened, move)
+                return self._failed(str(error))
         self.metrics.commit(move)
         await self._start(opened)
         for key in plan.close:
@@ -288,6 +332,15 @@ class Server:
         message = f"reloaded: forwarding {len(ruleset.rules)} rules"
         say(message)
         return Outcome(True, message)
+
+    async def _kernel_off_the_loop(
+        self, work: Callable[[tuple[KernelRule, ...]], None], rules: tuple[KernelRule, ...]
+    ) -> None:
+        """``nft`` runs in the reload thread: forwarding goes on meanwhile."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(_RELOADER, work, rules)
+        except KernelError as error:
+            raise BindError(f"cannot load the kernel data plane's table: {error}") from None
 
     def _discard(self, opened: dict[Key, _Listener], move: Move | None) -> None:
         for listener in opened.values():
@@ -309,7 +362,11 @@ class Server:
         """Stop accepting, let TCP connections finish for ``grace`` seconds, end the rest.
 
         UDP sessions end at once: they have no end of their own but the idle timeout.
+        The kernel's table goes first (forwarding put back, then the table): it would
+        take new connections, and connections it forwarded have no grace.
         """
+        if self.kernel is not None:
+            self.kernel.remove()
         for listener in self.listeners.values():
             listener.close()
         deadline = asyncio.get_running_loop().time() + grace

@@ -1,0 +1,62 @@
+"""``kernel_table.render``: the nftables script for the rules the kernel takes (loaded
+for real in tests/integration/test_kernel.py)."""
+
+from __future__ import annotations
+
+from rinetd_run.kernel_table import KernelRule, render
+
+
+def _rule(number: int = 1, **changes: object) -> KernelRule:
+    fields: dict[str, object] = {
+        "number": number,
+        "protocol": "tcp",
+        "version": 4,
+        "bind": None,
+        "port": 80,
+        "connect": "10.0.0.2",
+        "connect_port": 8080,
+        "src": None,
+        "denies": (),
+        "allows": (),
+        "line": 3,
+    }
+    fields.update(changes)
+    return KernelRule(**fields)  # type: ignore[arg-type]
+
+
+def test_one_transaction_replaces_the_whole_table() -> None:
+    script = render([_rule()], frozenset(), "forwarding before: ipv4=1 ipv6=1")
+    first, second, third = script.splitlines()[:3]
+    assert (first, second) == ("table inet rinetd_run", "delete table inet rinetd_run")
+    assert third == "table inet rinetd_run {"
+    assert 'comment "forwarding before: ipv4=1 ipv6=1"' in script
+
+
+def test_a_wildcard_bind_is_any_local_address_but_loopback_for_local_clients() -> None:
+    script = render([_rule()], frozenset(), "c")
+    assert "meta nfproto ipv4 fib daddr type local tcp dport 80 jump rule_1" in script
+    assert "fib daddr type local ip daddr != 127.0.0.0/8 tcp dport 80 jump rule_1" in script
+    one = render([_rule(bind="10.0.0.1", protocol="udp")], frozenset(), "c")
+    assert "ip daddr 10.0.0.1 udp dport 80 jump rule_1" in one
+
+
+def test_denied_and_not_allowed_clients_are_not_dnat_d() -> None:
+    rule = _rule(denies=("10.1.2.3",), allows=(("10.1.*",), ("10.1.2.*",)))
+    script = render([rule], frozenset(), "c")
+    deny = "@nh,96,8 { 10 } @nh,104,8 { 1 } @nh,112,8 { 2 } @nh,120,8 { 3 } return"
+    assert deny in script
+    assert "@nh,96,8 { 10 } @nh,104,8 { 1 } goto rule_1_allow_1" in script
+    assert "@nh,96,8 { 10 } @nh,104,8 { 1 } @nh,112,8 { 2 } goto rule_1_nat" in script
+    assert "meta l4proto tcp counter ct mark set 0x52520001 dnat ip to 10.0.0.2:8080" in script
+
+
+def test_src_masquerade_and_the_forward_guard() -> None:
+    rules = [_rule(1, src="10.0.0.1"), _rule(2, version=6, bind="fd00::1", connect="fd00::2")]
+    script = render(rules, frozenset({4}), "c")
+    assert "ct mark 0x52520001 snat ip to 10.0.0.1" in script
+    assert "ct mark & 0xffff0000 == 0x52520000 masquerade" in script
+    assert "dnat ip6 to [fd00::2]:8080" in script
+    assert "ct mark & 0xffff0000 == 0x52520000 accept\n    meta nfproto ipv4 drop" in script
+    assert "meta nfproto ipv6 drop" not in script
+    unguarded = render(rules, frozenset(), "c")
+    assert "drop" not in unguarded
