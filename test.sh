@@ -17,6 +17,7 @@ command -v npm >/dev/null || need+=(npm)
 [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 command -v promtool >/dev/null || need+=(prometheus)  # promtool checks the metrics page
 [ -x /usr/sbin/logrotate ] || need+=(logrotate)
+[ -x /usr/sbin/nft ] || need+=(nftables)  # dataplane kernel loads its table with nft
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "test.sh: installing Debian packages: ${need[*]}"
