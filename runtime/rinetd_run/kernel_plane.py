@@ -121,6 +121,23 @@ class KernelPlane:
                 _nft(["delete", "table", FAMILY, NAME])
             self.loaded = False
 
+    @classmethod
+    def cleanup(cls) -> bool:
+        """After a run that did not stop (killed, crashed): forwarding put back as its
+        table's comment says, then the table deleted; False if there was none."""
+        plane = cls()
+        try:
+            found = _BEFORE.search(_nft(["list", "table", FAMILY, NAME]))
+        except KernelError:
+            return False
+        if found:
+            for version, value in ((4, found.group(1)), (6, found.group(2))):
+                if value == "0":
+                    with contextlib.suppress(KernelError):
+                        plane._write(version, "0")
+        _nft(["delete", "table", FAMILY, NAME])
+        return True
+
     def _write(self, version: int, value: str) -> None:
         try:
             with open(_SYSCTL[version], "w") as file:

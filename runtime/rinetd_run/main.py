@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from . import __version__
 from .ask_reload import ask_reload
 from .document import load
+from .kernel_plane import KernelError, KernelPlane
 from .lookup import first_address
 from .notify import notify
 from .pidfile import pidfile
@@ -69,6 +70,12 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         "rule it can (see rinetdc check --explain), user forwards every rule here",
     )
     parser.add_argument(
+        "--kernel-cleanup",
+        action="store_true",
+        help="after a run that did not stop: put IP forwarding back as the kernel data "
+        "plane's table says, delete table inet rinetd_run, and exit (a unit's ExecStopPost)",
+    )
+    parser.add_argument(
         "--status",
         metavar="FILE",
         help="write how each reload ended to FILE, for --reload to wait on",
@@ -89,6 +96,10 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--version", action="version", version=f"rinetd-run {__version__}")
     arguments = parser.parse_args(argv)
+    if arguments.kernel_cleanup:
+        if arguments.rules is not None or arguments.reload is not None:
+            parser.error("--kernel-cleanup takes nothing else")
+        return arguments
     if arguments.reload is not None:
         if arguments.rules is not None or arguments.status is None:
             parser.error("--reload PID takes --status FILE and no rule set")
@@ -253,6 +264,17 @@ async def _forward(
     await server.stop(grace)
 
 
+def _kernel_cleanup() -> int:
+    try:
+        removed = KernelPlane.cleanup()
+    except KernelError as error:
+        say(f"cannot remove the kernel data plane's table: {error}")
+        return 1
+    if removed:
+        say("removed table inet rinetd_run left by a run that did not stop; forwarding put back")
+    return 0
+
+
 def _raise_file_limit() -> None:
     """Every connection takes two descriptors: allow as many as the hard limit lets us."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -305,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     arguments = _arguments(argv)
     if arguments.reload is not None:
         sys.exit(ask_reload(arguments.reload, arguments.status, arguments.wait))
+    if arguments.kernel_cleanup:
+        sys.exit(_kernel_cleanup())
     _raise_file_limit()
     try:
         ruleset = resolve(load(arguments.rules), first_address)

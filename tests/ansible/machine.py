@@ -39,6 +39,11 @@ mkdir "$W/layers/upper" "$W/layers/work"
 mount -t overlay overlay -o "lowerdir=/,upperdir=$W/layers/upper,workdir=$W/layers/work" "$R"
 mount -t proc proc "$R/proc"
 mount --bind "$R/proc/sys" "$R/proc/sys"
+# The machine's own network namespace's forwarding switches stay writable (what
+# dataplane kernel turns on); every other sysctl, some host-wide, is read-only.
+for knob in net/ipv4/ip_forward net/ipv6/conf/all/forwarding; do
+    mount --bind "$R/proc/sys/$knob" "$R/proc/sys/$knob"
+done
 mount -o remount,bind,ro "$R/proc/sys"
 mount -t sysfs -o ro sysfs "$R/sys"
 mount -t cgroup2 cgroup2 "$R/sys/fs/cgroup"

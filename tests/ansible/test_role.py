@@ -143,6 +143,23 @@ def test_the_unit_runs_as_a_user_of_its_own_and_verifies(deployment: Deployment)
     assert float(score.group(1)) <= 2.0, security.stdout  # the role's README says 1.8
 
 
+def test_only_dataplane_kernel_gets_cap_net_admin_and_a_cleanup(deployment: Deployment) -> None:
+    kernel = _unit(deployment, rinetd_dataplane="kernel")
+    assert "CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_NET_ADMIN\n" in kernel
+    assert "AF_NETLINK" in kernel and "ProcSubset=all\n" in kernel
+    assert "--kernel-cleanup\n" in kernel  # ExecStopPost
+    assert "dataplane kernel\n" in (deployment.root / "etc/rinetd/rinetd.conf").read_text()
+    if shutil.which("systemd-analyze") is not None:
+        unit = deployment.root / "etc/systemd/system/rinetd-run.service"
+        done = subprocess.run(
+            ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
+        )
+        assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    user = _unit(deployment)
+    assert "CAP_NET_ADMIN" not in user and "AF_NETLINK" not in user
+    assert "ProcSubset=pid\n" in user and "--kernel-cleanup" not in user
+
+
 def test_the_worker_count_reaches_the_unit_and_zero_is_refused(deployment: Deployment) -> None:
     text = _unit(deployment, rinetd_workers=3)
     (exec_start,) = [line for line in text.splitlines() if line.startswith("ExecStart=")]

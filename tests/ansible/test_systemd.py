@@ -98,7 +98,9 @@ def play(machine: Machine, rules: list[dict[str, Any]], **variables: Any) -> str
     """The role played inside ``machine`` with the service managed; its output, or a
     failure with it."""
     done = try_play(machine, rules, **variables)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    if done.returncode != 0:
+        journal = machine.run("journalctl", "-u", "rinetd-run", "-n", "15", "--no-pager")
+        raise AssertionError(done.stdout[-3000:] + done.stderr[-2000:] + journal.stdout)
     return done.stdout
 
 
@@ -309,6 +311,80 @@ def test_the_sandbox_holds_from_inside_the_service(machine: Machine, dynamic_use
     for folder in ("/run/rinetd-run", "/var/log/rinetd-run"):
         wrote = in_service(machine, pid, "touch", f"{folder}/rinetdc-probe")
         assert wrote.returncode == 0, f"the service cannot write its own {folder}: {wrote.stderr}"
+
+
+_ECHO_ON = """
+import socket, sys, threading
+server = socket.socket()
+server.bind((sys.argv[1], int(sys.argv[2])))
+server.listen()
+print("ready", flush=True)
+def echo(sock):
+    with sock:
+        while data := sock.recv(65536):
+            sock.sendall(data)
+while True:
+    threading.Thread(target=echo, args=(server.accept()[0],), daemon=True).start()
+"""
+
+
+def _kernel_table(machine: Machine) -> str | None:
+    shown = machine.run("nft", "list", "table", "inet", "rinetd_run", check=False)
+    return shown.stdout if shown.returncode == 0 else None
+
+
+def test_dataplane_kernel_gets_cap_net_admin_its_table_and_cleans_up(machine: Machine) -> None:
+    # A backend on an address of its own in the machine (the kernel does not DNAT to
+    # loopback): one end of a veth pair.
+    machine.run("ip", "link", "add", "rdc0", "type", "veth", "peer", "name", "rdc1")
+    machine.run("ip", "addr", "add", "10.99.0.1/24", "dev", "rdc0")
+    for link in ("rdc0", "rdc1"):
+        machine.run("ip", "link", "set", link, "up")
+    backend = subprocess.Popen(
+        [
+            "nsenter",
+            "-t",
+            str(machine.pid),
+            "-a",
+            "/usr/bin/python3",
+            "-c",
+            _ECHO_ON,
+            "10.99.0.1",
+            "7001",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert backend.stdout is not None and backend.stdout.readline() == b"ready\n"
+        rule = {**_rule(81), "connect_address": "10.99.0.1", "connect_port": 7001}
+        play(machine, [rule], rinetd_dataplane="kernel", rinetd_logfile="")
+
+        def forwarding() -> str:  # read inside: a net sysctl shows the reader's namespace
+            return machine.run("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip()
+
+        table = _kernel_table(machine)
+        assert table is not None and "dnat ip to 10.99.0.1:7001" in table
+        assert forwarding() == "1"
+        pid = main_pid(machine)
+        own = status(machine, pid)
+        cap_net_bind_service, cap_net_admin = 1 << 10, 1 << 12
+        assert int(own["CapEff"], 16) == cap_net_bind_service | cap_net_admin
+        assert own["Uid"].split()[0] != "0"  # still a user of its own
+        machine.run("/usr/bin/python3", "-c", _CLIENT.replace("127.0.0.1", "10.99.0.1"), "81")
+        assert re.search(r"counter packets [1-9]", _kernel_table(machine) or ""), "not DNAT'd"
+        # Killed: ExecStopPost puts forwarding back and deletes the table, the restart
+        # loads it again.
+        machine.run("kill", "-9", str(pid))
+        wait_until(lambda: main_pid(machine) not in (0, pid), "rinetd-run started again", 20)
+        wait_until(lambda: _kernel_table(machine) is not None, "the table loaded again", 20)
+        journal = machine.run("journalctl", "-u", "rinetd-run", "-o", "cat", "--no-pager")
+        assert "removed table inet rinetd_run left by a run that did not stop" in journal.stdout
+        machine.run("systemctl", "stop", "rinetd-run", timeout=60)
+        assert _kernel_table(machine) is None
+        assert forwarding() == "0"
+    finally:
+        backend.kill()
+        backend.wait()
 
 
 def test_the_running_unit_scores_what_the_readme_says(machine: Machine) -> None:

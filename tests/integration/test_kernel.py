@@ -279,3 +279,22 @@ def test_nft_refusing_the_table_stops_the_start(net: Topology, tmp_path: Path) -
         in done.stderr
     )
     assert _forwarding(net) == ["0", "0"]
+
+
+def test_kernel_cleanup_undoes_what_a_killed_run_left(
+    net: Topology, request: pytest.FixtureRequest
+) -> None:
+    cleanup = net.command("fw", [str(BIN / "rinetd-run"), "--kernel-cleanup"])
+    killed = _start(net, CONFIG, request.node.name)
+    killed.process.kill()
+    killed.process.wait()
+    try:
+        assert _table(net) is not None and _forwarding(net) == ["1", "1"]
+        done = subprocess.run(cleanup, capture_output=True, text=True, timeout=30, check=False)
+        assert done.returncode == 0 and "removed table inet rinetd_run" in done.stderr
+        assert _table(net) is None and _forwarding(net) == ["0", "0"]
+        again = subprocess.run(cleanup, capture_output=True, text=True, timeout=30, check=False)
+        assert (again.returncode, again.stderr) == (0, "")  # nothing left: nothing said
+    finally:
+        for path in FORWARDING:
+            net.run("fw", ["sh", "-c", f"echo 0 > {path}"])
