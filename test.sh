@@ -45,5 +45,6 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy --strict rinetdc runtime/rinetd_run
-# Two workers; which tests share one: tests/conftest.py.
-.venv/bin/python -m pytest -n 2 --dist loadgroup "$@"
+# Two workers that take tests from each other's queue when idle (the role's plays are long);
+# each builds its own namespaces (named by its pid) when it first runs an integration test.
+.venv/bin/python -m pytest -n 2 --dist worksteal "$@"

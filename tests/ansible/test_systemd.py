@@ -173,6 +173,14 @@ def test_it_starts_forwards_on_port_80_as_a_user_of_its_own_and_reloads_in_place
     assert machine.path("/run/rinetd-run/rinetd-run.pid").read_text().strip() == str(pid)
     log = machine.path("/var/log/rinetd-run/rinetd-run.log")
     assert "\t80\t127.0.0.1\t7000\t" in log.read_text()
+    _sandbox_holds(machine, pid)
+    # The running unit's exposure score is the one the role's README states.
+    shown = machine.run("systemd-analyze", "security", "--no-pager", "rinetd-run")
+    score = re.search(r"Overall exposure level for rinetd-run\.service: ([0-9.]+)", shown.stdout)
+    assert score, shown.stdout[-2000:]
+    readme = (ROLE / "README.md").read_text()
+    stated = re.search(r"rates the running service\s+\*\*([0-9.]+) OK\*\*", readme)
+    assert stated and float(score.group(1)) == float(stated.group(1)), shown.stdout[-1500:]
 
     # A changed rule: a reload, not a restart; the new rule forwards, the old refuses.
     output = play(machine, [_rule(81)])
@@ -228,8 +236,28 @@ def refused_rules(machine: Machine, rule: dict[str, Any]) -> bytes:
     return machine.path("/root/held.json").read_bytes()
 
 
-def test_stop_waits_for_open_connections_within_its_grace(machine: Machine) -> None:
-    play(machine, [_rule(80)], rinetd_stop_grace=3)
+# A client that keeps a connection through the service open until the service ends it.
+_HOLD = """
+import socket, sys
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30) as sock:
+    sock.sendall(b"x")
+    assert sock.recv(1) == b"x"
+    print("open", flush=True)
+    sock.recv(1)
+    print("closed", flush=True)
+"""
+
+
+def test_a_killed_service_comes_back_and_stop_waits_its_grace_then_ends_every_process(
+    machine: Machine,
+) -> None:
+    play(machine, [_rule(80)], rinetd_workers=2, rinetd_stop_grace=3)
+    pid = main_pid(machine)
+    procs = machine.path("/sys/fs/cgroup/system.slice/rinetd-run.service/cgroup.procs")
+    assert len(procs.read_text().split()) == 3  # the supervisor and its two workers
+    machine.run("kill", "-9", str(pid))
+    wait_until(lambda: main_pid(machine) not in (0, pid), "rinetd-run started again", 20)
+    wait_until(lambda: reply(machine, 80) == "through systemd", "forwarding again", 20)
     held = subprocess.Popen(
         ["nsenter", "-t", str(machine.pid), "-a", "/usr/bin/python3", "-c", _HOLD, "80"],
         stdout=subprocess.PIPE,
@@ -250,30 +278,6 @@ def test_stop_waits_for_open_connections_within_its_grace(machine: Machine) -> N
     finally:
         held.kill()
         held.wait()
-
-
-# A client that keeps a connection through the service open until the service ends it.
-_HOLD = """
-import socket, sys
-with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30) as sock:
-    sock.sendall(b"x")
-    assert sock.recv(1) == b"x"
-    print("open", flush=True)
-    sock.recv(1)
-    print("closed", flush=True)
-"""
-
-
-def test_stop_ends_every_process_and_a_killed_service_comes_back(machine: Machine) -> None:
-    play(machine, [_rule(80)], rinetd_workers=2, rinetd_stop_grace=5)
-    pid = main_pid(machine)
-    procs = machine.path("/sys/fs/cgroup/system.slice/rinetd-run.service/cgroup.procs")
-    assert len(procs.read_text().split()) == 3  # the supervisor and its two workers
-    machine.run("kill", "-9", str(pid))
-    wait_until(lambda: main_pid(machine) not in (0, pid), "rinetd-run started again", 20)
-    wait_until(lambda: reply(machine, 80) == "through systemd", "forwarding again", 20)
-    stopped = machine.run("systemctl", "stop", "rinetd-run", timeout=30)
-    assert stopped.returncode == 0
     state = machine.run("systemctl", "is-active", "rinetd-run", check=False).stdout.strip()
     assert state == "inactive"
     assert not procs.exists() or procs.read_text().split() == []
@@ -298,10 +302,8 @@ def test_logfile_dash_reaches_the_journal(machine: Machine) -> None:
     ] == ["opened", "done-remote-closed"]
 
 
-@pytest.mark.parametrize("dynamic_user", [True, False])
-def test_the_sandbox_holds_from_inside_the_service(machine: Machine, dynamic_user: bool) -> None:
-    play(machine, [_rule(80)], rinetd_dynamic_user=dynamic_user)
-    pid = main_pid(machine)
+def _sandbox_holds(machine: Machine, pid: int) -> None:
+    """From inside the service's mounts, as its user: it writes only its own folders."""
     for folder in ("/etc", "/usr", "/run", "/run/lock", "/var/lib"):
         wrote = in_service(machine, pid, "touch", f"{folder}/rinetdc-probe")
         assert wrote.returncode != 0, f"the service could write {folder}"
@@ -311,6 +313,12 @@ def test_the_sandbox_holds_from_inside_the_service(machine: Machine, dynamic_use
     for folder in ("/run/rinetd-run", "/var/log/rinetd-run"):
         wrote = in_service(machine, pid, "touch", f"{folder}/rinetdc-probe")
         assert wrote.returncode == 0, f"the service cannot write its own {folder}: {wrote.stderr}"
+
+
+def test_the_sandbox_holds_for_root_too(machine: Machine) -> None:
+    """Without the dynamic user (the first test checks it with one)."""
+    play(machine, [_rule(80)], rinetd_dynamic_user=False)
+    _sandbox_holds(machine, main_pid(machine))
 
 
 _ECHO_ON = """
@@ -385,16 +393,6 @@ def test_dataplane_kernel_gets_cap_net_admin_its_table_and_cleans_up(machine: Ma
     finally:
         backend.kill()
         backend.wait()
-
-
-def test_the_running_unit_scores_what_the_readme_says(machine: Machine) -> None:
-    play(machine, [_rule(80)])
-    shown = machine.run("systemd-analyze", "security", "--no-pager", "rinetd-run")
-    score = re.search(r"Overall exposure level for rinetd-run\.service: ([0-9.]+)", shown.stdout)
-    assert score, shown.stdout[-2000:]
-    readme = (ROLE / "README.md").read_text()
-    stated = re.search(r"rates the running service\s+\*\*([0-9.]+) OK\*\*", readme)
-    assert stated and float(score.group(1)) == float(stated.group(1)), shown.stdout[-1500:]
 
 
 def test_debian_s_rinetd_is_stopped_only_when_asked_and_its_port_served(
