@@ -45,6 +45,7 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy --strict rinetdc runtime/rinetd_run
-# Two workers that take tests from each other's queue when idle (the role's plays are long);
+# Three workers on the two cores (tests wait on processes and the network a third of the
+# time), each taking tests from the others' queues when idle (the role's plays are long);
 # each builds its own namespaces (named by its pid) when it first runs an integration test.
-.venv/bin/python -m pytest -n 2 --dist worksteal "$@"
+.venv/bin/python -m pytest -n 3 --dist worksteal "$@"

@@ -247,6 +247,30 @@ MUTANTS = [
             "tests/runtime/test_options.py::test_a_limit_brought_by_a_reload_counts_what_is_already_open"
         ],
     ),
+    (
+        "kernel forwarding turned on without the forward chain's guard",
+        "runtime/rinetd_run/kernel_plane.py",
+        '        guard = frozenset(version for version in (4, 6) if before.get(version) == "0")',
+        "        guard: frozenset[int] = frozenset()",
+        [
+            "tests/integration/test_kernel.py::"
+            "test_refused_clients_reach_rinetd_run_and_the_host_routes_nothing_else"
+        ],
+    ),
+    (
+        "a reload under way when asked taken as the answer",
+        "runtime/rinetd_run/status.py",
+        "    if now.ended > begun:",
+        "    if now.ended >= begun:",
+        ["tests/unit/runtime/test_status.py"],
+    ),
+    (
+        "a refused reload that leaves the log as it was (rotation stuck)",
+        "runtime/rinetd_run/server.py",
+        "        self.logger.reconfigure(self.ruleset.logfile, self.ruleset.log.format)",
+        "        pass",
+        ["tests/runtime/test_reload_status.py::test_a_refused_reload_still_reopens_the_log"],
+    ),
 ]
 
 

@@ -113,7 +113,11 @@ def _unit(deployment: Deployment, **variables: Any) -> str:
     return (deployment.root / "etc/systemd/system/rinetd-run.service").read_text()
 
 
-def test_the_unit_runs_as_a_user_of_its_own_and_verifies(deployment: Deployment) -> None:
+def test_the_unit_runs_as_a_user_of_its_own_with_its_workers_and_verifies(
+    deployment: Deployment,
+) -> None:
+    """The unit as written (what systemd makes of it: test_systemd.py); zero workers
+    refused."""
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not on this machine")
     text = _unit(
@@ -121,12 +125,15 @@ def test_the_unit_runs_as_a_user_of_its_own_and_verifies(deployment: Deployment)
         rinetd_dynamic_user=True,
         rinetd_logfile="/var/log/rinetd-run/rinetd-run.log",
         rinetd_pidfile="/run/rinetd-run/rinetd-run.pid",
+        rinetd_workers=3,
     )
     assert "Type=notify\n" in text and " --status /run/rinetd-run/status.json\n" in text
     assert "--reload $MAINPID --status /run/rinetd-run/status.json\n" in text  # ExecReload
     assert "DynamicUser=yes" in text and "AmbientCapabilities=CAP_NET_BIND_SERVICE" in text
     assert "LogsDirectory=rinetd-run\n" in text and "RuntimeDirectory=rinetd-run\n" in text
     assert "ReadWritePaths" not in text
+    (exec_start,) = [line for line in text.splitlines() if line.startswith("ExecStart=")]
+    assert " --workers 3 " in exec_start, exec_start
     unit = deployment.root / "etc/systemd/system/rinetd-run.service"
     done = subprocess.run(
         ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
@@ -141,6 +148,8 @@ def test_the_unit_runs_as_a_user_of_its_own_and_verifies(deployment: Deployment)
     score = re.search(r"Overall exposure level for \S+: ([0-9.]+)", security.stdout)
     assert score, security.stdout + security.stderr
     assert float(score.group(1)) <= 2.0, security.stdout  # the role's README says 1.8
+    refused = deployment.play(deployment.variables(rinetd_workers=0))
+    assert refused.returncode != 0 and "rinetd-run needs at least one worker" in refused.stdout
 
 
 def test_only_dataplane_kernel_gets_cap_net_admin_and_a_cleanup(deployment: Deployment) -> None:
@@ -155,14 +164,6 @@ def test_only_dataplane_kernel_gets_cap_net_admin_and_a_cleanup(deployment: Depl
             ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
         )
         assert (done.returncode, done.stderr) == (0, ""), done.stderr
-
-
-def test_the_worker_count_reaches_the_unit_and_zero_is_refused(deployment: Deployment) -> None:
-    text = _unit(deployment, rinetd_workers=3)
-    (exec_start,) = [line for line in text.splitlines() if line.startswith("ExecStart=")]
-    assert " --workers 3 " in exec_start, exec_start
-    refused = deployment.play(deployment.variables(rinetd_workers=0))
-    assert refused.returncode != 0 and "rinetd-run needs at least one worker" in refused.stdout
 
 
 def test_without_a_dynamic_user_root_writes_only_the_log_and_pid_folders(

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,7 @@ Daemon = Forwarder
 def start_ours(topology: Topology, conf: str, name: str, *flags: str) -> Daemon:
     """rinetd-run on the firewall; ``flags`` go to rinetdc (--no-resolve for names that
     only the firewall's resolver knows)."""
-    work = topology.workdir / name
-    work.mkdir()
+    work = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=topology.workdir))
     compile_config(conf, work, *flags)
     process = topology.spawn(
         "fw", [str(BIN / "rinetd-run"), str(work / "rules.json")], stderr=subprocess.PIPE
@@ -40,8 +40,7 @@ def rinetd_binary() -> str:
 
 
 def start_rinetd(topology: Topology, conf: str, name: str, ports: list[str]) -> Daemon:
-    work = topology.workdir / name
-    work.mkdir()
+    work = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=topology.workdir))
     (work / "rinetd.conf").write_text(conf.replace("LOG", str(work / "rinetd.log")))
     process = topology.spawn(
         "fw", [rinetd_binary(), "-f", "-c", str(work / "rinetd.conf")], stderr=subprocess.PIPE

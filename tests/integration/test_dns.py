@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,8 +58,9 @@ def _resolves_to(net: Topology, name: str) -> list[str]:
 def dns(net: Topology) -> Iterator[NameServer]:
     if shutil.which("dnsmasq") is None and not Path("/usr/sbin/dnsmasq").exists():
         pytest.fail("dnsmasq is missing: ./test.sh as root installs it (dnsmasq-base)")
-    work = net.workdir / "dns"
-    work.mkdir()
+    # A folder of its own each time: with --dist worksteal a module's tests may be
+    # interleaved with others', and its fixtures set up again.
+    work = Path(tempfile.mkdtemp(prefix="dns-", dir=net.workdir))
     interface = net.interface("be")
     added = []
     netns_etc = Path("/etc/netns") / net.namespace("fw")
@@ -131,7 +133,7 @@ def test_new_connections_follow_the_name_and_old_ones_go_on(
 ) -> None:
     net = dns.net
     assert _reached(net, 9500) == SERVED[0] and _reached(net, 9501) == SERVED[0]
-    trigger = net.workdir / "dns" / "go-on"
+    trigger = dns.hosts.parent / "go-on"
     held = net.spawn(
         "c1",
         [sys.executable, AGENT, "hello", "--host", C1_FW, "--port", "9500", "--hold", str(trigger)],

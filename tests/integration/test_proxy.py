@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,8 +76,7 @@ def receivers(net: Topology) -> Iterator[Topology]:
     for program in ("nginx", "haproxy"):
         if shutil.which(program) is None and not Path(f"/usr/sbin/{program}").exists():
             pytest.fail(f"{program} is missing: ./test.sh as root installs it")
-    work = net.workdir / "receivers"
-    work.mkdir()
+    work = Path(tempfile.mkdtemp(prefix="receivers-", dir=net.workdir))  # see test_dns
     (work / "nginx.conf").write_text(NGINX_CONF.format(work=work, port=NGINX))
     (work / "haproxy.cfg").write_text(HAPROXY_CONF.format(port=HAPROXY))
     started = [
