@@ -62,7 +62,8 @@ def dns(net: Topology) -> Iterator[NameServer]:
     # interleaved with others', and its fixtures set up again.
     work = Path(tempfile.mkdtemp(prefix="dns-", dir=net.workdir))
     interface = net.interface("be")
-    added = []
+    added: list[str] = []
+    helloes: list[subprocess.Popen[bytes]] = []
     netns_etc = Path("/etc/netns") / net.namespace("fw")
     server = NameServer(net, work / "hosts")
     server.answer(f"{SERVED[0]} {NAME}\n")
@@ -71,7 +72,7 @@ def dns(net: Topology) -> Iterator[NameServer]:
             net.run("be", ["ip", "addr", "add", f"{address}/24", "dev", interface])
             added.append(address)
         for address in SERVED:
-            _hello(net, address, HELLO)
+            helloes.append(_hello(net, address, HELLO))
         netns_etc.mkdir(parents=True)
         (netns_etc / "resolv.conf").write_text(f"nameserver {SERVED[0]}\n")
         server.process = net.spawn(
@@ -96,6 +97,9 @@ def dns(net: Topology) -> Iterator[NameServer]:
         wait_until(lambda: _resolves_to(net, NAME) == [SERVED[0]], "dnsmasq's answer")
         yield server
     finally:
+        # Everything stopped: the fixture may be set up again in this worker (worksteal).
+        for process in helloes:
+            net.stop(process)
         if server.process is not None:
             net.stop(server.process)
         shutil.rmtree(netns_etc, ignore_errors=True)
@@ -104,7 +108,7 @@ def dns(net: Topology) -> Iterator[NameServer]:
             subprocess.run(command, capture_output=True, check=False)
 
 
-def _hello(net: Topology, address: str, port: int) -> None:
+def _hello(net: Topology, address: str, port: int) -> subprocess.Popen[bytes]:
     process = net.spawn(
         "be",
         [sys.executable, AGENT, "tcp-hello", "--host", address, "--port", str(port)],
@@ -113,6 +117,7 @@ def _hello(net: Topology, address: str, port: int) -> None:
     )
     assert process.stdout is not None
     assert process.stdout.readline().strip() == b"ready"
+    return process
 
 
 def _reached(net: Topology, port: int) -> Any:
