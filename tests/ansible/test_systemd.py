@@ -28,12 +28,12 @@ from tests.ansible.machine import CGROUPS, Machine
 from tests.helpers import BIN, wait_until
 
 ECHO_PORT = 7000
-# A TCP echo server inside the machine (its process dies with the machine).
-_ECHO = f"""
-import socket, threading
+# A TCP echo server inside the machine on ADDRESS PORT (its process dies with the machine).
+_ECHO = """
+import socket, sys, threading
 server = socket.socket()
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-server.bind(("127.0.0.1", {ECHO_PORT}))
+server.bind((sys.argv[1], int(sys.argv[2])))
 server.listen()
 print("ready", flush=True)
 def echo(sock):
@@ -76,7 +76,10 @@ def machine() -> Iterator[Machine]:
     try:
         booted.boot()
         echo = subprocess.Popen(
-            ["nsenter", "-t", str(booted.pid), "-a", "/usr/bin/python3", "-c", _ECHO],
+            [
+                *("nsenter", "-t", str(booted.pid), "-a", "/usr/bin/python3", "-c", _ECHO),
+                *("127.0.0.1", str(ECHO_PORT)),
+            ],
             stdout=subprocess.PIPE,
         )
         assert echo.stdout is not None and echo.stdout.readline() == b"ready\n"
@@ -321,21 +324,6 @@ def test_the_sandbox_holds_for_root_too(machine: Machine) -> None:
     _sandbox_holds(machine, main_pid(machine))
 
 
-_ECHO_ON = """
-import socket, sys, threading
-server = socket.socket()
-server.bind((sys.argv[1], int(sys.argv[2])))
-server.listen()
-print("ready", flush=True)
-def echo(sock):
-    with sock:
-        while data := sock.recv(65536):
-            sock.sendall(data)
-while True:
-    threading.Thread(target=echo, args=(server.accept()[0],), daemon=True).start()
-"""
-
-
 def _kernel_table(machine: Machine) -> str | None:
     shown = machine.run("nft", "list", "table", "inet", "rinetd_run", check=False)
     return shown.stdout if shown.returncode == 0 else None
@@ -356,7 +344,7 @@ def test_dataplane_kernel_gets_cap_net_admin_its_table_and_cleans_up(machine: Ma
             "-a",
             "/usr/bin/python3",
             "-c",
-            _ECHO_ON,
+            _ECHO,
             "10.99.0.1",
             "7001",
         ],

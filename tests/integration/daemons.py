@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +62,26 @@ def agent(topology: Topology, role: str, *args: str) -> dict[str, Any]:
     done = topology.run(role, [sys.executable, AGENT, *args], timeout=60)
     result: dict[str, Any] = json.loads(done.stdout)
     return result
+
+
+def backend_saw(topology: Topology, port: int, during: Callable[[], None]) -> list[dict[str, str]]:
+    """The packets to or from ``port`` on the backend's link while ``during`` runs (scapy,
+    on the backend)."""
+    args = ["capture", "--iface", topology.interface("be"), "--port", str(port)]
+    capture = topology.spawn(
+        "be",
+        [sys.executable, AGENT, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert capture.stdout is not None and capture.stdin is not None
+    try:
+        assert capture.stdout.readline().strip() == b"ready"
+        during()
+        time.sleep(0.5)
+        capture.stdin.close()
+        packets: list[dict[str, str]] = json.loads(capture.stdout.readline())
+    finally:
+        topology.stop(capture)
+    return packets

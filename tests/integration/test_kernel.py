@@ -8,16 +8,14 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import BIN, compile_config
-from tests.integration.conftest import AGENT, ECHO, UDP_ECHO
-from tests.integration.daemons import Daemon, agent
+from tests.integration.conftest import ECHO, UDP_ECHO
+from tests.integration.daemons import Daemon, agent, backend_saw
 from tests.integration.topology import Topology
 
 C1_FW, C2_FW, C1_FW6 = "10.61.4.1", "10.61.9.1", "fd61:4::1"
@@ -132,29 +130,6 @@ time.sleep(30)
 """
 
 
-def _backend_saw(net: Topology, during: Callable[[], None]) -> list[dict[str, str]]:
-    """The packets to or from the echo port on the backend's link while ``during`` runs
-    (scapy, on the backend)."""
-    args = ["capture", "--iface", net.interface("be"), "--port", str(ECHO)]
-    capture = net.spawn(
-        "be",
-        [sys.executable, AGENT, *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert capture.stdout is not None and capture.stdin is not None
-    try:
-        assert capture.stdout.readline().strip() == b"ready"
-        during()
-        time.sleep(0.5)
-        capture.stdin.close()
-        packets: list[dict[str, str]] = json.loads(capture.stdout.readline())
-    finally:
-        net.stop(capture)
-    return packets
-
-
 def test_refused_clients_reach_rinetd_run_and_the_host_routes_nothing_else(
     net: Topology, kernel: Daemon
 ) -> None:
@@ -179,7 +154,7 @@ def test_refused_clients_reach_rinetd_run_and_the_host_routes_nothing_else(
         # ... while a rule of ours forwards (the capture is not blind).
         assert _echo(net, "c1", C1_FW, 8100)
 
-    packets = _backend_saw(net, through_the_firewall)
+    packets = backend_saw(net, ECHO, through_the_firewall)
     assert all(result["error"] is not None for result in results), results
     sources = {packet["src"] for packet in packets}
     assert "10.62.0.1" in sources, packets  # ours, masqueraded
@@ -231,7 +206,7 @@ def test_a_killed_run_leaves_a_guarded_table_the_next_one_replaces_and_undoes(
                 "2",
             )
 
-        packets = _backend_saw(net, straight_to_the_backend)
+        packets = backend_saw(net, ECHO, straight_to_the_backend)
         assert not {packet["src"] for packet in packets} & {"10.61.4.10"}, packets
         second = _start(net, CONFIG, request.node.name + "-again")
         assert _echo(net, "c1", C1_FW, 8100)

@@ -16,7 +16,7 @@ import pytest
 
 from tests.helpers import compile_config, parse_tab
 from tests.integration.conftest import AGENT, ECHO, ECHO_GUARDED, HTTP, UDP_ECHO
-from tests.integration.daemons import Daemon, agent, start_ours
+from tests.integration.daemons import Daemon, agent, backend_saw, start_ours
 from tests.integration.topology import Topology, leftovers
 
 C1_FW, C2_FW = "10.61.4.1", "10.61.9.1"  # the firewall as each client sees it
@@ -147,23 +147,13 @@ def test_allow_and_deny_per_client_host(net: Topology, ours: Daemon) -> None:
 
 def _captured(net: Topology, role: str, host: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """A client's echo exchange on the guarded rule, and the packets the backend link saw."""
-    args = ["capture", "--iface", net.interface("be"), "--port", str(ECHO_GUARDED)]
-    capture = net.spawn(
-        "be",
-        [sys.executable, AGENT, *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert capture.stdout is not None and capture.stdin is not None
-    try:
-        assert capture.stdout.readline().strip() == b"ready"
-        result = agent(net, role, "echo-client", "--host", host, "--port", "8003", "--size", "10")
-        time.sleep(0.5)
-        capture.stdin.close()
-        packets: list[dict[str, str]] = json.loads(capture.stdout.readline())
-    finally:
-        net.stop(capture)
+    result: dict[str, Any] = {}
+
+    def exchange() -> None:
+        args = ["echo-client", "--host", host, "--port", "8003", "--size", "10"]
+        result.update(agent(net, role, *args))
+
+    packets = backend_saw(net, ECHO_GUARDED, exchange)
     return result, packets
 
 
