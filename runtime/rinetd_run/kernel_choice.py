@@ -17,18 +17,17 @@ import ipaddress
 
 from .kernel_patterns import ipv4_terms
 from .options import BY_NAME, applies
-from .ruleset import DEFAULT_TIMEOUT, Endpoint, Rule, RuleSet, effective
+from .ruleset import DEFAULT_TIMEOUT, Endpoint, Rule, RuleSet, Source, effective
 
 __all__ = ["kernel_rules", "user_space_reason"]
 
 # Options whose default the kernel path keeps as the README says; any other value of
 # an option (but these two) is not in the table yet.
 _ANY_VALUE = {"keepalive", "dataplane"}
-_WILDCARD_V4 = {"0", "0.0.0.0"}
 
 
-def _address(endpoint: Endpoint) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The endpoint's numeric address, when known (a host name before it is resolved
+def _address(endpoint: Endpoint | Source) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The bind, connect or src address, when known (a host name before it is resolved
     is not)."""
     text = endpoint.address or endpoint.host
     if text == "0":
@@ -56,9 +55,7 @@ def _option_reason(ruleset: RuleSet, rule: Rule) -> str | None:
 
 def _address_reason(rule: Rule) -> str | None:
     bind, connect = _address(rule.bind), _address(rule.connect)
-    source = None
-    if rule.src is not None:
-        source = _address(Endpoint(rule.src.host, rule.src.address, 0, None, "tcp"))
+    source = _address(rule.src) if rule.src is not None else None
     if bind is not None and bind.version == 6 and bind == ipaddress.IPv6Address(0):
         return "a :: bind takes IPv4 and IPv6 clients: the kernel cannot send both to one backend"
     for name, address in (("bind", bind), ("connect", connect), ("src", source)):

@@ -63,10 +63,9 @@ class KernelPlane:
 
     def _learn_before(self) -> dict[int, str]:
         """From a table a killed run left, else from the sysctls as they are."""
-        with contextlib.suppress(KernelError):
-            found = _BEFORE.search(_nft(["list", "table", FAMILY, NAME]))
-            if found:
-                return {4: found.group(1), 6: found.group(2)}
+        left = _left_behind()
+        if left:
+            return left
         before = {}
         for version, path in _SYSCTL.items():
             try:
@@ -101,46 +100,55 @@ class KernelPlane:
         for version in wanted - self.turned_on:
             if self.before.get(version) == "0":
                 try:
-                    self._write(version, "1")
+                    _set_forwarding(version, "1")
                 except KernelError:
                     self.remove()  # DNAT without forwarding would strand remote clients
                     raise
                 self.turned_on.add(version)
         for version in self.turned_on - wanted:
-            self._write(version, "0")
+            _set_forwarding(version, "0")
             self.turned_on.discard(version)
 
     def remove(self) -> None:
         """Forwarding as it was, then no table (nothing to do if none was loaded)."""
         for version in sorted(self.turned_on):
-            with contextlib.suppress(OSError):
-                self._write(version, "0")
+            with contextlib.suppress(KernelError):  # what _set_forwarding raises
+                _set_forwarding(version, "0")
         self.turned_on.clear()
         if self.loaded:
             with contextlib.suppress(KernelError):
                 _nft(["delete", "table", FAMILY, NAME])
             self.loaded = False
 
-    @classmethod
-    def cleanup(cls) -> bool:
+    @staticmethod
+    def cleanup() -> bool:
         """After a run that did not stop (killed, crashed): forwarding put back as its
         table's comment says, then the table deleted; False if there was none."""
-        plane = cls()
-        try:
-            found = _BEFORE.search(_nft(["list", "table", FAMILY, NAME]))
-        except KernelError:
+        left = _left_behind()
+        if left is None:
             return False
-        if found:
-            for version, value in ((4, found.group(1)), (6, found.group(2))):
-                if value == "0":
-                    with contextlib.suppress(KernelError):
-                        plane._write(version, "0")
+        for version, value in left.items():
+            if value == "0":
+                with contextlib.suppress(KernelError):
+                    _set_forwarding(version, "0")
         _nft(["delete", "table", FAMILY, NAME])
         return True
 
-    def _write(self, version: int, value: str) -> None:
-        try:
-            with open(_SYSCTL[version], "w") as file:
-                file.write(value)
-        except OSError as error:
-            raise KernelError(f"cannot set {_SYSCTL[version]} to {value}: {error}") from None
+
+def _left_behind() -> dict[int, str] | None:
+    """What forwarding was before the run whose table is loaded now, per IP version, as
+    its comment says (empty without the comment); None when there is no table."""
+    try:
+        listed = _nft(["list", "table", FAMILY, NAME])
+    except KernelError:
+        return None
+    found = _BEFORE.search(listed)
+    return {4: found.group(1), 6: found.group(2)} if found else {}
+
+
+def _set_forwarding(version: int, value: str) -> None:
+    try:
+        with open(_SYSCTL[version], "w") as file:
+            file.write(value)
+    except OSError as error:
+        raise KernelError(f"cannot set {_SYSCTL[version]} to {value}: {error}") from None

@@ -106,6 +106,11 @@ def _matches(pattern: str) -> list[str]:
     return [_term(term) for term in terms]
 
 
+def _step(match: str, verdict: str) -> str:
+    """A statement of a rule's chain; a pattern that matches every address has no match."""
+    return f"{match} {verdict}" if match else verdict
+
+
 def _listener(rule: KernelRule, local: bool) -> str:
     """The packets of a new connection to the rule's bind; for clients on the host
     (``local``), not those to a loopback address (rinetd-run's listener takes them)."""
@@ -124,16 +129,14 @@ def _rule_chains(rule: KernelRule) -> list[str]:
     chain = f"rule_{rule.number}"
     ip = _ip(rule.version)
     target = rule.connect if rule.version == 4 else f"[{rule.connect}]"
-    steps = [f"{match} return" for pattern in rule.denies for match in _matches(pattern)]
+    steps = [_step(match, "return") for pattern in rule.denies for match in _matches(pattern)]
     chains: list[str] = []
     names = [chain] + [f"{chain}_allow_{n}" for n in range(1, len(rule.allows) + 1)]
     nat = f"{chain}_nat"
     for index, patterns in enumerate(rule.allows):
         following = names[index + 1] if index + 1 < len(rule.allows) else nat
         steps += [
-            f"{match} goto {following}" if match else f"goto {following}"
-            for pattern in patterns
-            for match in _matches(pattern)
+            _step(match, f"goto {following}") for pattern in patterns for match in _matches(pattern)
         ]
         steps.append("return")
         chains.append(_chain(names[index], steps, f"line {rule.line}"))
