@@ -32,7 +32,7 @@ from .ruleset import RuleSet, RuleSetError, effective, resolve
 from .say import say
 from .server import Agreement, BindError, Server
 from .status import Outcome
-from .status_file import StatusFile
+from .status_file import Announcer, StatusFile
 from .workers import COMMIT, DONE, NO, PREPARE, STARTED, YES, Channel, supervise
 
 __all__ = ["main"]
@@ -117,7 +117,7 @@ async def _serve(
     workers: int,
     index: int,
     channel: Channel | None,
-    status: StatusFile,
+    announcer: Announcer,
     dataplane: str | None,
 ) -> int:
     try:
@@ -133,7 +133,7 @@ async def _serve(
         return 1
     path_of_pid = ruleset.pidfile.path if ruleset.pidfile and workers == 1 else None
     with pidfile(path_of_pid):  # with --workers, the supervisor's
-        await _forward(server, path, len(ruleset.rules), grace, channel, status)
+        await _forward(server, path, len(ruleset.rules), grace, channel, announcer)
     return 0
 
 
@@ -160,20 +160,6 @@ async def _reloads(
         if not stop.is_set():
             report.began()
             report.ended(await server.reload(agree))
-
-
-class _Alone:
-    """The only process: its status file and systemd hear how each reload ended."""
-
-    def __init__(self, status: StatusFile) -> None:
-        self.status = status
-
-    def began(self) -> None:
-        self.status.began()
-
-    def ended(self, outcome: Outcome) -> None:
-        self.status.ended(outcome)
-        notify(f"STATUS={outcome.message}")
 
 
 class _Parent:
@@ -227,12 +213,12 @@ async def _forward(
     count: int,
     grace: float,
     channel: Channel | None,
-    status: StatusFile,
+    announcer: Announcer,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop, wanted = asyncio.Event(), asyncio.Event()
     agree: Agreement | None = None
-    report: Report = _Alone(status)
+    report: Report = announcer
     if channel is None:
         loop.add_signal_handler(signal.SIGHUP, wanted.set)
     else:  # reloads come from the parent, in rounds that every worker takes part in
@@ -362,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         say(f"cannot write the status file {arguments.status}: {error.strerror}")
         sys.exit(1)
 
+    announcer = Announcer(status)
+
     def work(index: int, channel: Channel | None = None) -> int:
         return runner(
             _serve(
@@ -371,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 workers,
                 index,
                 channel,
-                status,
+                announcer,
                 arguments.dataplane,
             )
         )
@@ -380,7 +368,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = (
             work(0)
             if workers == 1
-            else supervise(workers, work, ruleset.pidfile.path if ruleset.pidfile else None, status)
+            else supervise(
+                workers, work, ruleset.pidfile.path if ruleset.pidfile else None, announcer
+            )
         )
     finally:
         status.remove()

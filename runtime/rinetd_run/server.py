@@ -17,6 +17,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from . import logline
 from .acceptor import Acceptor
@@ -42,6 +43,8 @@ from .status import Outcome
 from .switching import loop_first
 from .tcp import accept_client
 from .udp import UdpListener
+
+T = TypeVar("T")
 
 __all__ = ["BACKLOG", "BindError", "Server"]
 
@@ -208,14 +211,31 @@ class Server:
         """The rules this process hands to nftables (none if it owns no table)."""
         if self.kernel is None:
             return ()
-        dataplane = self.dataplane or str(ruleset.global_value("dataplane"))
-        chosen = kernel_rules(ruleset, dataplane)
-        if dataplane == "kernel":
+        chosen = kernel_rules(ruleset, self._dataplane(ruleset))
+        return tuple(kernel_rule(ruleset, rule, n) for n, rule in enumerate(chosen, 1))
+
+    def _dataplane(self, ruleset: RuleSet) -> str:
+        return self.dataplane or str(ruleset.global_value("dataplane"))
+
+    def _say_dataplane(self, ruleset: RuleSet, kernel: tuple[KernelRule, ...]) -> None:
+        if self.kernel is not None and self._dataplane(ruleset) == "kernel":
             say(
-                f"dataplane kernel: nftables forwards {len(chosen)} of {len(ruleset.rules)} "
+                f"dataplane kernel: nftables forwards {len(kernel)} of {len(ruleset.rules)} "
                 f"rules (table {FAMILY} {NAME}); rinetd-run the others"
             )
-        return tuple(kernel_rule(ruleset, rule, n) for n, rule in enumerate(chosen, 1))
+
+    def _kernel_checked(self, ruleset: RuleSet) -> tuple[KernelRule, ...]:
+        """The kernel's rules of ``ruleset``, nft having said it would load their table
+        (KernelError if not); run in the reload thread."""
+        kernel = self._kernel_rules(ruleset)
+        if self.kernel is not None:
+            self.kernel.check(kernel)
+        return kernel
+
+    def _kernel_applied(self, kernel: tuple[KernelRule, ...]) -> tuple[KernelRule, ...]:
+        if self.kernel is not None:
+            self.kernel.apply(kernel)
+        return kernel
 
     async def start(self) -> None:
         """Bind every rule, then load the kernel's table if it has rules; BindError
@@ -224,8 +244,9 @@ class Server:
         opened = self._open(plan.open, self.ruleset)
         try:
             self.metrics.commit(await self._prepare_metrics(self.ruleset))
-            if self.kernel is not None:
-                self._kernel_apply(self.kernel, self._kernel_rules(self.ruleset))
+            kernel = self._kernel_rules(self.ruleset)
+            self._say_dataplane(self.ruleset, kernel)
+            await self._in_reload_thread(self._kernel_applied, kernel)
         except BindError:
             self._discard(opened, None)
             raise
@@ -236,13 +257,6 @@ class Server:
         # What start made lives long (no connection exists yet, so no cycle is frozen
         # with it): later collections need not walk it, on the loop.
         gc.freeze()
-
-    @staticmethod
-    def _kernel_apply(kernel: KernelPlane, rules: tuple[KernelRule, ...]) -> None:
-        try:
-            kernel.apply(rules)
-        except KernelError as error:
-            raise BindError(f"cannot load the kernel data plane's table: {error}") from None
 
     def _open(self, rules: dict[Key, Rule], ruleset: RuleSet) -> dict[Key, _Listener]:
         """The rules' sockets, bound (BindError, nothing left open, if one cannot be) but
@@ -298,9 +312,8 @@ class Server:
             ruleset, plan = await _off_the_loop(_load_and_plan, self.path, tuple(self.listeners))
             opened = self._open(plan.open, ruleset)
             move = await self._prepare_metrics(ruleset)
-            kernel = self._kernel_rules(ruleset)
-            if self.kernel is not None:
-                await self._kernel_off_the_loop(self.kernel.check, kernel)
+            kernel = await self._in_reload_thread(self._kernel_checked, ruleset)
+            self._say_dataplane(ruleset, kernel)
         except (RuleSetError, BindError) as error:
             self._discard(opened, move)
             await agree(False)
@@ -308,12 +321,11 @@ class Server:
         if not await agree(True):
             self._discard(opened, move)
             return self._failed("another worker could not apply it")
-        if self.kernel is not None:
-            try:  # checked above; the old table stays if nft still refuses it
-                await self._kernel_off_the_loop(self.kernel.apply, kernel)
-            except BindError as error:
-                self._discard(opened, move)
-                return self._failed(str(error))
+        try:  # checked above; the old table stays if nft still refuses it
+            await self._in_reload_thread(self._kernel_applied, kernel)
+        except BindError as error:
+            self._discard(opened, move)
+            return self._failed(str(error))
         self.metrics.commit(move)
         await self._start(opened)
         for key in plan.close:
@@ -333,12 +345,14 @@ class Server:
         say(message)
         return Outcome(True, message)
 
-    async def _kernel_off_the_loop(
-        self, work: Callable[[tuple[KernelRule, ...]], None], rules: tuple[KernelRule, ...]
-    ) -> None:
-        """``nft`` runs in the reload thread: forwarding goes on meanwhile."""
+    @staticmethod
+    async def _in_reload_thread(
+        work: Callable[[T], tuple[KernelRule, ...]], argument: T
+    ) -> tuple[KernelRule, ...]:
+        """The kernel's part of a start or reload (choosing rules, ``nft``) in the reload
+        thread, forwarding going on meanwhile; nft's refusal as a BindError."""
         try:
-            await asyncio.get_running_loop().run_in_executor(_RELOADER, work, rules)
+            return await asyncio.get_running_loop().run_in_executor(_RELOADER, work, argument)
         except KernelError as error:
             raise BindError(f"cannot load the kernel data plane's table: {error}") from None
 

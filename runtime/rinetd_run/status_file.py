@@ -12,9 +12,10 @@ import stat
 import tempfile
 from dataclasses import replace
 
+from .notify import notify
 from .status import MAX_BYTES, Outcome, Status, decode, encode
 
-__all__ = ["StatusFile", "read"]
+__all__ = ["Announcer", "StatusFile", "read"]
 
 
 def read(path: str) -> Status | None:
@@ -81,3 +82,18 @@ class StatusFile:
             # answer.  Only the first write, at start, is a reason to stop.
             if must:
                 raise
+
+
+class Announcer:
+    """How each reload begins and ends, told by the process that takes SIGHUP (the only
+    one, or the supervisor): to its status file, and to systemd as its status line."""
+
+    def __init__(self, status: StatusFile) -> None:
+        self.status = status
+
+    def began(self) -> None:
+        self.status.began()
+
+    def ended(self, outcome: Outcome) -> None:
+        self.status.ended(outcome)
+        notify(f"STATUS={outcome.message}")

@@ -27,7 +27,7 @@ from types import FrameType
 from .notify import notify
 from .pidfile import pidfile
 from .status import Outcome
-from .status_file import StatusFile
+from .status_file import Announcer
 
 __all__ = [
     "ABORT",
@@ -67,7 +67,7 @@ class _Worker:
 
 
 def supervise(
-    count: int, work: Callable[[int, Channel], int], path_of_pid: str | None, status: StatusFile
+    count: int, work: Callable[[int, Channel], int], path_of_pid: str | None, announcer: Announcer
 ) -> int:
     """Run ``work`` in ``count`` forked processes, each given its number (0, 1, ...)
     and its channel; return the exit code for the whole."""
@@ -90,7 +90,7 @@ def supervise(
         os.close(requests_read)
         os.close(votes_write)
         workers[pid] = _Worker(pid, requests_write, votes_read)
-    return _Supervisor(workers, status).run(path_of_pid)
+    return _Supervisor(workers, announcer).run(path_of_pid)
 
 
 def verdict(votes: dict[int, bytes]) -> Outcome:
@@ -109,9 +109,9 @@ def verdict(votes: dict[int, bytes]) -> Outcome:
 
 
 class _Supervisor:
-    def __init__(self, workers: dict[int, _Worker], status: StatusFile) -> None:
+    def __init__(self, workers: dict[int, _Worker], announcer: Announcer) -> None:
         self.workers = workers
-        self.status = status
+        self.announcer = announcer
         self.wake_read, self.wake_write = os.pipe()
         os.set_blocking(self.wake_write, False)
         self.reload_wanted = False
@@ -144,7 +144,7 @@ class _Supervisor:
     def _turn(self) -> None:
         if self.reload_wanted and not self.round_open:
             self.reload_wanted, self.round_open = False, True
-            self.status.began()
+            self.announcer.began()
             for worker in self.workers.values():
                 worker.vote, worker.done = b"", False
                 self._tell(worker, PREPARE)
@@ -171,8 +171,7 @@ class _Supervisor:
             for worker in workers:
                 self._tell(worker, COMMIT if self.outcome.ok else ABORT)
         if self.outcome is not None and all(worker.done for worker in workers):
-            self.status.ended(self.outcome)
-            notify(f"STATUS={self.outcome.message}")
+            self.announcer.ended(self.outcome)
             self.round_open, self.outcome = False, None
 
     def _reap(self) -> None:
