@@ -39,13 +39,15 @@ def read_option_value(
         if text in option.words:
             return text, []
         words = " or ".join(option.words)
-        hint = option.hint.replace(f"{name}=", f"{name} ", 1) if statement else option.hint
+        hint = option.hint(statement)
         return None, [make("E013", f"{name} is {words}, not '{_shown(text)}'", span, hint)]
     number = _bounded(text, option.high) if text.isdigit() else None
     if number is not None and number >= option.low:
         return number, []
     what = "a whole number" if not text.isdigit() else "out of range"
-    return None, [make("E007", f"{name} {_shown(text)} is {what}", span, hint=option.hint)]
+    return None, [
+        make("E007", f"{name} {_shown(text)} is {what}", span, hint=option.hint(statement))
+    ]
 
 
 def _bounded(digits: str, high: int) -> int | None:

@@ -62,11 +62,11 @@ class Option:
             return ", ".join(self.words)
         return f"{self.low}..{self.high}"
 
-    @property
-    def hint(self) -> str:
-        """The fix for a value it does not take: `use 0..86400 (0 for start and reload only)`."""
+    def hint(self, statement: bool = False) -> str:
+        """The fix for a value it does not take: `use 0..86400 (0 for start and reload only)`,
+        `write keepalive=on` in a rule's options, `write keepalive on` as a ``statement``."""
         if self.words:
-            return f"write {self.name}={self.words[0]}"
+            return f"write {self.name}{' ' if statement else '='}{self.words[0]}"
         zero = f" (0 for {self.zero})" if self.zero and self.low == 0 else ""
         return f"use {self.low}..{self.high}{zero}"
 
