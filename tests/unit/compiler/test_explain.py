@@ -56,3 +56,12 @@ def test_the_0_73_target_refuses_the_statement(tmp_path: Path) -> None:
     conf.write_text(CONF)
     done = run("rinetdc", "check", "--no-resolve", "--target", "rinetd-0.73", str(conf))
     assert done.returncode == 1 and "error[E014]: dataplane is not in rinetd 0.73" in done.stdout
+
+
+def test_a_file_name_cannot_forge_a_line_or_a_terminal_escape(tmp_path: Path) -> None:
+    conf = tmp_path / "ev\x1bil\nrinetd.conf:9: forged: kernel.conf"
+    conf.write_text(CONF)
+    done = run("rinetdc", "check", "--no-resolve", "--explain", conf.name, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout
+    assert len(done.stdout.splitlines()) == 4  # the dataplane line and one per rule
