@@ -91,8 +91,6 @@ def user_space_reason(ruleset: RuleSet, rule: Rule) -> str | None:
     own = _option_reason(ruleset, rule) or _address_reason(rule) or _access_reason(ruleset, rule)
     if own is not None:
         return own
-    if ruleset.log.file is not None:
-        return "the rule set has a log file: the kernel data plane writes no log lines yet"
     if ruleset.metrics is not None:
         return "metrics: kernel-forwarded connections are not counted yet"
     return None

@@ -26,6 +26,9 @@ __all__ = ["FAMILY", "MARK", "MASK", "NAME", "KernelRule", "kernel_rule", "rende
 FAMILY, NAME = "inet", "rinetd_run"
 MARK, MASK = 0x52520000, 0xFFFF0000  # "RR": the connections this table DNAT'd
 _LOOPBACK = {4: "127.0.0.0/8", 6: "::1"}
+# The conntrack events our flows raise: what the kernel data plane's log reads (opened,
+# TCP state changes, gone), not the others (reply seen, assured, mark...).
+_EVENTS = "new,protoinfo,destroy"
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,7 @@ def _rule_chains(rule: KernelRule) -> list[str]:
             nat,
             [
                 f"meta l4proto {rule.protocol} counter ct mark set {mark:#010x} "
-                f"dnat {ip} to {target}:{rule.connect_port}"
+                f"ct event set {_EVENTS} dnat {ip} to {target}:{rule.connect_port}"
             ],
         )
     )

@@ -22,14 +22,17 @@ from typing import TypeVar
 from . import logline
 from .acceptor import Acceptor
 from .budget import Budget
+from .conntrack import ConntrackLog
 from .context import Binding, Context
 from .counters import Counters, counting
 from .deadline_timer import DeadlineTimer
 from .document import load
 from .kernel_choice import kernel_rules
+from .kernel_log import KernelLog
 from .kernel_plane import KernelError, KernelPlane
 from .kernel_table import FAMILY, NAME, KernelRule, kernel_rule
 from .logger import LogWriter
+from .logline import Event
 from .lookup import first_address
 from .metrics import MetricsServer, Move, page
 from .names import Names
@@ -156,6 +159,9 @@ class Server:
         # owns the kernel's table (one table for the host).
         self.dataplane = dataplane
         self.kernel = KernelPlane() if worker == 0 else None
+        self.kernel_log = KernelLog()  # the rules' numbers in the table, and its flows
+        self.conntrack: ConntrackLog | None = None  # while kernel rules are logged
+        self.kernel_logged = False
         self.reuse_port = reuse_port
         self.worker = worker
         self.ruleset = ruleset
@@ -212,7 +218,8 @@ class Server:
         if self.kernel is None:
             return ()
         chosen = kernel_rules(ruleset, self._dataplane(ruleset))
-        return tuple(kernel_rule(ruleset, rule, n) for n, rule in enumerate(chosen, 1))
+        numbers = self.kernel_log.numbers(chosen)
+        return tuple(kernel_rule(ruleset, rule, n) for n, rule in zip(numbers, chosen, strict=True))
 
     def _dataplane(self, ruleset: RuleSet) -> str:
         return self.dataplane or str(ruleset.global_value("dataplane"))
@@ -232,10 +239,38 @@ class Server:
             self.kernel.check(kernel)
         return kernel
 
-    def _kernel_applied(self, kernel: tuple[KernelRule, ...]) -> tuple[KernelRule, ...]:
+    def _kernel_applied(
+        self, kernel: tuple[KernelRule, ...], logged: bool
+    ) -> tuple[KernelRule, ...]:
         if self.kernel is not None:
-            self.kernel.apply(kernel)
+            self.kernel.apply(kernel, accounting=logged)
         return kernel
+
+    async def _kernel_swap(self, kernel: tuple[KernelRule, ...], ruleset: RuleSet) -> None:
+        """Load the table for ``kernel``: conntrack's events are read from before it
+        loads while its connections are logged (none missed), and no longer after; if
+        nft refuses, as they were."""
+        logged = bool(kernel) and ruleset.logfile is not None
+        if logged and self.conntrack is None:
+            try:
+                self.conntrack = ConntrackLog(self.kernel_log, self._log)
+            except OSError as error:
+                raise BindError(f"cannot read conntrack's events: {error.strerror}") from None
+        was_logged, self.kernel_logged = self.kernel_logged, False
+        try:
+            apply = functools.partial(self._kernel_applied, logged=logged)
+            await self._in_reload_thread(apply, kernel)
+            self.kernel_logged = logged
+        except BindError:
+            self.kernel_logged = was_logged
+            raise
+        finally:
+            if self.conntrack is not None and not self.kernel_logged:
+                self.conntrack.close()
+                self.conntrack = None
+
+    def _log(self, event: Event) -> None:
+        self.context.log(event)
 
     async def start(self) -> None:
         """Bind every rule, then load the kernel's table if it has rules; BindError
@@ -246,7 +281,7 @@ class Server:
             self.metrics.commit(await self._prepare_metrics(self.ruleset))
             kernel = self._kernel_rules(self.ruleset)
             self._say_dataplane(self.ruleset, kernel)
-            await self._in_reload_thread(self._kernel_applied, kernel)
+            await self._kernel_swap(kernel, self.ruleset)
         except BindError:
             self._discard(opened, None)
             raise
@@ -322,7 +357,7 @@ class Server:
             self._discard(opened, move)
             return self._failed("another worker could not apply it")
         try:  # checked above; the old table stays if nft still refuses it
-            await self._in_reload_thread(self._kernel_applied, kernel)
+            await self._kernel_swap(kernel, ruleset)
         except BindError as error:
             self._discard(opened, move)
             return self._failed(str(error))
@@ -381,6 +416,9 @@ class Server:
         """
         if self.kernel is not None:
             self.kernel.remove()
+        if self.conntrack is not None:
+            self.conntrack.close()  # its open flows' done lines, before the log closes
+            self.conntrack = None
         for listener in self.listeners.values():
             listener.close()
         deadline = asyncio.get_running_loop().time() + grace

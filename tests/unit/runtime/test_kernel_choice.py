@@ -40,6 +40,7 @@ def _reason(text: str) -> str | None:
         # A setting for the other protocol changes nothing for this one.
         "idle-timeout 60\n0.0.0.0 53/udp 10.0.0.53 53/udp\n",
         "0.0.0.0 80 backend.example 80\n",  # known once resolved
+        "logfile /var/log/r.log\nlogjson\n0 80 10.0.0.2 80\n",  # lines from conntrack
     ],
 )
 def test_rules_the_kernel_forwards_as_rinetd_run_would(text: str) -> None:
@@ -63,7 +64,6 @@ def test_rules_the_kernel_forwards_as_rinetd_run_would(text: str) -> None:
         ("0.0.0.0 80 fd00::2 80\n", "the bind and connect addresses are of different IP versions"),
         ("fd00::1 80 fd00::2 80\nallow fd00::*\n", "access patterns on an IPv6 bind"),
         ("0 80 10.0.0.2 80\nallow *1?2*3?*\n", "access pattern *1?2*3?* needs too many"),
-        ("logfile /var/log/r.log\n0 80 10.0.0.2 80\n", "the rule set has a log file"),
         ("metrics 127.0.0.1 9100\n0 80 10.0.0.2 80\n", "metrics: kernel-forwarded connections"),
     ],
 )
@@ -73,7 +73,7 @@ def test_each_rule_that_stays_in_user_space_says_why(text: str, reason: str) -> 
 
 
 def test_a_rule_s_own_reason_comes_before_the_rule_set_s() -> None:
-    text = "logfile /var/log/r.log\n0 80 10.0.0.2 80 [proxy-protocol=v1]\n"
+    text = "metrics 127.0.0.1 9100\n0 80 10.0.0.2 80 [proxy-protocol=v1]\n"
     assert _reason(text) == "proxy-protocol: rinetd-run writes the header"
 
 
