@@ -47,7 +47,10 @@ def test_denied_and_not_allowed_clients_are_not_dnat_d() -> None:
     assert deny in script
     assert "@nh,96,8 { 10 } @nh,104,8 { 1 } goto rule_1_allow_1" in script
     assert "@nh,96,8 { 10 } @nh,104,8 { 1 } @nh,112,8 { 2 } goto rule_1_nat" in script
-    assert "meta l4proto tcp counter ct mark set 0x52520001 dnat ip to 10.0.0.2:8080" in script
+    assert (
+        "meta l4proto tcp counter ct mark set 0x52520001 ct event set new,protoinfo,destroy "
+        "dnat ip to 10.0.0.2:8080"
+    ) in script
 
 
 def test_src_masquerade_and_the_forward_guard() -> None:
