@@ -40,9 +40,12 @@ mount -t overlay overlay -o "lowerdir=/,upperdir=$W/layers/upper,workdir=$W/laye
 mount -t proc proc "$R/proc"
 mount --bind "$R/proc/sys" "$R/proc/sys"
 # The machine's own network namespace's forwarding switches stay writable (what
-# dataplane kernel turns on); every other sysctl, some host-wide, is read-only.
-for knob in net/ipv4/ip_forward net/ipv6/conf/all/forwarding; do
-    mount --bind "$R/proc/sys/$knob" "$R/proc/sys/$knob"
+# dataplane kernel turns on), and conntrack's accounting; every other sysctl, some
+# host-wide, is read-only.
+# Conntrack's accounting switch (logs of dataplane kernel) exists once its module is in.
+modprobe -q nf_conntrack 2>/dev/null || true
+for knob in net/ipv4/ip_forward net/ipv6/conf/all/forwarding net/netfilter/nf_conntrack_acct; do
+    [ -e "$R/proc/sys/$knob" ] && mount --bind "$R/proc/sys/$knob" "$R/proc/sys/$knob"
 done
 mount -o remount,bind,ro "$R/proc/sys"
 mount -t sysfs -o ro sysfs "$R/sys"

@@ -353,7 +353,7 @@ def test_dataplane_kernel_gets_cap_net_admin_its_table_and_cleans_up(machine: Ma
     try:
         assert backend.stdout is not None and backend.stdout.readline() == b"ready\n"
         rule = {**_rule(81), "connect_address": "10.99.0.1", "connect_port": 7001}
-        play(machine, [rule], rinetd_dataplane="kernel", rinetd_logfile="")
+        play(machine, [rule], rinetd_dataplane="kernel")  # with the default log file
 
         def forwarding() -> str:  # read inside: a net sysctl shows the reader's namespace
             return machine.run("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip()
@@ -368,6 +368,19 @@ def test_dataplane_kernel_gets_cap_net_admin_its_table_and_cleans_up(machine: Ma
         assert own["Uid"].split()[0] != "0"  # still a user of its own
         machine.run("/usr/bin/python3", "-c", _CLIENT.replace("127.0.0.1", "10.99.0.1"), "81")
         assert re.search(r"counter packets [1-9]", _kernel_table(machine) or ""), "not DNAT'd"
+        # Logged from conntrack's events, with accounting on meanwhile.
+        log = "/var/log/rinetd-run/rinetd-run.log"
+
+        def logged() -> list[str]:
+            return machine.run("cat", log).stdout.splitlines()
+
+        wait_until(lambda: len(logged()) >= 2, "the kernel's connection logged", 20)
+        opened, done = (line.split("\t")[3:] for line in logged()[:2])
+        assert opened == ["81", "10.99.0.1", "7001", "0", "0", "opened"]
+        assert done[:3] == ["81", "10.99.0.1", "7001"] and done[5] == "done-remote-closed"
+        assert int(done[3]) > 15 and int(done[4]) > 15  # IP-level counts
+        acct = "/proc/sys/net/netfilter/nf_conntrack_acct"
+        assert machine.run("cat", acct).stdout.strip() == "1"
         # Killed: ExecStopPost puts forwarding back and deletes the table, the restart
         # loads it again.
         machine.run("kill", "-9", str(pid))
@@ -378,6 +391,7 @@ def test_dataplane_kernel_gets_cap_net_admin_its_table_and_cleans_up(machine: Ma
         machine.run("systemctl", "stop", "rinetd-run", timeout=60)
         assert _kernel_table(machine) is None
         assert forwarding() == "0"
+        assert machine.run("cat", acct).stdout.strip() == "0"
     finally:
         backend.kill()
         backend.wait()
