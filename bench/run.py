@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -159,9 +159,13 @@ def rules_text() -> dict[str, str]:
     return texts
 
 
-def iperf(port: int, streams: int, seconds: int) -> float:
+def iperf(
+    port: int, streams: int, seconds: int, host: str = HOST, where: Sequence[str] = ()
+) -> float:
+    """Gbit/s received through ``host``:``port``; ``where`` runs the client (a namespace)."""
+    client = ["iperf3", "-c", host, "-p", str(port), "-t", str(seconds), "-P", str(streams)]
     out = subprocess.run(
-        ["iperf3", "-c", HOST, "-p", str(port), "-t", str(seconds), "-P", str(streams), "-J"],
+        [*where, *client, "-J"],
         capture_output=True,
         text=True,
         timeout=seconds + 30,
@@ -173,10 +177,13 @@ def iperf(port: int, streams: int, seconds: int) -> float:
     return float(result["end"]["sum_received"]["bits_per_second"]) / 1e9
 
 
-def wrk(port: int, seconds: int, close: bool) -> dict[str, float]:
-    args = ["wrk", "-t2", "-c50", f"-d{seconds}s", "--latency", f"http://{HOST}:{port}/"]
+def wrk(
+    port: int, seconds: int, close: bool, host: str = HOST, where: Sequence[str] = ()
+) -> dict[str, float]:
+    args = ["wrk", "-t2", "-c50", f"-d{seconds}s", "--latency", f"http://{host}:{port}/"]
     if close:
         args[1:1] = ["-H", "Connection: close"]
+    args[:0] = where
     out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 30).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))

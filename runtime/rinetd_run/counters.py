@@ -55,6 +55,8 @@ class Counters:
     reloads: dict[str, int] = field(default_factory=lambda: {"done": 0, "failed": 0})
     last_reload: float = 0.0  # time of the last good (re)load
     digest: str = ""
+    kernel_rules: int = 0  # rules nftables forwards now (dataplane kernel)
+    kernel_events_lost: int = 0  # conntrack events the kernel dropped for us
 
     def snapshot(self) -> Counters:
         """A copy the page can be written from while the loop goes on counting."""
@@ -181,5 +183,12 @@ def exposition(counters: Counters, process: ProcessFacts) -> str:
     )
     _family(out, "rinetd_run_ruleset_info", "gauge", "The rule set now served, by its digest.")
     out.append(f'rinetd_run_ruleset_info{{digest="{_escape(counters.digest)}"}} 1')
+    text = "Rules nftables forwards now (dataplane kernel); rinetd-run forwards the others."
+    _one(out, "rinetd_run_kernel_rules", "gauge", text, counters.kernel_rules)
+    text = (
+        "Conntrack events the kernel dropped for a full buffer: the connections they told "
+        "of are missing from the counts and the log."
+    )
+    _one(out, "rinetd_run_kernel_events_lost_total", "counter", text, counters.kernel_events_lost)
     _process(out, process)
     return "".join(line + "\n" for line in out)

@@ -88,12 +88,7 @@ def user_space_reason(ruleset: RuleSet, rule: Rule) -> str | None:
     forward it as rinetd-run would, as far as what is known (names unresolved pass)."""
     if rule.bind.protocol != rule.connect.protocol:
         return "the bind and connect protocols differ"
-    own = _option_reason(ruleset, rule) or _address_reason(rule) or _access_reason(ruleset, rule)
-    if own is not None:
-        return own
-    if ruleset.metrics is not None:
-        return "metrics: kernel-forwarded connections are not counted yet"
-    return None
+    return _option_reason(ruleset, rule) or _address_reason(rule) or _access_reason(ruleset, rule)
 
 
 def kernel_rules(ruleset: RuleSet, dataplane: str) -> tuple[Rule, ...]:

@@ -185,6 +185,8 @@ class Server:
         self.listeners: dict[Key, _Listener] = {}
 
     def _page(self) -> Callable[[], str]:
+        if self.conntrack is not None:
+            self.counters.kernel_events_lost = self.conntrack.lost
         return functools.partial(page, self.counters.snapshot())
 
     def _count_with(self, ruleset: RuleSet) -> None:
@@ -250,7 +252,8 @@ class Server:
         """Load the table for ``kernel``: conntrack's events are read from before it
         loads while its connections are logged (none missed), and no longer after; if
         nft refuses, as they were."""
-        logged = bool(kernel) and ruleset.logfile is not None
+        # Logged or counted: the log lines and the metrics both come from the events.
+        logged = bool(kernel) and (ruleset.logfile is not None or ruleset.metrics is not None)
         if logged and self.conntrack is None:
             try:
                 self.conntrack = ConntrackLog(self.kernel_log, self._log)
@@ -261,6 +264,7 @@ class Server:
             apply = functools.partial(self._kernel_applied, logged=logged)
             await self._in_reload_thread(apply, kernel)
             self.kernel_logged = logged
+            self.counters.kernel_rules = len(kernel)
         except BindError:
             self.kernel_logged = was_logged
             raise

@@ -25,6 +25,7 @@ CONFIG = f"""\
 dataplane kernel
 logfile LOG
 logjson
+metrics 127.0.0.1 9320
 0 8120 10.62.0.2 {ECHO}
 0 8121 10.62.0.2 {HTTP}
 0 8122 10.62.0.2 {ECHO}
@@ -128,18 +129,29 @@ def test_the_same_traffic_through_user_space_and_the_kernel_logs_the_same_facts(
                 assert kernel[key] == user[key] == 0
             else:
                 assert kernel[key] >= user[key] and kernel[key] > 0, (user, kernel)
-    # The connection held across the reload keeps the line it was opened by (4), while
-    # the rule is on line 5 after it.
+    # The connection held across the reload keeps the line it was opened by (5), while
+    # the rule is on line 6 after it.
     assert [(line["result"], line["line"]) for line in kernel_log[:2]] == [
-        ("opened", 4),
-        ("done-remote-closed", 4),
+        ("opened", 5),
+        ("done-remote-closed", 5),
     ]
     echo = [line for line in kernel_log if line["bind_port"] == 8120][2:]
-    assert [line["line"] for line in echo] == [5, 5]
+    assert [line["line"] for line in echo] == [6, 6]
     # The UDP flow still open at the stop is logged then, as user space logs its session.
     assert kernel_log[-1]["bind_port"] == 8124
     assert kernel_log[-1]["result"] == "done-remote-closed"
     assert kernel_log[-1]["bytes_from_client"] >= 100
+
+
+def _metrics(net: Topology) -> dict[str, float]:
+    script = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9320/metrics').read().decode())"
+    text = net.run("fw", ["python3", "-c", script]).stdout
+    return {
+        name: float(value)
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+        for name, value in [line.rsplit(" ", 1)]
+    }
 
 
 def _connections(net: Topology, count: int) -> None:
@@ -160,16 +172,23 @@ def test_events_the_kernel_drops_are_counted_and_said(net: Topology) -> None:
         # Stopped, it reads nothing: the kernel fills its 8 MiB and drops the rest.
         daemon.signal(signal.SIGSTOP)
         try:
-            _connections(net, 6000)
+            _connections(net, 4000)
         finally:
             daemon.signal(signal.SIGCONT)
         daemon.wait_for_stderr("conntrack events lost:", timeout=20)
         said = next(line for line in daemon.errors if "conntrack events lost" in line)
-        assert int(said.split("lost: ")[1].split()[0]) > 0
+        assert int(said.split("lost: ")[1].split()[0]) > 0, said
         # It goes on logging what comes after.
         time.sleep(1)
         before = len(daemon.log_lines(0))
         _connections(net, 5)
         daemon.log_lines(before + 10, timeout=15)
+        # The metrics count the kernel's connections from the same events, and the loss.
+        page = _metrics(net)
+        assert page["rinetd_run_kernel_rules"] == 6  # every rule
+        assert page["rinetd_run_kernel_events_lost_total"] > 0
+        done = 'rinetd_run_connections_total{bind="0",port="8120",protocol="tcp",line="5",'
+        assert page[done + 'result="done-remote-closed"}'] >= 15
+        assert page[done + 'result="opened"}'] >= 15
     finally:
         daemon.stop()

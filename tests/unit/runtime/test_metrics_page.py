@@ -67,3 +67,11 @@ def test_the_process_facts_are_on_the_page_and_what_proc_could_not_say_is_left_o
     unknown = exposition(Counters(), ProcessFacts(1.5, None, 1024, None, None))
     assert "process_open_fds" not in unknown and "process_resident_memory" not in unknown
     assert "process_start_time" not in unknown and "\nprocess_cpu_seconds_total 1.5\n" in unknown
+
+
+def test_the_page_says_how_many_rules_the_kernel_forwards_and_its_lost_events() -> None:
+    counters = Counters(kernel_rules=3, kernel_events_lost=41)
+    page = exposition(counters, ProcessFacts(1.0, None, 1024, None, None))
+    assert "\nrinetd_run_kernel_rules 3\n" in page
+    assert "# TYPE rinetd_run_kernel_events_lost_total counter\n" in page
+    assert "\nrinetd_run_kernel_events_lost_total 41\n" in page
