@@ -36,6 +36,10 @@ CLIENT, FORWARDER, BACKEND = (f"{PREFIX}-{role}" for role in ("c", "f", "b"))
 # The forwarder's address for clients, and the backend's for the forwarder and direct.
 FRONT, BACK, DIRECT = "10.71.1.1", "10.71.2.2", "10.71.3.2"
 HTTP, IPERF = 80, 5201
+# nginx's port for each forwarder (and its logged twin): a closed connection's tuple
+# stays in TIME_WAIT at the backend, and a new connection on the same tuple from another
+# forwarder (masquerade keeps the client's port) would be refused for a second there.
+SERVED = {"rinetd": (81, 84), "rinetd-run": (82, 85), "run kernel": (83, 86)}
 PORTS = {  # (http, iperf) on FRONT
     "rinetd": (8001, 8101),
     "rinetd-run": (8002, 8102),
@@ -81,6 +85,10 @@ def namespaces() -> Iterator[None]:
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
 
 
+def _nginx_ports() -> list[int]:
+    return [HTTP] + [port for pair in SERVED.values() for port in pair]
+
+
 def _nginx_conf(work: Path) -> Path:
     conf = work / "nginx.conf"
     conf.write_text(f"""
@@ -94,7 +102,10 @@ http {{
   keepalive_requests 1000000;
   client_body_temp_path {work}; proxy_temp_path {work}; fastcgi_temp_path {work};
   uwsgi_temp_path {work}; scgi_temp_path {work};
-  server {{ listen 0.0.0.0:{HTTP} backlog=4096; location / {{ return 200 "hello\\n"; }} }}
+  server {{
+    {" ".join(f"listen 0.0.0.0:{port} backlog=4096;" for port in _nginx_ports())}
+    location / {{ return 200 "hello\\n"; }}
+  }}
 }}
 """)
     return conf
@@ -113,11 +124,13 @@ def _wait(port: int, host: str = FRONT) -> None:
 
 
 def _rules(name: str, http: int, log: Path | None) -> str:
-    bulk = PORTS[name][1]
-    text = f"{FRONT} {http} {BACK} {HTTP}\n{FRONT} {bulk} {BACK} {IPERF}\n"
-    if name == "run kernel":
-        text = "dataplane kernel\n" + text
-    return text + (f"logfile {log}\n" if log else "")
+    """The HTTP rule, and the bulk rule unless logged (churn alone is measured then)."""
+    text = f"{FRONT} {http} {BACK} {SERVED[name][1 if log else 0]}\n"
+    if log:
+        text += f"logfile {log}\n"
+    else:
+        text += f"{FRONT} {PORTS[name][1]} {BACK} {IPERF}\n"
+    return ("dataplane kernel\n" if name == "run kernel" else "") + text
 
 
 def _start(work: Path, name: str, log: Path | None = None) -> subprocess.Popen[bytes]:
