@@ -21,9 +21,10 @@ from .ruleset import DEFAULT_TIMEOUT, Endpoint, Rule, RuleSet, Source, effective
 
 __all__ = ["kernel_rules", "user_space_reason"]
 
-# Options whose default the kernel path keeps as the README says; any other value of
-# an option (but these two) is not in the table yet.
-_ANY_VALUE = {"keepalive", "dataplane"}
+# Options the kernel path takes at any value: keepalive is the endpoints' own (README),
+# and dns-refresh moves the table's DNAT to the name's new first address; any other
+# value of an option (but these) is not in the table yet.
+_ANY_VALUE = {"keepalive", "dataplane", "dns-refresh"}
 
 
 def _address(endpoint: Endpoint | Source) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .name_table import Key, NameTable
@@ -33,6 +34,8 @@ class Names:
         # Per connection: the table's own methods, not a call through this one.
         self.of = self.table.of  # the addresses to connect to, first one first
         self.connected = self.table.connected
+        # Told when a lookup changed a name's addresses (the kernel's table follows).
+        self.on_change: Callable[[], None] | None = None
 
     def plan(self, ruleset: RuleSet) -> None:
         """The names of a rule set just (re)loaded: the address its load found, and every
@@ -63,9 +66,12 @@ class Names:
             addresses, error = tuple(dict.fromkeys(str(entry[4][0]) for entry in found)), None
         except (OSError, UnicodeError) as problem:
             addresses, error = (), str(problem)
+        before = self.table.addresses.get(key)
         line = self.table.settled(key, addresses, error)
         if line is not None:
             say(line)
+        if self.on_change is not None and self.table.addresses.get(key) != before:
+            self.on_change()
         if every and key in self.table.addresses:
             self._timers[key] = self.loop.call_later(every, self.look_up, key)
 

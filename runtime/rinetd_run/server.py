@@ -22,15 +22,13 @@ from typing import TypeVar
 from . import logline
 from .acceptor import Acceptor
 from .budget import Budget
-from .conntrack import ConntrackLog
 from .context import Binding, Context
 from .counters import Counters, counting
 from .deadline_timer import DeadlineTimer
 from .document import load
-from .kernel_choice import kernel_rules
-from .kernel_log import KernelLog
-from .kernel_plane import KernelError, KernelPlane
-from .kernel_table import FAMILY, NAME, KernelRule, kernel_rule
+from .kernel_plane import KernelError
+from .kernel_side import KernelSide
+from .kernel_table import KernelRule
 from .logger import LogWriter
 from .logline import Event
 from .lookup import first_address
@@ -117,6 +115,11 @@ def _load_and_plan(path: str, current: tuple[Key, ...]) -> tuple[RuleSet, Reload
 _RELOADER = ThreadPoolExecutor(1, thread_name_prefix="rinetd-reload")
 
 
+def _in_the_reload_thread(work: Callable[[], T]) -> asyncio.Future[T]:
+    """``work`` in the reload thread, after whatever is there before it."""
+    return asyncio.get_running_loop().run_in_executor(_RELOADER, work)
+
+
 async def _off_the_loop(
     work: Callable[[str, tuple[Key, ...]], tuple[RuleSet, ReloadPlan]],
     path: str,
@@ -155,13 +158,6 @@ class Server:
         dataplane: str | None = None,
     ) -> None:
         self.path = path
-        # `--dataplane` over the rule set's statement; with --workers, worker 0 alone
-        # owns the kernel's table (one table for the host).
-        self.dataplane = dataplane
-        self.kernel = KernelPlane() if worker == 0 else None
-        self.kernel_log = KernelLog()  # the rules' numbers in the table, and its flows
-        self.conntrack: ConntrackLog | None = None  # while kernel rules are logged
-        self.kernel_logged = False
         self.reuse_port = reuse_port
         self.worker = worker
         self.ruleset = ruleset
@@ -183,10 +179,17 @@ class Server:
         )
         self._count_with(ruleset)
         self.listeners: dict[Key, _Listener] = {}
+        # `--dataplane` over the rule set's statement; with --workers, worker 0 alone
+        # owns the kernel's table (one table for the host).
+        self.kernel = (
+            KernelSide(dataplane, self.context.names, self._log, _in_the_reload_thread)
+            if worker == 0
+            else None
+        )
 
     def _page(self) -> Callable[[], str]:
-        if self.conntrack is not None:
-            self.counters.kernel_events_lost = self.conntrack.lost
+        if self.kernel is not None:
+            self.counters.kernel_events_lost = self.kernel.lost
         return functools.partial(page, self.counters.snapshot())
 
     def _count_with(self, ruleset: RuleSet) -> None:
@@ -215,63 +218,27 @@ class Server:
             context = self.context
             context.budget.base = max(held - 2 * context.tcp_links - context.udp_sessions, 0)
 
-    def _kernel_rules(self, ruleset: RuleSet) -> tuple[KernelRule, ...]:
-        """The rules this process hands to nftables (none if it owns no table)."""
+    async def _kernel_checked(self, ruleset: RuleSet) -> tuple[KernelRule, ...]:
+        """The kernel's rules of ``ruleset`` (none if this process owns no table), chosen
+        in the reload thread and checked by nft; BindError if nft would not load them."""
         if self.kernel is None:
             return ()
-        chosen = kernel_rules(ruleset, self._dataplane(ruleset))
-        numbers = self.kernel_log.numbers(chosen)
-        return tuple(kernel_rule(ruleset, rule, n) for n, rule in zip(numbers, chosen, strict=True))
-
-    def _dataplane(self, ruleset: RuleSet) -> str:
-        return self.dataplane or str(ruleset.global_value("dataplane"))
-
-    def _say_dataplane(self, ruleset: RuleSet, kernel: tuple[KernelRule, ...]) -> None:
-        if self.kernel is not None and self._dataplane(ruleset) == "kernel":
-            say(
-                f"dataplane kernel: nftables forwards {len(kernel)} of {len(ruleset.rules)} "
-                f"rules (table {FAMILY} {NAME}); rinetd-run the others"
-            )
-
-    def _kernel_checked(self, ruleset: RuleSet) -> tuple[KernelRule, ...]:
-        """The kernel's rules of ``ruleset``, nft having said it would load their table
-        (KernelError if not); run in the reload thread."""
-        kernel = self._kernel_rules(ruleset)
-        if self.kernel is not None:
-            self.kernel.check(kernel)
-        return kernel
-
-    def _kernel_applied(
-        self, kernel: tuple[KernelRule, ...], logged: bool
-    ) -> tuple[KernelRule, ...]:
-        if self.kernel is not None:
-            self.kernel.apply(kernel, accounting=logged)
-        return kernel
-
-    async def _kernel_swap(self, kernel: tuple[KernelRule, ...], ruleset: RuleSet) -> None:
-        """Load the table for ``kernel``: conntrack's events are read from before it
-        loads while its connections are logged (none missed), and no longer after; if
-        nft refuses, as they were."""
-        # Logged or counted: the log lines and the metrics both come from the events.
-        logged = bool(kernel) and (ruleset.logfile is not None or ruleset.metrics is not None)
-        if logged and self.conntrack is None:
-            try:
-                self.conntrack = ConntrackLog(self.kernel_log, self._log)
-            except OSError as error:
-                raise BindError(f"cannot read conntrack's events: {error.strerror}") from None
-        was_logged, self.kernel_logged = self.kernel_logged, False
         try:
-            apply = functools.partial(self._kernel_applied, logged=logged)
-            await self._in_reload_thread(apply, kernel)
-            self.kernel_logged = logged
-            self.counters.kernel_rules = len(kernel)
-        except BindError:
-            self.kernel_logged = was_logged
-            raise
-        finally:
-            if self.conntrack is not None and not self.kernel_logged:
-                self.conntrack.close()
-                self.conntrack = None
+            kernel = await _in_the_reload_thread(functools.partial(self.kernel.checked, ruleset))
+        except KernelError as error:
+            raise BindError(f"cannot load the kernel data plane's table: {error}") from None
+        self.kernel.say_how_many(ruleset, kernel)
+        return kernel
+
+    async def _kernel_load(self, kernel: tuple[KernelRule, ...], ruleset: RuleSet) -> None:
+        """The table for ``kernel`` loaded; BindError (the old one stays) if it cannot be."""
+        if self.kernel is None:
+            return
+        try:
+            await self.kernel.load(kernel, ruleset)
+        except KernelError as error:
+            raise BindError(f"cannot load the kernel data plane's table: {error}") from None
+        self.counters.kernel_rules = len(kernel)
 
     def _log(self, event: Event) -> None:
         self.context.log(event)
@@ -283,9 +250,8 @@ class Server:
         opened = self._open(plan.open, self.ruleset)
         try:
             self.metrics.commit(await self._prepare_metrics(self.ruleset))
-            kernel = self._kernel_rules(self.ruleset)
-            self._say_dataplane(self.ruleset, kernel)
-            await self._kernel_swap(kernel, self.ruleset)
+            kernel = await self._kernel_checked(self.ruleset)
+            await self._kernel_load(kernel, self.ruleset)
         except BindError:
             self._discard(opened, None)
             raise
@@ -351,8 +317,7 @@ class Server:
             ruleset, plan = await _off_the_loop(_load_and_plan, self.path, tuple(self.listeners))
             opened = self._open(plan.open, ruleset)
             move = await self._prepare_metrics(ruleset)
-            kernel = await self._in_reload_thread(self._kernel_checked, ruleset)
-            self._say_dataplane(ruleset, kernel)
+            kernel = await self._kernel_checked(ruleset)
         except (RuleSetError, BindError) as error:
             self._discard(opened, move)
             await agree(False)
@@ -361,7 +326,7 @@ class Server:
             self._discard(opened, move)
             return self._failed("another worker could not apply it")
         try:  # checked above; the old table stays if nft still refuses it
-            await self._kernel_swap(kernel, ruleset)
+            await self._kernel_load(kernel, ruleset)
         except BindError as error:
             self._discard(opened, move)
             return self._failed(str(error))
@@ -383,17 +348,6 @@ class Server:
         message = f"reloaded: forwarding {len(ruleset.rules)} rules"
         say(message)
         return Outcome(True, message)
-
-    @staticmethod
-    async def _in_reload_thread(
-        work: Callable[[T], tuple[KernelRule, ...]], argument: T
-    ) -> tuple[KernelRule, ...]:
-        """The kernel's part of a start or reload (choosing rules, ``nft``) in the reload
-        thread, forwarding going on meanwhile; nft's refusal as a BindError."""
-        try:
-            return await asyncio.get_running_loop().run_in_executor(_RELOADER, work, argument)
-        except KernelError as error:
-            raise BindError(f"cannot load the kernel data plane's table: {error}") from None
 
     def _discard(self, opened: dict[Key, _Listener], move: Move | None) -> None:
         for listener in opened.values():
@@ -419,10 +373,7 @@ class Server:
         take new connections, and connections it forwarded have no grace.
         """
         if self.kernel is not None:
-            self.kernel.remove()
-        if self.conntrack is not None:
-            self.conntrack.close()  # its open flows' done lines, before the log closes
-            self.conntrack = None
+            self.kernel.stop()
         for listener in self.listeners.values():
             listener.close()
         deadline = asyncio.get_running_loop().time() + grace

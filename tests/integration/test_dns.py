@@ -208,3 +208,31 @@ def test_three_failed_connects_in_a_row_look_the_name_up_again(
         wait_until(lambda: _reached(net, 9504) == SERVED[1], f"{NAME} looked up again", 5)
     finally:
         daemon.stop()
+
+
+def _kernel_table(net: Topology) -> str:
+    shown = net.command("fw", ["nft", "list", "table", "inet", "rinetd_run"])
+    return subprocess.run(shown, capture_output=True, text=True, check=False).stdout
+
+
+def test_the_kernel_s_table_follows_the_name(
+    dns: NameServer, request: pytest.FixtureRequest
+) -> None:
+    net = dns.net
+    dns.answer(f"{SERVED[0]} {NAME}\n")
+    config = f"dataplane kernel\n0 9510 {NAME} {HELLO} [dns-refresh=1]\n"
+    daemon = start_ours(net, config, request.node.name, "--no-resolve")
+    try:
+        assert _reached(net, 9510) == SERVED[0]
+        assert f"dnat ip to {SERVED[0]}:{HELLO}" in _kernel_table(net)
+        dns.answer(f"{SERVED[1]} {NAME}\n")
+        wait_until(lambda: _reached(net, 9510) == SERVED[1], "the table's new address", 5)
+        table = _kernel_table(net)
+        assert f"dnat ip to {SERVED[1]}:{HELLO}" in table and SERVED[0] not in table
+        daemon.wait_for_stderr("dataplane kernel: the table follows dns-refresh: line 2 to")
+        # Forwarded by the kernel, not by rinetd-run's listener.
+        shown = net.run("fw", ["ss", "-Htn", "state", "established", "( sport = :9510 )"])
+        assert shown.stdout.strip() == ""
+    finally:
+        daemon.stop()
+    assert _kernel_table(net) == ""

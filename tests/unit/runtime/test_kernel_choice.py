@@ -42,6 +42,7 @@ def _reason(text: str) -> str | None:
         "0.0.0.0 80 backend.example 80\n",  # known once resolved
         "logfile /var/log/r.log\nlogjson\n0 80 10.0.0.2 80\n",  # lines from conntrack
         "metrics 127.0.0.1 9100\n0 80 10.0.0.2 80\n",  # counted from conntrack too
+        "0 80 backend.example 80 [dns-refresh=60]\n",  # the table follows the name
     ],
 )
 def test_rules_the_kernel_forwards_as_rinetd_run_would(text: str) -> None:
@@ -56,7 +57,6 @@ def test_rules_the_kernel_forwards_as_rinetd_run_would(text: str) -> None:
         ("0 80 10.0.0.2 80 [idle-timeout=60]\n", "idle-timeout=60 is not in the kernel table yet"),
         ("connect-timeout 5\n0 80 10.0.0.2 80\n", "connect-timeout=5 is not in the kernel"),
         ("0 80 10.0.0.2 80 [max-connections=9]\n", "max-connections=9 is not in the kernel"),
-        ("0 80 10.0.0.2 80 [dns-refresh=60]\n", "dns-refresh=60 is not in the kernel"),
         ("0 53/udp 10.0.0.2 53/udp [timeout=30]\n", "timeout=30 is not in the kernel"),
         ("127.0.0.1 80 10.0.0.2 80\n", "a loopback bind address"),
         ("0.0.0.0 80 127.0.0.1 80\n", "a loopback connect address"),
@@ -83,12 +83,12 @@ def test_only_dataplane_kernel_hands_rules_to_the_kernel() -> None:
 
 
 def test_the_compiled_rule_set_records_each_reason_and_reads_it_back() -> None:
-    ruleset = _ruleset("dataplane kernel\n0 80 10.0.0.2 80\n0 81 10.0.0.2 81 [dns-refresh=5]\n")
+    ruleset = _ruleset("dataplane kernel\n0 80 10.0.0.2 80\n0 81 10.0.0.2 81 [idle-timeout=5]\n")
     sealed = seal(ruleset)
     document = json.loads(sealed)
     assert document["version"] == 3
     assert [rule["user_space"] for rule in document["rules"]] == [
         None,
-        "dns-refresh=5 is not in the kernel table yet",
+        "idle-timeout=5 is not in the kernel table yet",
     ]
     assert read(sealed).rules == ruleset.rules
