@@ -90,6 +90,11 @@ class Context:
             self.log(link.event(logline.DENIED if found == "denied" else logline.NOT_ALLOWED))
             return None
         if binding.counting:
+            if binding.kernel_limited:
+                # Allowed, yet not DNAT'd: the table's count of the rule's connections
+                # refused it (every other client of the rule is forwarded by the kernel).
+                self.log(link.event(logline.LIMIT_EXCEEDED))
+                return None
             options, limits = binding.options, binding.limits
             key = client_key(client)
             if not limits.admits(key, options.max_connections, options.max_connections_per_client):
@@ -111,6 +116,9 @@ class Binding:
     options: Effective
     limits: RuleLimits = field(default_factory=RuleLimits)
     counting: bool = field(init=False, default=False)  # a TCP rule with a limit
+    # dataplane kernel counts this rule's connections: a client reaching the listener
+    # was refused by the table's limits.
+    kernel_limited: bool = field(init=False, default=False)
     ended: Callable[[Link], None] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

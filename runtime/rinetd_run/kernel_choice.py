@@ -25,6 +25,10 @@ __all__ = ["kernel_rules", "user_space_reason"]
 # and dns-refresh moves the table's DNAT to the name's new first address; any other
 # value of an option (but these) is not in the table yet.
 _ANY_VALUE = {"keepalive", "dataplane", "dns-refresh"}
+# Counted by nftables (ct count): over one, a client is not DNAT'd and rinetd-run's
+# listener refuses it; so every client that reaches the listener must come through the
+# table, which a loopback client of a wildcard bind does not.
+_LIMITS = {"max-connections", "max-connections-per-client"}
 
 
 def _address(endpoint: Endpoint | Source) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -47,8 +51,15 @@ def _option_reason(ruleset: RuleSet, rule: Rule) -> str | None:
         if option.name in _ANY_VALUE or not applies(option.name, rule.bind.protocol):
             continue
         value = getattr(options, option.field)
-        if value != option.default:
+        if value == option.default:
+            continue
+        if option.name not in _LIMITS:
             return f"{option.name}={value} is not in the kernel table yet"
+        if _address(rule.bind) == ipaddress.IPv4Address(0):
+            return (
+                f"{option.name}={value} on a 0.0.0.0 bind: the kernel would not count "
+                "clients on the host that connect to 127.0.0.1"
+            )
     if rule.bind.protocol == "udp" and rule.timeout != DEFAULT_TIMEOUT:
         return f"timeout={rule.timeout} is not in the kernel table yet"
     return None

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .kernel_patterns import Term, ipv4_terms
-from .ruleset import Rule, RuleSet
+from .ruleset import Rule, RuleSet, effective
 
 __all__ = ["FAMILY", "MARK", "MASK", "NAME", "KernelRule", "kernel_rule", "render"]
 
@@ -46,6 +46,8 @@ class KernelRule:
     denies: tuple[str, ...]  # global and the rule's: a match is not DNAT'd
     allows: tuple[tuple[str, ...], ...]  # each non-empty list must have a match
     line: int  # the rule's line, in the chain's comment
+    most: int = 0  # max-connections: open connections the rule DNATs at most (0: none)
+    most_per_client: int = 0  # max-connections-per-client
 
 
 def kernel_rule(ruleset: RuleSet, rule: Rule, number: int) -> KernelRule:
@@ -54,6 +56,7 @@ def kernel_rule(ruleset: RuleSet, rule: Rule, number: int) -> KernelRule:
     connect = rule.connect.address or rule.connect.host
     wildcard = bind in ("0", "0.0.0.0")
     lists = (ruleset.access, rule.access)
+    options = effective(ruleset, rule)
     return KernelRule(
         number=number,
         protocol=rule.bind.protocol,
@@ -70,6 +73,8 @@ def kernel_rule(ruleset: RuleSet, rule: Rule, number: int) -> KernelRule:
             if (patterns := tuple(e.pattern for e in entries if e.kind == "allow"))
         ),
         line=rule.line,
+        most=options.max_connections,
+        most_per_client=options.max_connections_per_client,
     )
 
 
@@ -148,16 +153,30 @@ def _rule_chains(rule: KernelRule) -> list[str]:
         steps.append(f"goto {nat}")
         chains.append(_chain(chain, steps, f"line {rule.line}"))
     mark = MARK | rule.number
-    chains.append(
-        _chain(
-            nat,
-            [
-                f"meta l4proto {rule.protocol} counter ct mark set {mark:#010x} "
-                f"ct event set {_EVENTS} dnat {ip} to {target}:{rule.connect_port}"
-            ],
+    # Over a limit, a connection is not DNAT'd: rinetd-run's listener refuses it and
+    # logs limit-exceeded (``Binding.kernel_limited``).  ct count counts the open ones.
+    limits = []
+    if rule.most_per_client:
+        limits.append(
+            f"add @{chain}_clients {{ {ip} saddr ct count over {rule.most_per_client} }} return"
         )
-    )
+    if rule.most:
+        limits.append(f"ct count over {rule.most} return")
+    nat_steps = [
+        *limits,
+        f"meta l4proto {rule.protocol} counter ct mark set {mark:#010x} "
+        f"ct event set {_EVENTS} dnat {ip} to {target}:{rule.connect_port}",
+    ]
+    chains.append(_chain(nat, nat_steps))
     return chains
+
+
+def _sets(rule: KernelRule) -> list[str]:
+    """The per-client counts of a rule with max-connections-per-client."""
+    if not rule.most_per_client:
+        return []
+    kind = "ipv4_addr" if rule.version == 4 else "ipv6_addr"
+    return [f"  set rule_{rule.number}_clients {{ type {kind}; size 65535; flags dynamic; }}"]
 
 
 def _chain(name: str, statements: Sequence[str], comment: str = "", hook: str = "") -> str:
@@ -200,7 +219,7 @@ def render(rules: Sequence[KernelRule], guard: frozenset[int], comment: str) -> 
         _chain("forward", forward, hook="type filter hook forward priority filter; policy accept;"),
     ]
     for rule in rules:
-        body += _rule_chains(rule)
+        body += _sets(rule) + _rule_chains(rule)
     return (
         f"table {FAMILY} {NAME}\n"
         f"delete table {FAMILY} {NAME}\n"

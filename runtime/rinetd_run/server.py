@@ -26,6 +26,7 @@ from .context import Binding, Context
 from .counters import Counters, counting
 from .deadline_timer import DeadlineTimer
 from .document import load
+from .kernel_choice import kernel_rules
 from .kernel_plane import KernelError
 from .kernel_side import KernelSide
 from .kernel_table import KernelRule
@@ -179,8 +180,8 @@ class Server:
         )
         self._count_with(ruleset)
         self.listeners: dict[Key, _Listener] = {}
-        # `--dataplane` over the rule set's statement; with --workers, worker 0 alone
-        # owns the kernel's table (one table for the host).
+        self.dataplane = dataplane  # `--dataplane`, over the rule set's statement
+        # With --workers, worker 0 alone owns the kernel's table (one for the host).
         self.kernel = (
             KernelSide(dataplane, self.context.names, self._log, _in_the_reload_thread)
             if worker == 0
@@ -240,6 +241,20 @@ class Server:
             raise BindError(f"cannot load the kernel data plane's table: {error}") from None
         self.counters.kernel_rules = len(kernel)
 
+    def _mark_kernel_limited(self, ruleset: RuleSet) -> None:
+        """The listeners of kernel rules with limits refuse whoever reaches them (the
+        table refused them): after the listeners took the rule set's rules.  Every
+        worker decides it (the same pure choice), since each takes its share of them."""
+        dataplane = self.dataplane or str(ruleset.global_value("dataplane"))
+        limited = set()
+        for rule in kernel_rules(ruleset, dataplane):
+            options = effective(ruleset, rule)
+            if options.max_connections or options.max_connections_per_client:
+                limited.add(rule.listener)
+        for listener in self.listeners.values():
+            binding = listener.binding
+            binding.kernel_limited = binding.rule.listener in limited
+
     def _log(self, event: Event) -> None:
         self.context.log(event)
 
@@ -257,6 +272,7 @@ class Server:
             raise
         await self._start(opened)
         self.listeners = opened
+        self._mark_kernel_limited(self.ruleset)
         self.context.names.plan(self.ruleset)
         self._count_base()
         # What start made lives long (no connection exists yet, so no cycle is frozen
@@ -337,6 +353,7 @@ class Server:
         for key, rule in plan.keep.items():
             self.listeners[key].serve(rule, ruleset)
         self.listeners.update(opened)
+        self._mark_kernel_limited(ruleset)
         self.ruleset = ruleset
         self.context.global_access = ruleset.access
         self.context.max_connections = ruleset.max_connections

@@ -192,3 +192,47 @@ def test_events_the_kernel_drops_are_counted_and_said(net: Topology) -> None:
         assert page[done + 'result="opened"}'] >= 15
     finally:
         daemon.stop()
+
+
+LIMITED = f"""\
+dataplane kernel
+logfile LOG
+{C1_FW} 8140 10.62.0.2 {ECHO} [max-connections-per-client=2]
+{C1_FW} 8141 10.62.0.2 {ECHO} [max-connections=1]
+"""
+
+
+def _hold(net: Topology, role: str, port: int) -> subprocess.Popen[bytes]:
+    held = net.spawn(role, ["python3", "-c", _HOLD, C1_FW, str(port)], stdout=subprocess.PIPE)
+    assert held.stdout is not None and held.stdout.readline().strip() == b"open"
+    return held
+
+
+def _echoes(net: Topology, role: str, port: int) -> bool:
+    done = agent(net, role, "echo-client", "--host", C1_FW, "--port", str(port), "--size", "10")
+    return bool(done["error"] is None and done.get("intact"))
+
+
+def test_limits_are_counted_by_the_table_and_refused_by_rinetd_run(net: Topology) -> None:
+    daemon = _start(net, LIMITED, "kernel-limits")
+    held: list[subprocess.Popen[bytes]] = []
+    try:
+        table = net.run("fw", ["nft", "list", "table", "inet", "rinetd_run"]).stdout
+        assert "ct count over 2" in table and "ct count over 1" in table
+        held += [_hold(net, "c1", 8140), _hold(net, "c1", 8140)]
+        assert not _echoes(net, "c1", 8140)  # a third from c1: over its limit
+        assert _echoes(net, "c2", 8140)  # another client has its own count
+        net.stop(held.pop())
+        time.sleep(0.5)
+        assert _echoes(net, "c1", 8140)  # the count follows what is open
+        held.append(_hold(net, "c2", 8141))
+        assert not _echoes(net, "c1", 8141)  # the rule's one connection is taken
+        refused = [line for line in daemon.log_lines(0) if line.rstrip().endswith("exceeded")]
+        assert [line.split("\t")[1:4] for line in refused] == [
+            ["10.61.4.10", C1_FW, "8140"],
+            ["10.61.4.10", C1_FW, "8141"],
+        ]
+    finally:
+        for each in held:
+            net.stop(each)
+        daemon.stop()

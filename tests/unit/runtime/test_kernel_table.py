@@ -63,3 +63,16 @@ def test_src_masquerade_and_the_forward_guard() -> None:
     assert "meta nfproto ipv6 drop" not in script
     unguarded = render(rules, frozenset(), "c")
     assert "drop" not in unguarded
+
+
+def test_limits_are_counted_before_the_dnat_and_a_client_over_one_is_not_dnat_d() -> None:
+    script = render([_rule(bind="10.0.0.1", most=9, most_per_client=2)], frozenset(), "c")
+    assert "  set rule_1_clients { type ipv4_addr; size 65535; flags dynamic; }" in script
+    nat = script[script.index("chain rule_1_nat") :]
+    per_client = nat.index("add @rule_1_clients { ip saddr ct count over 2 } return")
+    total = nat.index("ct count over 9 return")
+    assert per_client < total < nat.index("dnat ip to")
+    assert "ct count" not in render([_rule()], frozenset(), "c")
+    six = render([_rule(version=6, bind="fd00::1", connect="fd00::2", most_per_client=1)],
+                 frozenset(), "c")  # fmt: skip
+    assert "type ipv6_addr" in six and "ip6 saddr ct count over 1" in six
