@@ -45,8 +45,8 @@ _F_REQUEST, _F_CREATE = 0x1, 0x400
 _NESTED, _TYPE_MASK = 0x8000, 0x3FFF
 
 # Attribute numbers.
-_TUPLE_ORIG, _TUPLE_REPLY, _PROTOINFO, _MARK, _COUNTERS_ORIG, _COUNTERS_REPLY, _ID = (
-    1, 2, 4, 8, 9, 10, 12,
+_TUPLE_ORIG, _TUPLE_REPLY, _PROTOINFO, _TIMEOUT, _MARK, _COUNTERS_ORIG, _COUNTERS_REPLY, _ID = (
+    1, 2, 4, 7, 8, 9, 10, 12,
 )  # fmt: skip
 _TUPLE_IP, _TUPLE_PROTO = 1, 2
 _IP: dict[int, tuple[int, int]] = {
@@ -74,6 +74,7 @@ class Flow(NamedTuple):
     bytes_to_client: int | None
     state: int | None  # TCP's conntrack state, when the message says it
     closed_first: str | None  # "client" or "backend": who sent the first FIN, if known
+    timeout: int | None = None  # seconds before conntrack forgets it, when said
 
     @property
     def ended(self) -> bool:
@@ -160,6 +161,7 @@ def _flow(kind: str, family: int, body: bytes) -> Flow | None:
         bytes_to_client=_bytes(parts.get(_COUNTERS_REPLY)),
         state=state,
         closed_first=closed_first,
+        timeout=_number(parts.get(_TIMEOUT)),
     )
 
 

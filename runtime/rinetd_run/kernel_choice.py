@@ -6,9 +6,9 @@ resolved.  Pure: no I/O.
 
 What the kernel does differently even for a rule it takes (the client's own connect
 timeout instead of ``connect-timeout``, the endpoints' own keepalive, conntrack's
-UDP timeouts and table size instead of ``timeout=`` and ``max-udp-connections``) is
-said in the README; an option set to anything but its default keeps the rule in user
-space until the table has its equivalent.
+table size instead of ``max-udp-connections``) is said in the README; an option set
+to anything but its default keeps the rule in user space until the table has its
+equivalent.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import ipaddress
 
 from .kernel_patterns import ipv4_terms
 from .options import BY_NAME, applies
-from .ruleset import DEFAULT_TIMEOUT, Endpoint, Rule, RuleSet, Source, effective
+from .ruleset import Endpoint, Rule, RuleSet, Source, effective
 
 __all__ = ["kernel_rules", "user_space_reason"]
 
@@ -60,8 +60,6 @@ def _option_reason(ruleset: RuleSet, rule: Rule) -> str | None:
                 f"{option.name}={value} on a 0.0.0.0 bind: the kernel would not count "
                 "clients on the host that connect to 127.0.0.1"
             )
-    if rule.bind.protocol == "udp" and rule.timeout != DEFAULT_TIMEOUT:
-        return f"timeout={rule.timeout} is not in the kernel table yet"
     return None
 
 

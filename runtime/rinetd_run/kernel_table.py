@@ -48,6 +48,7 @@ class KernelRule:
     line: int  # the rule's line, in the chain's comment
     most: int = 0  # max-connections: open connections the rule DNATs at most (0: none)
     most_per_client: int = 0  # max-connections-per-client
+    timeout: int = 0  # a UDP rule's session timeout (seconds idle); 0 for TCP
 
 
 def kernel_rule(ruleset: RuleSet, rule: Rule, number: int) -> KernelRule:
@@ -75,6 +76,7 @@ def kernel_rule(ruleset: RuleSet, rule: Rule, number: int) -> KernelRule:
         line=rule.line,
         most=options.max_connections,
         most_per_client=options.max_connections_per_client,
+        timeout=rule.timeout if rule.bind.protocol == "udp" else 0,
     )
 
 
@@ -162,13 +164,33 @@ def _rule_chains(rule: KernelRule) -> list[str]:
         )
     if rule.most:
         limits.append(f"ct count over {rule.most} return")
+    # A UDP session ends after `timeout=` seconds without a datagram either way, as in
+    # user space: conntrack's timeout policy for the flow (not its 30 s / 120 s).
+    timeout = f'ct timeout set "{_timeout_name(rule)}" ' if rule.timeout else ""
     nat_steps = [
         *limits,
         f"meta l4proto {rule.protocol} counter ct mark set {mark:#010x} "
-        f"ct event set {_EVENTS} dnat {ip} to {target}:{rule.connect_port}",
+        f"ct event set {_EVENTS} {timeout}dnat {ip} to {target}:{rule.connect_port}",
     ]
     chains.append(_chain(nat, nat_steps))
     return chains
+
+
+def _timeout_name(rule: KernelRule) -> str:
+    return f"udp_ipv{rule.version}_{rule.timeout}s"
+
+
+def _timeouts(rules: Sequence[KernelRule]) -> list[str]:
+    """One conntrack timeout policy per UDP session timeout and IP version in use."""
+    policies = {}
+    for rule in rules:
+        if rule.timeout:
+            l3 = "ip" if rule.version == 4 else "ip6"
+            policies[_timeout_name(rule)] = (
+                f"  ct timeout {_timeout_name(rule)} {{ protocol udp; l3proto {l3}; "
+                f"policy = {{ unreplied: {rule.timeout}, replied: {rule.timeout} }}; }}"
+            )
+    return [policies[name] for name in sorted(policies)]
 
 
 def _sets(rule: KernelRule) -> list[str]:
@@ -207,6 +229,7 @@ def render(rules: Sequence[KernelRule], guard: frozenset[int], comment: str) -> 
     forward = [f"{ours} accept"] + [f"meta nfproto ipv{version} drop" for version in sorted(guard)]
     body = [
         f'  comment "{comment}"',
+        *_timeouts(rules),
         _chain(
             "prerouting", jumps, hook="type nat hook prerouting priority dstnat; policy accept;"
         ),

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.helpers import compile_config
+from tests.helpers import ROOT, compile_config
 from tests.integration.conftest import ECHO, HTTP, UDP_ECHO
 from tests.integration.daemons import Daemon, agent
 from tests.integration.test_kernel import _HOLD, C1_FW, C1_FW6, C2_FW, _start, _table
@@ -235,4 +236,43 @@ def test_limits_are_counted_by_the_table_and_refused_by_rinetd_run(net: Topology
     finally:
         for each in held:
             net.stop(each)
+        daemon.stop()
+
+
+_ASK = """
+import socket, sys
+from rinetd_run.conntrack_messages import Flow, answer, counters_request
+client, port, bind = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+flow = Flow("update", 0, 0, socket.AF_INET, 17, client, port, bind, 8150, None, None, None, None)
+asker = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)
+asker.bind((0, 0))
+asker.send(counters_request(flow, 1))
+asker.settimeout(2)
+found = answer(asker.recv(65536))
+print(found.timeout if found else "gone")
+"""
+
+
+def test_a_udp_session_ends_after_the_rule_s_timeout(net: Topology) -> None:
+    rule = f"0 8150/udp 10.62.0.2 {UDP_ECHO}/udp [timeout=2]"
+    config = f"dataplane kernel\nlogfile LOG\nlogjson\n{rule}\n"
+    daemon = _start(net, config, "kernel-udp-timeout")
+    try:
+        table = net.run("fw", ["nft", "list", "table", "inet", "rinetd_run"]).stdout
+        assert 'ct timeout set "udp_ipv4_2s"' in table
+        sent = agent(net, "c1", "udp-client", "--host", C1_FW, "--port", "8150", "--size", "64")
+        assert sent["intact"]
+        (opened,) = (json.loads(line) for line in daemon.log_lines(1))
+        ask = ["env", f"PYTHONPATH={ROOT / 'runtime'}", sys.executable, "-c", _ASK]
+        ask += [opened["client"], str(opened["client_port"]), C1_FW]
+        # Conntrack forgets it after the rule's 2 s, not its own 30 s ...
+        assert int(net.run("fw", ask).stdout) <= 2
+        time.sleep(3)
+        # ... and, asked about it after that, reaps it at once (its garbage collection
+        # would find it within a minute): the done line follows.
+        assert net.run("fw", ask).stdout.strip() == "gone"
+        done = json.loads(daemon.log_lines(2, timeout=10)[1])
+        assert done["result"] == "done-remote-closed"
+        assert done["bytes_from_client"] >= 64 and done["bytes_to_client"] >= 64
+    finally:
         daemon.stop()

@@ -43,6 +43,7 @@ def test_the_kernel_s_answer_reads_as_the_flow_it_is() -> None:
     assert (flow.bytes_from_client, flow.bytes_to_client) == (1320, 1216)
     assert flow.ended and flow.closed_first == "client"
     assert flow.id == 0xC40AC944
+    assert flow.timeout == 118  # of TIME_WAIT's 120 s
 
 
 def test_the_same_message_as_an_event_has_its_kind_from_type_and_flags() -> None:

@@ -76,3 +76,18 @@ def test_limits_are_counted_before_the_dnat_and_a_client_over_one_is_not_dnat_d(
     six = render([_rule(version=6, bind="fd00::1", connect="fd00::2", most_per_client=1)],
                  frozenset(), "c")  # fmt: skip
     assert "type ipv6_addr" in six and "ip6 saddr ct count over 1" in six
+
+
+def test_a_udp_rule_s_sessions_end_after_its_timeout_as_in_user_space() -> None:
+    rules = [
+        _rule(1, protocol="udp", timeout=72),
+        _rule(2, protocol="udp", timeout=72, port=54),
+        _rule(3, protocol="udp", timeout=5, port=55),
+        _rule(4),  # TCP: conntrack's own
+    ]
+    script = render(rules, frozenset(), "c")
+    policy = "ct timeout udp_ipv4_72s { protocol udp; l3proto ip; "
+    assert script.count(policy) == 1  # one policy per timeout
+    assert "policy = { unreplied: 5, replied: 5 }" in script
+    assert script.count('ct timeout set "udp_ipv4_72s"') == 2
+    assert script.count("ct timeout set") == 3
