@@ -276,3 +276,39 @@ def test_a_udp_session_ends_after_the_rule_s_timeout(net: Topology) -> None:
         assert done["bytes_from_client"] >= 64 and done["bytes_to_client"] >= 64
     finally:
         daemon.stop()
+
+
+def test_with_workers_one_table_one_log_and_every_worker_refuses_over_a_limit(
+    net: Topology,
+) -> None:
+    config = LIMITED.replace("logfile LOG\n", "logfile LOG\nlogjson\n")
+    daemon = _start(net, config, "kernel-workers", "--workers", "2")
+    held: list[subprocess.Popen[bytes]] = []
+    try:
+        daemon.wait_for_stderr("dataplane kernel: nftables forwards 2 of 2 rules")
+        held.append(_hold(net, "c2", 8141))
+        # Over the limit, many times: the kernel gives the connections to the two
+        # workers' listeners in turn (SO_REUSEPORT); each refuses them.
+        assert not any(_echoes(net, "c1", 8141) for _ in range(6))
+        assert _echoes(net, "c1", 8140)
+        net.stop(held.pop())
+        lines = [json.loads(line) for line in daemon.log_lines(0)]
+        refused = [line for line in lines if line["result"] == "limit-exceeded"]
+        assert len(refused) == 6
+        # One line each for the kernel's connections (worker 0 reads conntrack).
+        echo = [line for line in lines if line["bind_port"] == 8140]
+        assert [line["result"] for line in echo] == ["opened", "done-remote-closed"]
+        compile_config(config.replace("8140", "8142"), daemon.workdir)
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_for_stderr("reloaded: forwarding", count=2)
+        assert _echoes(net, "c1", 8142)
+        assert (
+            "tcp dport 8142" in net.run("fw", ["nft", "list", "table", "inet", "rinetd_run"]).stdout
+        )
+        said = [line for line in daemon.errors if "dataplane kernel: nftables" in line]
+        assert len(said) == 2  # at start and at the reload: worker 0 alone owns the table
+    finally:
+        for each in held:
+            net.stop(each)
+        daemon.stop()
+    assert _table(net) is None
