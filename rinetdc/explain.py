@@ -27,6 +27,8 @@ def _verdict(ruleset: RuleSet, rule: Rule, dataplane: str) -> str:
     if names:
         verb = "resolves to an address" if len(names) == 1 else "resolve to addresses"
         return f"kernel, once {' and '.join(names)} {verb} the kernel takes"
+    if (rule.bind.address or rule.bind.host) == "::":
+        return "kernel for IPv6 clients; IPv4 clients by rinetd-run"
     return "kernel"
 
 

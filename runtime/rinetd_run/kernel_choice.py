@@ -55,10 +55,12 @@ def _option_reason(ruleset: RuleSet, rule: Rule) -> str | None:
             continue
         if option.name not in _LIMITS:
             return f"{option.name}={value} is not in the kernel table yet"
-        if _address(rule.bind) == ipaddress.IPv4Address(0):
+        bind = _address(rule.bind)
+        if bind is not None and int(bind) == 0:  # 0.0.0.0 or ::
             return (
-                f"{option.name}={value} on a 0.0.0.0 bind: the kernel would not count "
-                "clients on the host that connect to 127.0.0.1"
+                f"{option.name}={value} on a {rule.bind.host} bind: the kernel would not "
+                "count clients that reach rinetd-run's listener (on the host to a loopback "
+                "address, or IPv4 clients of ::)"
             )
     return None
 
@@ -66,13 +68,13 @@ def _option_reason(ruleset: RuleSet, rule: Rule) -> str | None:
 def _address_reason(rule: Rule) -> str | None:
     bind, connect = _address(rule.bind), _address(rule.connect)
     source = _address(rule.src) if rule.src is not None else None
-    if bind is not None and bind.version == 6 and bind == ipaddress.IPv6Address(0):
-        return "a :: bind takes IPv4 and IPv6 clients: the kernel cannot send both to one backend"
     for name, address in (("bind", bind), ("connect", connect), ("src", source)):
         if address is not None and address.is_loopback:
             return f"a loopback {name} address: the kernel routes 127.0.0.0/8 and ::1 on lo only"
     if bind is not None and connect is not None and bind.version != connect.version:
         return "the bind and connect addresses are of different IP versions"
+    # A :: bind with an IPv6 backend: the kernel takes its IPv6 clients, rinetd-run's
+    # listener the IPv4 ones (the kernel does not translate between versions).
     if source is not None and connect is not None and source.version != connect.version:
         return "the src and connect addresses are of different IP versions"
     return None

@@ -55,7 +55,7 @@ def kernel_rule(ruleset: RuleSet, rule: Rule, number: int) -> KernelRule:
     """``rule`` (one ``kernel_choice`` takes, resolved) as the table needs it."""
     bind = rule.bind.address or rule.bind.host
     connect = rule.connect.address or rule.connect.host
-    wildcard = bind in ("0", "0.0.0.0")
+    wildcard = bind in ("0", "0.0.0.0", "::")
     lists = (ruleset.access, rule.access)
     options = effective(ruleset, rule)
     return KernelRule(

@@ -276,3 +276,22 @@ def test_kernel_cleanup_undoes_what_a_killed_run_left(
     finally:
         for path in FORWARDING:
             net.run("fw", ["sh", "-c", f"echo 0 > {path}"])
+
+
+def test_a_wildcard_ipv6_bind_s_ipv6_clients_are_the_kernel_s_its_ipv4_ones_rinetd_run_s(
+    net: Topology, request: pytest.FixtureRequest
+) -> None:
+    daemon = _start(net, f"dataplane kernel\n:: 8107 fd62::2 {ECHO}\n", request.node.name)
+    try:
+        assert _echo(net, "c1", C1_FW6, 8107) and _echo(net, "c1", C1_FW, 8107)
+        for address, ours in ((C1_FW6, 0), (C1_FW, 1)):
+            held = net.spawn(
+                "c1", ["python3", "-c", _HOLD, address, "8107"], stdout=subprocess.PIPE
+            )
+            try:
+                assert held.stdout is not None and held.stdout.readline().strip() == b"open"
+                assert _sockets(net, 8107) == ours, address  # rinetd-run's, or none
+            finally:
+                net.stop(held, signal.SIGKILL)
+    finally:
+        daemon.stop()

@@ -44,6 +44,7 @@ def _reason(text: str) -> str | None:
         "metrics 127.0.0.1 9100\n0 80 10.0.0.2 80\n",  # counted from conntrack too
         "0 80 backend.example 80 [dns-refresh=60]\n",  # the table follows the name
         "0 53/udp 10.0.0.2 53/udp [timeout=30]\n",  # conntrack's timeout policy
+        ":: 80 fd00::2 80\n",  # its IPv6 clients; the IPv4 ones reach rinetd-run
         # Counted by the table; a client over a limit is refused by rinetd-run.
         "10.0.0.1 80 10.0.0.2 80 [max-connections=9, max-connections-per-client=2]\n",
     ],
@@ -59,11 +60,12 @@ def test_rules_the_kernel_forwards_as_rinetd_run_would(text: str) -> None:
         ("0 80 10.0.0.2 80 [proxy-protocol=v2]\n", "proxy-protocol: rinetd-run writes the header"),
         ("0 80 10.0.0.2 80 [idle-timeout=60]\n", "idle-timeout=60 is not in the kernel table yet"),
         ("connect-timeout 5\n0 80 10.0.0.2 80\n", "connect-timeout=5 is not in the kernel"),
-        ("0 80 10.0.0.2 80 [max-connections=9]\n", "max-connections=9 on a 0.0.0.0 bind"),
+        ("0 80 10.0.0.2 80 [max-connections=9]\n", "max-connections=9 on a 0 bind"),
         ("127.0.0.1 80 10.0.0.2 80\n", "a loopback bind address"),
         ("0.0.0.0 80 127.0.0.1 80\n", "a loopback connect address"),
         ("0 80 10.0.0.2 80 [src=127.0.0.1]\n", "a loopback src address"),
-        (":: 80 fd00::2 80\n", "a :: bind takes IPv4 and IPv6 clients"),
+        (":: 80 10.0.0.2 80\n", "the bind and connect addresses are of different IP"),
+        (":: 80 fd00::2 80 [max-connections=3]\n", "max-connections=3 on a :: bind"),
         ("0.0.0.0 80 fd00::2 80\n", "the bind and connect addresses are of different IP versions"),
         ("fd00::1 80 fd00::2 80\nallow fd00::*\n", "access patterns on an IPv6 bind"),
         ("0 80 10.0.0.2 80\nallow *1?2*3?*\n", "access pattern *1?2*3?* needs too many"),
