@@ -29,6 +29,15 @@ _ANY_VALUE = {"keepalive", "dataplane", "dns-refresh"}
 # listener refuses it; so every client that reaches the listener must come through the
 # table, which a loopback client of a wildcard bind does not.
 _LIMITS = {"max-connections", "max-connections-per-client"}
+# Options whose meaning the kernel cannot keep, and why (README: the kernel data plane).
+_WHY_NOT = {
+    "connect-timeout": "the kernel cannot give up a backend connect for the client",
+    "idle-timeout": (
+        "conntrack would forget an idle connection silently; rinetd-run closes both "
+        "sides and logs done-idle-timeout"
+    ),
+    "max-udp-connections": "nftables cannot end a rule's least recently used session",
+}
 
 
 def _address(endpoint: Endpoint | Source) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -54,7 +63,8 @@ def _option_reason(ruleset: RuleSet, rule: Rule) -> str | None:
         if value == option.default:
             continue
         if option.name not in _LIMITS:
-            return f"{option.name}={value} is not in the kernel table yet"
+            why = _WHY_NOT.get(option.name, "not in the kernel table")
+            return f"{option.name}={value}: {why}"
         bind = _address(rule.bind)
         if bind is not None and int(bind) == 0:  # 0.0.0.0 or ::
             return (
@@ -88,7 +98,7 @@ def _access_reason(ruleset: RuleSet, rule: Rule) -> str | None:
     if bind is None:
         return None  # known once resolved
     if bind.version == 6:
-        return "access patterns on an IPv6 bind are not in the kernel table yet"
+        return "access patterns on an IPv6 bind: globs over its text have no exact nftables match"
     for pattern in patterns:
         if ipv4_terms(pattern) is None:
             return f"access pattern {pattern} needs too many nftables matches"

@@ -58,8 +58,8 @@ def test_rules_the_kernel_forwards_as_rinetd_run_would(text: str) -> None:
     [
         ("0.0.0.0 80 10.0.0.2 80/udp\n", "the bind and connect protocols differ"),
         ("0 80 10.0.0.2 80 [proxy-protocol=v2]\n", "proxy-protocol: rinetd-run writes the header"),
-        ("0 80 10.0.0.2 80 [idle-timeout=60]\n", "idle-timeout=60 is not in the kernel table yet"),
-        ("connect-timeout 5\n0 80 10.0.0.2 80\n", "connect-timeout=5 is not in the kernel"),
+        ("0 80 10.0.0.2 80 [idle-timeout=60]\n", "idle-timeout=60: conntrack would forget"),
+        ("connect-timeout 5\n0 80 10.0.0.2 80\n", "connect-timeout=5: the kernel cannot give up"),
         ("0 80 10.0.0.2 80 [max-connections=9]\n", "max-connections=9 on a 0 bind"),
         ("127.0.0.1 80 10.0.0.2 80\n", "a loopback bind address"),
         ("0.0.0.0 80 127.0.0.1 80\n", "a loopback connect address"),
@@ -93,6 +93,7 @@ def test_the_compiled_rule_set_records_each_reason_and_reads_it_back() -> None:
     assert document["version"] == 3
     assert [rule["user_space"] for rule in document["rules"]] == [
         None,
-        "idle-timeout=5 is not in the kernel table yet",
+        "idle-timeout=5: conntrack would forget an idle connection silently; rinetd-run "
+        "closes both sides and logs done-idle-timeout",
     ]
     assert read(sealed).rules == ruleset.rules
