@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from .conntrack_messages import GROUPS, Flow, answer, counters_request, flows
 from .kernel_log import KernelLog
+from .kernel_table import MARK, MASK
 from .logline import Event
 from .say import say
 
@@ -32,6 +33,7 @@ NETLINK_NETFILTER = 12
 BUFFER = 8 << 20  # bytes of events the kernel may queue for us
 BATCH = 256  # datagrams read per wake-up
 SO_RCVBUFFORCE = 33  # not in the socket module's names
+_OURS = (MARK, MASK)
 ASK_AT_CLOSE = 10_000  # ~50 us each
 _SAY_AGAIN = 60.0  # seconds before more lost events are said again
 
@@ -91,7 +93,7 @@ class ConntrackLog:
                     raise
                 self._overrun()
                 continue
-            for flow in flows(data):
+            for flow in flows(data, _OURS):
                 self._take(flow)
 
     def _take(self, flow: Flow) -> None:

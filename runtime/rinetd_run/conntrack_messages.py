@@ -138,19 +138,24 @@ def _bytes(counters: bytes | None) -> int | None:
     return _number(_table(counters).get(_COUNTERS_BYTES)) if counters else None
 
 
-def _flow(kind: str, family: int, body: bytes) -> Flow | None:
+def _flow(kind: str, family: int, body: bytes, ours: tuple[int, int] | None) -> Flow | None:
     if family not in _IP:
         return None
     parts = _table(body)
+    mark = _number(parts.get(_MARK)) or 0
+    state, closed_first = _closed_first(parts.get(_PROTOINFO))
+    if ours is not None and (
+        mark & ours[1] != ours[0] or (kind == UPDATE and state not in (TIME_WAIT, CLOSE))
+    ):
+        return None  # before the costly part: most events of a busy host are not ours
     original = _tuple(parts.get(_TUPLE_ORIG, b""), family)
     if original is None:
         return None
     client, client_port, bind, bind_port, protocol = original
-    state, closed_first = _closed_first(parts.get(_PROTOINFO))
     return Flow(
         kind=kind,
         id=_number(parts.get(_ID)) or 0,
-        mark=_number(parts.get(_MARK)) or 0,
+        mark=mark,
         family=family,
         protocol=protocol,
         client=client,
@@ -176,8 +181,10 @@ def _messages(data: bytes) -> Iterator[tuple[int, int, bytes]]:
         offset += (length + 3) & ~3
 
 
-def flows(data: bytes) -> list[Flow]:
-    """The flows a datagram from conntrack's event groups tells of."""
+def flows(data: bytes, ours: tuple[int, int] | None = None) -> list[Flow]:
+    """The flows a datagram from conntrack's event groups tells of; with ``ours`` (a
+    mark and its mask), only flows with that mark, and of their updates only those
+    that end a TCP flow (what the log reads)."""
     found = []
     for kind, flags, payload in _messages(data):
         if kind >> 8 != _SUBSYSTEM >> 8 or len(payload) < 4:
@@ -188,7 +195,7 @@ def flows(data: bytes) -> list[Flow]:
             what = NEW if flags & _F_CREATE else UPDATE
         else:
             continue
-        flow = _flow(what, payload[0], payload[4:])
+        flow = _flow(what, payload[0], payload[4:], ours)
         if flow is not None:
             found.append(flow)
     return found
@@ -222,5 +229,5 @@ def answer(data: bytes) -> Flow | None:
     for kind, _, payload in _messages(data):
         if kind == _NLMSG_ERROR or kind != _SUBSYSTEM | _MSG_NEW or len(payload) < 4:
             return None
-        return _flow(UPDATE, payload[0], payload[4:])
+        return _flow(UPDATE, payload[0], payload[4:], None)
     return None

@@ -89,3 +89,23 @@ def test_damaged_kernel_messages_never_raise(cut: int, value: int, where: int) -
     damaged[where] = value
     flows(bytes(damaged[:cut]))
     flows(bytes(damaged))
+
+
+def test_with_our_mark_only_our_flows_and_the_updates_that_end_them_are_read() -> None:
+    ours = (0x52520000, 0xFFFF0000)
+    ended = bytearray(KERNEL_ANSWER)  # TIME_WAIT, mark 0x52520007
+    ended[4:6] = (0x100).to_bytes(2, "little")
+    assert len(flows(bytes(ended), ours)) == 1
+    # Not ours: the mark's high half differs.
+    other = bytearray(ended)
+    mark_at = bytes(ended).index(bytes.fromhex("52520007"))
+    other[mark_at : mark_at + 2] = b"\x12\x34"
+    assert flows(bytes(other), ours) == [] and len(flows(bytes(other))) == 1
+    # Ours, an update that does not end it (ESTABLISHED): not read; its NEW is.
+    state_at = bytes(ended).index(bytes.fromhex("0500010007"))  # CTA_PROTOINFO_TCP_STATE
+    established = bytearray(ended)
+    established[state_at + 4] = 3
+    assert flows(bytes(established), ours) == []
+    new = bytearray(established)
+    new[6:8] = (0x600).to_bytes(2, "little")
+    assert [flow.kind for flow in flows(bytes(new), ours)] == [NEW]
