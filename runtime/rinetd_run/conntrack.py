@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import itertools
 import os
 import socket
+import struct
 import time
 from collections.abc import Callable
 
+from .conntrack_filter import program
 from .conntrack_messages import GROUPS, Flow, answer, counters_request, flows
 from .kernel_log import KernelLog
 from .kernel_table import MARK, MASK
@@ -51,6 +54,18 @@ def _drops(inode: int) -> int | None:
     return None
 
 
+SO_ATTACH_FILTER = 26
+
+
+def _only_ours(sock: socket.socket) -> None:
+    """The kernel keeps from ``sock`` every event the log would not read (see
+    ``conntrack_filter``)."""
+    count, code = program(*_OURS)
+    instructions = ctypes.create_string_buffer(code, len(code))
+    sock_fprog = struct.pack("HP", count, ctypes.addressof(instructions))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, sock_fprog)
+
+
 def _netlink() -> socket.socket:
     kind = socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
     return socket.socket(socket.AF_NETLINK, kind, NETLINK_NETFILTER)
@@ -73,6 +88,7 @@ class ConntrackLog:
                 self._events.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, BUFFER)
             except PermissionError:
                 self._events.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, BUFFER)
+            _only_ours(self._events)
             self._events.bind((0, GROUPS))
             self._asker.bind((0, 0))
         except OSError:
