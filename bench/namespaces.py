@@ -221,7 +221,8 @@ def main() -> None:
                 )
                 found, cpu = _churn_cpu(logged.pid, load)
                 record("run kernel", "churn with a log file, requests/s", found["rate"])
-                record("run kernel", "churn with a log file, CPU (us/conn)", sum(cpu))
+                record("run kernel", "churn with a log file, CPU user (us/conn)", cpu[0])
+                record("run kernel", "churn with a log file, CPU system (us/conn)", cpu[1])
             finally:
                 _stop(logged)
             running["run kernel"] = _start(work, "run kernel")
