@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from run import cpu_seconds, install, iperf, process, rinetd_run, wrk
+from run import cpu_seconds, install, iperf, nginx_conf, process, rinetd_run, wrk
 
 PREFIX = f"rbench{os.getpid() % 100000}"
 CLIENT, FORWARDER, BACKEND = (f"{PREFIX}-{role}" for role in ("c", "f", "b"))
@@ -90,25 +90,8 @@ def _nginx_ports() -> list[int]:
 
 
 def _nginx_conf(work: Path) -> Path:
-    conf = work / "nginx.conf"
-    conf.write_text(f"""
-worker_processes 1;
-worker_rlimit_nofile 30000;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log;
-events {{ worker_connections 25000; }}
-http {{
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path {work}; proxy_temp_path {work}; fastcgi_temp_path {work};
-  uwsgi_temp_path {work}; scgi_temp_path {work};
-  server {{
-    {" ".join(f"listen 0.0.0.0:{port} backlog=4096;" for port in _nginx_ports())}
-    location / {{ return 200 "hello\\n"; }}
-  }}
-}}
-""")
-    return conf
+    listens = " ".join(f"listen 0.0.0.0:{port} backlog=4096;" for port in _nginx_ports())
+    return nginx_conf(work, f'  server {{ {listens} location / {{ return 200 "hello\\n"; }} }}')
 
 
 def _wait(port: int, host: str = FRONT) -> None:

@@ -124,7 +124,18 @@ def wait_port(port: int) -> None:
     raise RuntimeError(f"nothing on port {port}")
 
 
-def nginx_conf(work: Path) -> Path:
+def nginx_conf(work: Path, servers: str = "") -> Path:
+    """nginx answering "hello" on ``servers`` (server blocks; by default this bench's
+    two on loopback, the second reading the PROXY protocol)."""
+    servers = (
+        servers
+        or f"""\
+  server {{ listen {HOST}:{PORTS["nginx"]} backlog=4096; location / {{ return 200 "hello\\n"; }} }}
+  server {{
+    listen {HOST}:{PORTS["nginx-proxy"]} backlog=4096 proxy_protocol;
+    location / {{ return 200 "hello\\n"; }}
+  }}"""
+    )
     conf = work / "nginx.conf"
     conf.write_text(f"""
 worker_processes 1;
@@ -137,11 +148,7 @@ http {{
   keepalive_requests 1000000;
   client_body_temp_path {work}; proxy_temp_path {work}; fastcgi_temp_path {work};
   uwsgi_temp_path {work}; scgi_temp_path {work};
-  server {{ listen {HOST}:{PORTS["nginx"]} backlog=4096; location / {{ return 200 "hello\\n"; }} }}
-  server {{
-    listen {HOST}:{PORTS["nginx-proxy"]} backlog=4096 proxy_protocol;
-    location / {{ return 200 "hello\\n"; }}
-  }}
+{servers}
 }}
 """)
     return conf
