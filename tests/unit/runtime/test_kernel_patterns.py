@@ -38,13 +38,13 @@ def _agree(pattern: str, address: str) -> None:
         assert covers(terms, address) == matches(pattern, address), (pattern, address, terms)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(patterns_near())
 def test_patterns_made_from_an_address_agree_with_the_glob(case: tuple[str, str]) -> None:
     _agree(*case)
 
 
-@settings(max_examples=800, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(st.text(pattern_chars, min_size=1, max_size=12), st.lists(addresses, max_size=20))
 def test_any_pattern_agrees_with_the_glob_on_any_address(pattern: str, sample: list[str]) -> None:
     for address in sample:
