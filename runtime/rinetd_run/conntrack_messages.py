@@ -82,18 +82,19 @@ class Flow(NamedTuple):
         return self.state in (TIME_WAIT, CLOSE)
 
 
-def _attributes(data: bytes) -> Iterator[tuple[int, bytes]]:
-    offset = 0
-    while offset + 4 <= len(data):
-        length, kind = _ATTRIBUTE.unpack_from(data, offset)
-        if length < 4 or offset + length > len(data):
-            return
-        yield kind & _TYPE_MASK, data[offset + 4 : offset + length]
-        offset += (length + 3) & ~3
-
-
 def _table(data: bytes) -> dict[int, bytes]:
-    return dict(_attributes(data))
+    """The attributes of one level, by type (a loop, not a generator: this runs about
+    twenty times for each message the log reads)."""
+    found = {}
+    offset, end = 0, len(data)
+    unpack = _ATTRIBUTE.unpack_from
+    while offset + 4 <= end:
+        length, kind = unpack(data, offset)
+        if length < 4 or offset + length > end:
+            break
+        found[kind & _TYPE_MASK] = data[offset + 4 : offset + length]
+        offset += (length + 3) & ~3
+    return found
 
 
 def _number(data: bytes | None) -> int | None:
