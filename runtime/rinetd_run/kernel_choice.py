@@ -19,7 +19,7 @@ from .kernel_patterns import ipv4_terms
 from .options import BY_NAME, applies
 from .ruleset import Endpoint, Rule, RuleSet, Source, effective
 
-__all__ = ["kernel_rules", "user_space_reason"]
+__all__ = ["dataplane_of", "kernel_rules", "user_space_reason"]
 
 # Options the kernel path takes at any value: keepalive is the endpoints' own (README),
 # and dns-refresh moves the table's DNAT to the name's new first address; any other
@@ -111,6 +111,11 @@ def user_space_reason(ruleset: RuleSet, rule: Rule) -> str | None:
     if rule.bind.protocol != rule.connect.protocol:
         return "the bind and connect protocols differ"
     return _option_reason(ruleset, rule) or _address_reason(rule) or _access_reason(ruleset, rule)
+
+
+def dataplane_of(ruleset: RuleSet, override: str | None) -> str:
+    """``user`` or ``kernel``: ``--dataplane`` when given, else the rule set's statement."""
+    return override or str(ruleset.global_value("dataplane"))
 
 
 def kernel_rules(ruleset: RuleSet, dataplane: str) -> tuple[Rule, ...]:

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from .conntrack import ConntrackLog
-from .kernel_choice import kernel_rules
+from .kernel_choice import dataplane_of, kernel_rules
 from .kernel_log import KernelLog
 from .kernel_plane import KernelError, KernelPlane
 from .kernel_table import FAMILY, NAME, KernelRule, kernel_rule
@@ -52,7 +52,7 @@ class KernelSide:
         names.on_change = self.names_changed
 
     def dataplane(self, ruleset: RuleSet) -> str:
-        return self.override or str(ruleset.global_value("dataplane"))
+        return dataplane_of(ruleset, self.override)
 
     def _resolved_now(self, ruleset: RuleSet, rule: Rule) -> Rule:
         """``rule`` with its connect name's first address as dns-refresh last found it."""

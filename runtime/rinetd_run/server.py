@@ -26,7 +26,7 @@ from .context import Binding, Context
 from .counters import Counters, counting
 from .deadline_timer import DeadlineTimer
 from .document import load
-from .kernel_choice import kernel_rules
+from .kernel_choice import dataplane_of, kernel_rules
 from .kernel_plane import KernelError
 from .kernel_side import KernelSide
 from .kernel_table import KernelRule
@@ -245,9 +245,8 @@ class Server:
         """The listeners of kernel rules with limits refuse whoever reaches them (the
         table refused them): after the listeners took the rule set's rules.  Every
         worker decides it (the same pure choice), since each takes its share of them."""
-        dataplane = self.dataplane or str(ruleset.global_value("dataplane"))
         limited = set()
-        for rule in kernel_rules(ruleset, dataplane):
+        for rule in kernel_rules(ruleset, dataplane_of(ruleset, self.dataplane)):
             options = effective(ruleset, rule)
             if options.max_connections or options.max_connections_per_client:
                 limited.add(rule.listener)
