@@ -134,8 +134,7 @@ class KernelSide:
         kernel = self.chosen(ruleset, follow_names=True)
         if kernel == self.loaded:
             return None
-        self.plane.apply(kernel, accounting=self.logged)
-        self.loaded = kernel
+        self._apply(kernel, ruleset, self.logged)
         return kernel
 
     async def _follow(self) -> None:
