@@ -9,12 +9,13 @@ rule set never leaves the server half-changed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import os
 import resource
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -114,6 +115,15 @@ def _load_and_plan(path: str, current: tuple[Key, ...]) -> tuple[RuleSet, Reload
 # Reloads run one at a time, in a thread of their own: asyncio's default pool is where
 # lookups waited on a resolver that did not answer, and a reload queued behind them.
 _RELOADER = ThreadPoolExecutor(1, thread_name_prefix="rinetd-reload")
+
+
+@contextlib.contextmanager
+def _refused_table() -> Iterator[None]:
+    """The kernel's trouble as a start or reload refuses any: a BindError."""
+    try:
+        yield
+    except KernelError as error:
+        raise BindError(f"cannot load the kernel data plane's table: {error}") from None
 
 
 def _in_the_reload_thread(work: Callable[[], T]) -> asyncio.Future[T]:
@@ -224,10 +234,8 @@ class Server:
         in the reload thread and checked by nft; BindError if nft would not load them."""
         if self.kernel is None:
             return ()
-        try:
+        with _refused_table():
             kernel = await _in_the_reload_thread(functools.partial(self.kernel.checked, ruleset))
-        except KernelError as error:
-            raise BindError(f"cannot load the kernel data plane's table: {error}") from None
         self.kernel.say_how_many(ruleset, kernel)
         return kernel
 
@@ -235,10 +243,8 @@ class Server:
         """The table for ``kernel`` loaded; BindError (the old one stays) if it cannot be."""
         if self.kernel is None:
             return
-        try:
+        with _refused_table():
             await self.kernel.load(kernel, ruleset)
-        except KernelError as error:
-            raise BindError(f"cannot load the kernel data plane's table: {error}") from None
         self.counters.kernel_rules = len(kernel)
 
     def _mark_kernel_limited(self, ruleset: RuleSet) -> None:
