@@ -26,6 +26,8 @@ __all__ = [
     "MetricsLine",
     "Option",
     "PidLogFile",
+    "PoolLine",
+    "PoolRef",
     "Port",
     "RuleLine",
     "SettingLine",
@@ -78,15 +80,54 @@ class Option:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolRef:
+    """`@NAME` or `@NAME/udp` where a rule's connect address and port stand."""
+
+    name: str
+    protocol: str | None  # as written after the name; None: the bind's
+    span: Span  # the whole reference, `@` and protocol included
+
+
+@dataclass(frozen=True, slots=True)
 class RuleLine:
-    """A forwarding rule as written: bind address and port, connect address and port."""
+    """A forwarding rule as written: bind address and port, then connect address and port
+    or a pool (exactly one of the two)."""
 
     bind_address: Address
     bind_port: Port
-    connect_address: Address
-    connect_port: Port
+    connect_address: Address | None
+    connect_port: Port | None
     options: tuple[Option, ...]
     span: Span
+    pool: PoolRef | None = None
+
+    @property
+    def connect_protocol(self) -> str:
+        if self.pool is not None:
+            return self.pool.protocol or self.bind_port.protocol
+        assert self.connect_port is not None
+        return self.connect_port.protocol
+
+    @property
+    def connect_span(self) -> Span:
+        """Where the connect side is written: its address, or the pool reference."""
+        if self.pool is not None:
+            return self.pool.span
+        assert self.connect_address is not None
+        return self.connect_address.span
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLine:
+    """`pool NAME HOST PORT [options]`: one member of the pool NAME."""
+
+    name: str
+    name_span: Span
+    address: Address
+    port: Port
+    options: tuple[Option, ...]
+    span: Span  # the whole statement
+    protocol_span: Span | None = None  # a `/tcp` or `/udp` written on the port (an error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +209,7 @@ Statement = (
     | Include
     | SettingLine
     | MetricsLine
+    | PoolLine
 )
 
 

@@ -102,6 +102,10 @@ CODES: dict[str, tuple[Severity, str]] = {
     "E021": (Severity.ERROR, "include outside the allowed folders"),
     "E022": (Severity.ERROR, "includes read too much"),
     "E023": (Severity.ERROR, "file cannot be checked"),
+    "E024": (Severity.ERROR, "unknown pool"),
+    "E025": (Severity.ERROR, "pool member repeated"),
+    "E026": (Severity.ERROR, "option in the wrong place"),
+    "E027": (Severity.ERROR, "pool member cannot serve the rule's protocol"),
     "W101": (Severity.WARNING, "access pattern can never match"),
     "W102": (Severity.WARNING, "rule denied to everyone by global access rules"),
     "W103": (Severity.WARNING, "timeout on a tcp rule"),
@@ -115,6 +119,9 @@ CODES: dict[str, tuple[Severity, str]] = {
     "W111": (Severity.WARNING, "option does nothing for the rule's protocol"),
     "W112": (Severity.WARNING, "include matches no file"),
     "W113": (Severity.WARNING, "included file begins with access lines"),
+    "W114": (Severity.WARNING, "pool option on a rule without a pool"),
+    "W115": (Severity.WARNING, "pool used by no rule"),
+    "W116": (Severity.WARNING, "every member of a pool is a backup"),
 }
 
 
@@ -150,6 +157,12 @@ HELP: dict[str, str] = {
     "E023": "A file named on the command line could not be read (missing, binary, not UTF-8, "
     "too large) or, under --format github or sarif, lies outside the working directory. "
     "The other files are still checked; the exit code is 2.",
+    "E024": "A rule forwards to @NAME: write a `pool NAME HOST PORT` line for it (any file).",
+    "E025": "A pool lists each host and port once: remove the repeated line or change it.",
+    "E026": "weight and backup belong on pool lines, balance and the health options on rules; "
+    "max-connections on either.",
+    "E027": "A pool member takes the protocol of the rules that use it: no /tcp or /udp on its "
+    "port, and a service name needs a port for every protocol its rules use.",
     "W101": "No client address can match this pattern: it never allows or denies anyone.",
     "W102": "The global access lines reject every client this rule would allow.",
     "W103": "timeout applies to UDP sessions only; a TCP rule ignores it.",
@@ -163,6 +176,10 @@ HELP: dict[str, str] = {
     "W111": "The option applies to the other protocol: remove it or change the rule's protocol.",
     "W112": "No file matches the include pattern: check the pattern and the folder.",
     "W113": "Access lines at the top of an included file attach to the rule before the include.",
+    "W114": "balance and the health options only do something on a rule that forwards to @POOL.",
+    "W115": "No rule forwards to this pool: write @NAME on a rule, or remove the pool's lines.",
+    "W116": "Backups take traffic only while no other member is up: mark at least one member "
+    "as no backup.",
 }
 
 

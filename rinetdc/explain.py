@@ -14,6 +14,8 @@ __all__ = ["explain"]
 
 
 def _side(endpoint: Endpoint) -> str:
+    if endpoint.host.startswith("@"):  # a pool
+        return f"{endpoint.host}/{endpoint.protocol}"
     return f"{endpoint.host} {endpoint.port}/{endpoint.protocol}"
 
 

@@ -8,7 +8,15 @@ becomes one file, its items in the order the includes read them.
 
 from __future__ import annotations
 
-from rinetd_run.ruleset import DEFAULT_TIMEOUT, AccessRule, Endpoint, Rule, RuleSet, SourceFile
+from rinetd_run.ruleset import (
+    DEFAULT_TIMEOUT,
+    AccessRule,
+    Endpoint,
+    Member,
+    Rule,
+    RuleSet,
+    SourceFile,
+)
 
 __all__ = ["format_ruleset"]
 
@@ -18,8 +26,26 @@ def _port(endpoint: Endpoint) -> str:
     return port if endpoint.protocol == "tcp" else f"{port}/{endpoint.protocol}"
 
 
+def _connect(rule: Rule) -> list[str]:
+    if rule.pool is None:
+        return [rule.connect.host, _port(rule.connect)]
+    protocol = rule.connect.protocol
+    return [f"@{rule.pool}" + ("" if protocol == rule.bind.protocol else f"/{protocol}")]
+
+
+def _member(pool: str, member: Member) -> str:
+    words = ["pool", pool, member.host, member.service or str(member.port)]
+    options = [f"weight={member.weight}"] if member.weight != 1 else []
+    options += ["backup"] if member.backup else []
+    if member.max_connections:
+        options.append(f"max-connections={member.max_connections}")
+    if options:
+        words.append("[" + ", ".join(options) + "]")
+    return " ".join(words)
+
+
 def _rule(rule: Rule) -> str:
-    words = [rule.bind.host, _port(rule.bind), rule.connect.host, _port(rule.connect)]
+    words = [rule.bind.host, _port(rule.bind), *_connect(rule)]
     options = []
     if rule.timeout != DEFAULT_TIMEOUT:
         options.append(f"timeout={rule.timeout}")
@@ -63,6 +89,7 @@ def format_ruleset(ruleset: RuleSet) -> str:
     if log.format_line is not None:
         items.append((log.format_file, log.format_line, f"log{log.format}"))
     items += [(o.file, o.line, f"{o.name} {o.value}") for o in ruleset.settings]
+    items += [(m.file, m.line, _member(p.name, m)) for p in ruleset.pools for m in p.members]
     if ruleset.metrics is not None:
         metrics, endpoint = ruleset.metrics, ruleset.metrics.endpoint
         items.append((metrics.file, metrics.line, f"metrics {endpoint.host} {_port(endpoint)}"))

@@ -19,7 +19,7 @@ from importlib import resources
 
 import lark
 
-from rinetd_run.options import GLOBAL_OPTIONS, RULE_OPTIONS
+from rinetd_run.options import GLOBAL_OPTIONS, MEMBER_OPTIONS, RULE_OPTIONS
 
 from . import ast
 from .diagnostics import Diagnostic, Place, Span, make, one_file, span_at
@@ -44,9 +44,10 @@ KEYWORDS = (
     "include",
     "pidfile",
     "metrics",
+    "pool",
     *GLOBAL_OPTIONS,
 )
-OPTIONS = ("timeout", "src", *RULE_OPTIONS)
+OPTIONS = ("timeout", "src", *RULE_OPTIONS, *(o for o in MEMBER_OPTIONS if o not in RULE_OPTIONS))
 _LOWERCASE_WORDS = (*KEYWORDS, *OPTIONS, "/tcp", "/udp")
 _WORD = re.compile(r"[^ \t\r\n]+")
 MAX_SYNTAX_ERRORS = 100  # then reading stops, as a C compiler's error limit does
@@ -67,6 +68,10 @@ _TERMINAL_NAMES = {
     "PIDFILE": "pidfile",
     "INCLUDE": "include",
     "METRICS": "metrics",
+    "POOL": "pool",
+    "POOL_NAME": "a pool name",
+    "POOL_REF": "@ and a pool name",
+    "FLAG": "an option",
     "ALLOW": "allow",
     "DENY": "deny",
     "LOGFILE": "logfile",
@@ -209,6 +214,10 @@ def _port(token: lark.Token, offset: int, place: Place) -> ast.Port:
 
 
 def _option(tree: lark.Tree[lark.Token], offset: int, place: Place) -> ast.Option:
+    if tree.data == "flag":  # `backup`: the option with its first word, on
+        (flag,) = _tokens(tree)
+        span = _span(flag, offset, place)
+        return ast.Option(name=str(flag), value="on", span=span, value_span=span)
     name, value = _tokens(tree)
     value_span = _span(value, offset, place)
     whole = replace(value_span, column=_span(name, offset, place).column)
@@ -218,7 +227,7 @@ def _option(tree: lark.Tree[lark.Token], offset: int, place: Place) -> ast.Optio
 def _statement(tree: lark.Tree[lark.Token], offset: int, place: Place) -> ast.Statement:
     kind = tree.data
     tokens = _tokens(tree)
-    if kind == "rule":
+    if kind in ("rule", "pool"):
         groups = [child for child in tree.children if isinstance(child, lark.Tree)]
         options = tuple(
             _option(o, offset, place)
@@ -226,15 +235,35 @@ def _statement(tree: lark.Tree[lark.Token], offset: int, place: Place) -> ast.St
             for o in group.children
             if isinstance(o, lark.Tree)
         )
+        last = options[-1].span if options else _span(tokens[-1], offset, place)
+        if kind == "pool":
+            name_span = _span(tokens[1], offset, place)
+            port = _port(tokens[3], offset, place)
+            whole_port = _span(tokens[3], offset, place)
+            protocol = replace(whole_port, column=port.span.end_column)
+            return ast.PoolLine(
+                name=str(tokens[1]),
+                name_span=name_span,
+                address=_address(tokens[2], offset, place),
+                port=port,
+                options=options,
+                span=replace(_span(tokens[0], offset, place), end_column=last.end_column),
+                protocol_span=protocol if "/" in tokens[3] else None,
+            )
         bind_address = _address(tokens[0], offset, place)
-        last = options[-1].span if options else _span(tokens[3], offset, place)
+        span = replace(bind_address.span, end_column=last.end_column)
+        bind_port = _port(tokens[1], offset, place)
+        if tokens[2].type == "POOL_REF":
+            pool_name, _slash, written = str(tokens[2])[1:].partition("/")
+            pool = ast.PoolRef(pool_name, written or None, _span(tokens[2], offset, place))
+            return ast.RuleLine(bind_address, bind_port, None, None, options, span, pool)
         return ast.RuleLine(
             bind_address=bind_address,
-            bind_port=_port(tokens[1], offset, place),
+            bind_port=bind_port,
             connect_address=_address(tokens[2], offset, place),
             connect_port=_port(tokens[3], offset, place),
             options=options,
-            span=replace(bind_address.span, end_column=last.end_column),
+            span=span,
         )
     if kind == "access":
         keyword, pattern = tokens
@@ -341,7 +370,7 @@ def _syntax_error(
     message = f"expected {_expected_text(expected)}, found {found}"
     if "PATTERN" in expected and word and not word.startswith("#"):
         code, message = "E008", f"invalid access pattern '{word}'"
-    elif expected <= {"TIMEOUT", "SRC", "RULE_OPTION"} and word:
+    elif expected <= {"TIMEOUT", "SRC", "RULE_OPTION", "FLAG"} and word:
         name = re.split(r"[=,\]]", word)[0]
         if name:
             end = start + len(name)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from rinetd_run.options import OPTIONS, applies
-from rinetd_run.ruleset import AccessRule, Endpoint, Rule, RuleSet, effective
+from rinetd_run.ruleset import AccessRule, Endpoint, Member, Rule, RuleSet, effective
 
 from .patterns import covered
 
@@ -29,7 +29,7 @@ __all__ = ["Change", "compare"]
 class Change:
     kind: (
         str  # rule-added, rule-removed, connect, src, timeout, option, access, global-access,
-        # logfile, log format, pidfile, max-connections, metrics
+        # pool, logfile, log format, pidfile, max-connections, metrics
     )
     where: str  # the bind (`0.0.0.0 80/tcp`), `global`, `log` or `pidfile`
     text: str  # what changed, for people
@@ -43,6 +43,8 @@ def _host(endpoint: Endpoint) -> str:
 
 
 def _endpoint(endpoint: Endpoint) -> str:
+    if endpoint.host.startswith("@"):  # a pool: `@web/tcp`
+        return f"{endpoint.host}/{endpoint.protocol}"
     return f"{_host(endpoint)} {endpoint.port}/{endpoint.protocol}"
 
 
@@ -98,8 +100,44 @@ def _options(old: RuleSet, old_rule: Rule, new: RuleSet, new_rule: Rule) -> list
             f"{o.name} {_word(before[o.field])} -> {_word(after[o.field])}",
         )
         for o in OPTIONS
-        if before[o.field] != after[o.field] and applies(o.name, protocol)
+        if o.scope != "member"
+        and (new_rule.pool is not None or not o.pool)
+        and before[o.field] != after[o.field]
+        and applies(o.name, protocol)
     ]
+
+
+def _member_words(member: Member) -> dict[str, str]:
+    return {
+        "weight": str(member.weight),
+        "backup": "on" if member.backup else "off",
+        "max-connections": str(member.max_connections or "none"),
+    }
+
+
+def _pools(old: RuleSet, new: RuleSet) -> list[Change]:
+    """Members added, removed, or with other options; a pool is its members (a member is
+    its host as written and its port)."""
+    changes: list[Change] = []
+    before = {p.name: {m.key: m for m in p.members} for p in old.pools}
+    after = {p.name: {m.key: m for m in p.members} for p in new.pools}
+    for name in sorted(before.keys() | after.keys()):
+        was, now = before.get(name, {}), after.get(name, {})
+        where = f"pool {name}"
+        for key in sorted(was.keys() | now.keys()):
+            member = f"{key[0]} {key[1]}"
+            if key not in now:
+                changes.append(Change("pool", where, f"member removed: {member}"))
+            elif key not in was:
+                changes.append(Change("pool", where, f"member added: {member}"))
+            else:
+                old_words, new_words = _member_words(was[key]), _member_words(now[key])
+                changes += [
+                    Change("pool", where, f"member {member}: {o} {old_words[o]} -> {new_words[o]}")
+                    for o in old_words
+                    if old_words[o] != new_words[o]
+                ]
+    return changes
 
 
 def _word(value: object) -> str:
@@ -148,6 +186,7 @@ def compare(old: RuleSet, new: RuleSet) -> list[Change]:
         else:
             changes += _rule(before[key], after[key])
             changes += _options(old, before[key], new, after[key])
+    changes += _pools(old, new)
     changes += _setting(
         str(old.max_connections or "none"), str(new.max_connections or "none"), "max-connections"
     )

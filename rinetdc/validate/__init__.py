@@ -21,6 +21,7 @@ from ..resolve import Resolver
 from .access import check_patterns, check_reach
 from .binds import check_binds
 from .build import build_ruleset
+from .pools import check_pool_rules, check_pools
 from .rinetd073 import check_073_reading
 from .rule import check_rule
 from .scopes import Found, sort_statements
@@ -49,6 +50,9 @@ def validate(
         draft, problems = check_rule(node, access, resolver)
         drafts.append(draft)
         found += problems
+    pools, problems = check_pools(scopes.pools, drafts, resolver)
+    found += problems
+    found += check_pool_rules(drafts, pools)
     settings, problems = check_settings(scopes.settings)
     found += problems
     metrics, problems = check_metrics(scopes.metrics, resolver)
@@ -60,6 +64,12 @@ def validate(
     found += check_073_reading(scopes.rules)
     found += check_not_empty(config, drafts, last_line, place)
     ruleset = build_ruleset(
-        drafts, scopes, settings, metrics, resolved=resolver.enabled, files=files
+        drafts,
+        scopes,
+        settings,
+        metrics,
+        resolved=resolver.enabled,
+        files=files,
+        pools=tuple(pool.model() for pool in sorted(pools.values(), key=lambda p: p.name)),
     )
     return ruleset, found

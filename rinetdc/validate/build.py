@@ -14,6 +14,7 @@ from rinetd_run.ruleset import (
     Log,
     Metrics,
     NamedFile,
+    Pool,
     Rule,
     RuleSet,
     SourceFile,
@@ -60,6 +61,7 @@ def _rule(draft: RuleDraft, bind: Endpoint, connect: Endpoint) -> Rule:
         access=access_rules(draft.access),
         options=tuple(sorted(draft.options.items())),
         file=draft.node.span.file,
+        pool=draft.pool,
     )
 
 
@@ -71,6 +73,7 @@ def build_ruleset(
     *,
     resolved: bool,
     files: tuple[SourceFile, ...] = (),
+    pools: tuple[Pool, ...] = (),
 ) -> RuleSet:
     """The rule set of the rules that could be understood, with the global statements and
     the files they came from."""
@@ -86,7 +89,9 @@ def build_ruleset(
         rules=tuple(
             _rule(d, d.bind, d.connect)
             for d in drafts
-            if d.bind is not None and d.connect is not None
+            if d.bind is not None
+            and d.connect is not None
+            and (d.pool is None or any(p.name == d.pool and p.members for p in pools))
         ),
         settings=tuple(
             GlobalOption(node.name, value, node.span.line, node.span.file)
@@ -94,6 +99,7 @@ def build_ruleset(
         ),
         metrics=metrics_model,
         files=files,
+        pools=pools,
     )
     return replace(
         built,

@@ -32,9 +32,9 @@ def check_073_reading(rules: list[ast.RuleLine | ast.BrokenRule]) -> Found:
     for node in rules:
         if not isinstance(node, ast.RuleLine):
             continue
+        addresses = [node.bind_address, node.connect_address]
         written = [
-            (node.bind_address.text, node.bind_address.span),
-            (node.connect_address.text, node.connect_address.span),
+            *((a.text, a.span) for a in addresses if a is not None),
             *((o.value, o.value_span) for o in node.options if o.name == "src"),
         ]
         for text, span in written:
@@ -73,7 +73,11 @@ def check_extensions(config: ast.Config) -> Found:
             what = statement.name
         elif isinstance(statement, ast.MetricsLine):
             what = "metrics"
+        elif isinstance(statement, ast.PoolLine):
+            what = "pool"
         elif isinstance(statement, ast.RuleLine):
+            if statement.pool is not None:
+                found.append(_not_in_073(f"a pool (@{statement.pool.name})", statement.pool.span))
             for option in statement.options:
                 if option.name not in ("timeout", "src"):
                     found.append(_not_in_073(f"the option {option.name}", option.span))

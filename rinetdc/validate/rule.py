@@ -6,12 +6,14 @@ from rinetd_run.options import BY_NAME, applies
 from rinetd_run.ruleset import (
     DEFAULT_TIMEOUT,
     Endpoint,
+    Protocol,
     Source,
 )
 
 from .. import ast
 from ..diagnostics import Related, make
 from ..resolve import Resolver
+from .pools import member_option_problem
 from .scopes import Found, RuleDraft
 from .values import address_family, read_endpoint, read_option_value, read_source, read_timeout
 
@@ -24,8 +26,14 @@ def check_rule(
     if isinstance(node, ast.BrokenRule):
         return _broken_rule(node, access, resolver)
     bind, found = read_endpoint(node.bind_address, node.bind_port, resolver)
-    connect, problems = read_endpoint(node.connect_address, node.connect_port, resolver)
-    found += problems
+    connect: Endpoint | None
+    if node.pool is not None:
+        protocol: Protocol = "udp" if node.connect_protocol == "udp" else "tcp"
+        connect = Endpoint(f"@{node.pool.name}", None, 0, None, protocol)
+    else:
+        assert node.connect_address is not None and node.connect_port is not None
+        connect, problems = read_endpoint(node.connect_address, node.connect_port, resolver)
+        found += problems
     timeout, src = 0, None
     options: dict[str, int | str] = {}
     seen: dict[str, ast.Option] = {}
@@ -40,6 +48,22 @@ def check_rule(
                 )
             )
         seen[option.name] = option
+        misplaced = member_option_problem(option, on_pool_line=False)
+        if misplaced:
+            found += misplaced
+            del seen[option.name]
+            continue
+        if node.pool is None and option.name in BY_NAME and BY_NAME[option.name].pool:
+            found.append(
+                make(
+                    "W114",
+                    f"{option.name} only applies to a rule that forwards to a pool",
+                    option.span,
+                    hint="remove the option, or forward to @POOL",
+                )
+            )
+            del seen[option.name]
+            continue
         if option.name == "timeout":
             timeout, problems = read_timeout(option)
         elif option.name == "src":
@@ -49,7 +73,7 @@ def check_rule(
             if value is not None:
                 options[option.name] = value
         found += problems
-    protocols = {node.bind_port.protocol, node.connect_port.protocol}
+    protocols = {node.bind_port.protocol, node.connect_protocol}
     if "timeout" in seen and protocols == {"tcp"}:
         found.append(
             make(
@@ -59,7 +83,7 @@ def check_rule(
                 hint="remove the option, or use /udp on the bind or connect port",
             )
         )
-    if src is not None and connect is not None:
+    if src is not None and connect is not None and node.pool is None:
         found += _check_families(src, connect, seen["src"])
     if "proxy-protocol" in seen and "udp" in protocols:
         found.append(
@@ -73,6 +97,7 @@ def check_rule(
         del seen["proxy-protocol"]  # the error says it; W111 would say it again
     found += _check_protocol(node.bind_port.protocol, seen)
     draft = RuleDraft(node, bind, connect, timeout or DEFAULT_TIMEOUT, src, access, options)
+    draft.pool = node.pool.name if node.pool is not None else None
     return draft, found
 
 

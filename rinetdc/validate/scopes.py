@@ -33,6 +33,7 @@ class Scopes:
     settings: list[ast.SettingLine] = field(default_factory=list)
     metrics: list[ast.MetricsLine] = field(default_factory=list)
     includes: list[ast.Include] = field(default_factory=list)
+    pools: list[ast.PoolLine] = field(default_factory=list)
 
 
 @dataclass
@@ -46,6 +47,7 @@ class RuleDraft:
     src: Source | None
     access: list[ast.Access]
     options: dict[str, int | str] = field(default_factory=dict)
+    pool: str | None = None  # `@NAME`: connect is then a placeholder of `@NAME`, port 0
 
 
 # Where each kind of statement outside rules and access lines goes.
@@ -57,6 +59,7 @@ _LISTS: dict[type, str] = {
     ast.SettingLine: "settings",
     ast.MetricsLine: "metrics",
     ast.Include: "includes",
+    ast.PoolLine: "pools",
 }
 
 

@@ -18,8 +18,8 @@ from .slices import compact_pieces
 __all__ = ["FORMAT", "READABLE", "VERSION", "digest", "dumps"]
 
 FORMAT = "rinetdc-rules"
-VERSION = 3  # what the compiler writes
-READABLE = (1, 2, 3)  # what the runtime reads: version 1 and 2 files keep working
+VERSION = 4  # what the compiler writes
+READABLE = (1, 2, 3, 4)  # what the runtime reads: versions 1 to 3 keep working
 
 
 def digest(document: dict[str, Any]) -> str:

@@ -27,8 +27,11 @@ from .ruleset import (
     GlobalOption,
     Log,
     LogFormat,
+    Member,
     Metrics,
     NamedFile,
+    Pool,
+    Protocol,
     Rule,
     RuleSet,
     RuleSetError,
@@ -48,6 +51,7 @@ _SERVICE = re.compile(r"[A-Za-z][-A-Za-z0-9_]*")
 _PATTERN = re.compile(r"[0-9a-fA-F.:\[\]*?]+")
 _PATH = re.compile(r"[^\x00\r\n]+")
 _REASON = re.compile(r"[^\x00-\x1f]+")
+_POOL = re.compile(r"[a-zA-Z][-a-zA-Z0-9_]*")
 
 
 # -- writing -------------------------------------------------------------------
@@ -67,6 +71,32 @@ def _endpoint_out(endpoint: Endpoint) -> dict[str, Any]:
     }
 
 
+def _connect_out(rule: Rule) -> dict[str, Any]:
+    if rule.pool is not None:
+        return {"pool": rule.pool, "protocol": rule.connect.protocol}
+    return _endpoint_out(rule.connect)
+
+
+def _pool_out(pool: Pool) -> dict[str, Any]:
+    return {
+        "name": pool.name,
+        "members": [
+            {
+                "host": m.host,
+                "address": m.address,
+                "port": m.port,
+                "service": m.service,
+                "line": m.line,
+                "file": m.file,
+                "weight": m.weight,
+                "backup": m.backup,
+                "max_connections": m.max_connections,
+            }
+            for m in pool.members
+        ],
+    }
+
+
 def _setting_out(setting: NamedFile | None) -> dict[str, Any] | None:
     if setting is None:
         return None
@@ -75,7 +105,7 @@ def _setting_out(setting: NamedFile | None) -> dict[str, Any] | None:
 
 def to_document(ruleset: RuleSet) -> dict[str, Any]:
     """The JSON value of a rule set, without its digest (``canonical.dumps`` seals it).
-    Always the current version: a version 1 or 2 rule set read back is written as version 3."""
+    Always the current version: an older rule set read back is written as version 4."""
     log, metrics = ruleset.log, ruleset.metrics
     return {
         "format": FORMAT,
@@ -110,7 +140,7 @@ def to_document(ruleset: RuleSet) -> dict[str, Any]:
                 "line": rule.line,
                 "file": rule.file,
                 "bind": _endpoint_out(rule.bind),
-                "connect": _endpoint_out(rule.connect),
+                "connect": _connect_out(rule),
                 "timeout": rule.timeout,
                 "src": None
                 if rule.src is None
@@ -121,6 +151,7 @@ def to_document(ruleset: RuleSet) -> dict[str, Any]:
             }
             for rule in ruleset.rules
         ],
+        "pools": [_pool_out(pool) for pool in ruleset.pools],
     }
 
 
@@ -288,6 +319,60 @@ def _option_value(name: str, value: Any, where: str) -> int | str:
     return _integer(value, where, option.low, option.high)
 
 
+def _connect_in(value: Any, where: str, version: _Reader) -> tuple[Endpoint, str | None]:
+    """A rule's connect side: an endpoint, or (version 4) a pool and its protocol."""
+    if version.version >= 4 and isinstance(value, dict) and "pool" in value:
+        value = _fields(value, where, ("pool", "protocol"))
+        name = _text(value["pool"], f"{where}.pool", _POOL)
+        protocol: Protocol = _choice(value["protocol"], f"{where}.protocol", ("tcp", "udp"))
+        return Endpoint(f"@{name}", None, 0, None, protocol), name
+    return _endpoint_in(value, where), None
+
+
+_MEMBER_OPTIONS = ("weight", "backup", "max_connections")
+
+
+def _member_in(value: Any, where: str, version: _Reader) -> Member:
+    value = _fields(value, where, (*_ENDPOINT[:4], "line", "file", *_MEMBER_OPTIONS))
+    # A member's protocol is the rule's: read as an endpoint of either.
+    endpoint = _endpoint_in({**{k: value[k] for k in _ENDPOINT[:4]}, "protocol": "tcp"}, where)
+    weight, most = BY_NAME["weight"], BY_NAME["max-connections"]
+    return Member(
+        host=endpoint.host,
+        address=endpoint.address,
+        port=endpoint.port,
+        service=endpoint.service,
+        line=_line(value["line"], where),
+        file=version.file(value, where),
+        weight=_integer(value["weight"], f"{where}.weight", weight.low, weight.high),
+        backup=_choice(value["backup"], f"{where}.backup", (False, True)),
+        max_connections=_integer(
+            value["max_connections"], f"{where}.max_connections", 0, most.high
+        ),
+    )
+
+
+def _pools_in(value: Any, version: _Reader) -> tuple[Pool, ...]:
+    pools: list[Pool] = []
+    for index, item in enumerate(_list(value, "pools")):
+        at = f"pools[{index}]"
+        item = _fields(item, at, ("name", "members"))
+        name = _text(item["name"], f"{at}.name", _POOL)
+        if pools and name <= pools[-1].name:
+            raise _Refused(f"{at}.name is not after {pools[-1].name!r}: pools are sorted by name")
+        members = tuple(
+            _member_in(member, f"{at}.members[{number}]", version)
+            for number, member in enumerate(_list(item["members"], f"{at}.members"))
+        )
+        if not members:
+            raise _Refused(f"{at}.members is empty")
+        keys = [(m.address or m.host, m.port) for m in members]
+        if len(set(keys)) != len(keys):
+            raise _Refused(f"{at}.members lists a host and port twice")
+        pools.append(Pool(name, members))
+    return tuple(pools)
+
+
 def _rule_in(value: Any, where: str, version: _Reader) -> Rule:
     keys: tuple[str, ...] = ("line", "bind", "connect", "timeout", "src", "access")
     if version.version >= 2:
@@ -295,10 +380,12 @@ def _rule_in(value: Any, where: str, version: _Reader) -> Rule:
     if version.version >= 3:
         keys = (*keys, "user_space")
     value = _fields(value, where, keys)
+    connect, pool = _connect_in(value["connect"], f"{where}.connect", version)
     return Rule(
         line=_line(value["line"], where),
         bind=_endpoint_in(value["bind"], f"{where}.bind"),
-        connect=_endpoint_in(value["connect"], f"{where}.connect"),
+        connect=connect,
+        pool=pool,
         timeout=_integer(value["timeout"], f"{where}.timeout", 1, MAX_TIMEOUT),
         src=_nullable(value["src"], lambda v: _source_in(v, f"{where}.src")),
         access=_access_in(value["access"], f"{where}.access", version),
@@ -357,10 +444,12 @@ def _metrics_in(value: Any, version: _Reader) -> Metrics:
 
 _TOP = ("format", "version", "resolved", "access", "log", "pidfile", "rules", "digest")
 _TOP_2 = (*_TOP, "files", "settings", "metrics")
+_TOP_4 = (*_TOP_2, "pools")
 
 
 def _ruleset_in(document: dict[str, Any], number: int) -> RuleSet:
-    document = _fields(document, "the document", _TOP if number < 2 else _TOP_2)
+    top = _TOP if number < 2 else _TOP_2 if number < 4 else _TOP_4
+    document = _fields(document, "the document", top)
     files = _files_in(document["files"]) if number >= 2 else ()
     version = _Reader(number, len(files))
     ruleset = RuleSet(
@@ -375,7 +464,12 @@ def _ruleset_in(document: dict[str, Any], number: int) -> RuleSet:
         settings=_settings_in(document["settings"], version) if number >= 2 else (),
         metrics=_nullable(document.get("metrics"), lambda v: _metrics_in(v, version)),
         files=files,
+        pools=_pools_in(document["pools"], version) if number >= 4 else (),
     )
+    names = {pool.name for pool in ruleset.pools}
+    for index, rule in enumerate(ruleset.rules):
+        if rule.pool is not None and rule.pool not in names:
+            raise _Refused(f"rules[{index}].connect.pool names no pool of pools")
     if number >= 3:
         return ruleset
     # Older files do not say which rules need user space: decided as rinetdc would now.

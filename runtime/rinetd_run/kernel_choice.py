@@ -57,6 +57,8 @@ def _option_reason(ruleset: RuleSet, rule: Rule) -> str | None:
     if options.proxy_protocol is not None:
         return "proxy-protocol: rinetd-run writes the header"
     for option in BY_NAME.values():
+        if option.scope == "member" or option.pool:
+            continue  # a pool rule has its reason already; others do not use them
         if option.name in _ANY_VALUE or not applies(option.name, rule.bind.protocol):
             continue
         value = getattr(options, option.field)
@@ -108,6 +110,11 @@ def _access_reason(ruleset: RuleSet, rule: Rule) -> str | None:
 def user_space_reason(ruleset: RuleSet, rule: Rule) -> str | None:
     """Why ``rule`` needs user space under ``dataplane kernel``; None when nftables can
     forward it as rinetd-run would, as far as what is known (names unresolved pass)."""
+    if rule.pool is not None:
+        return (
+            f"forwards to pool {rule.pool}: rinetd-run chooses the member, checks health "
+            "and fails over"
+        )
     if rule.bind.protocol != rule.connect.protocol:
         return "the bind and connect protocols differ"
     return _option_reason(ruleset, rule) or _address_reason(rule) or _access_reason(ruleset, rule)

@@ -17,13 +17,15 @@ __all__ = [
     "BY_NAME",
     "GLOBAL_OPTIONS",
     "MAX_TIMEOUT",
+    "MEMBER_OPTIONS",
     "OPTIONS",
     "RULE_OPTIONS",
     "Option",
     "applies",
 ]
 
-Scope = Literal["rule", "global", "both"]
+# "member": only a pool member's [...] group takes it (`pool web 10.0.0.1 80 [weight=3]`).
+Scope = Literal["rule", "global", "both", "member"]
 Protocols = frozenset[Literal["tcp", "udp"]]
 
 MAX_TIMEOUT = 2**31 - 1  # rinetd stores a timeout in an int
@@ -49,6 +51,9 @@ class Option:
     # A global statement of a rule option sets the rules' default, except where the
     # statement means something of its own (the process-wide max-connections).
     inherited: bool = True
+    member: bool = False  # a pool member's [...] group takes it too
+    pool: bool = False  # only a rule that forwards to a pool uses it (W112 for the others)
+    flag: bool = False  # written bare, `[backup]`, for its first word
 
     @property
     def field(self) -> str:
@@ -65,6 +70,8 @@ class Option:
     def hint(self, statement: bool = False) -> str:
         """The fix for a value it does not take: `use 0..86400 (0 for start and reload only)`,
         `write keepalive=on` in a rule's options, `write keepalive on` as a ``statement``."""
+        if self.flag:
+            return f"write {self.name} alone: [{self.name}]"
         if self.words:
             return f"write {self.name}{' ' if statement else '='}{self.words[0]}"
         zero = f" (0 for {self.zero})" if self.zero and self.low == 0 else ""
@@ -105,10 +112,12 @@ OPTIONS: tuple[Option, ...] = (
         "both",
         _TCP,
         0,
-        "TCP connections open at once: a rule's own, or the whole process's as a statement",
+        "TCP connections open at once: a rule's own, a pool member's, or the whole "
+        "process's as a statement",
         high=1_000_000,
         zero="no limit",
         inherited=False,
+        member=True,
     ),
     Option(
         "max-connections-per-client",
@@ -155,12 +164,83 @@ OPTIONS: tuple[Option, ...] = (
         "(rinetdc check --explain says which), rinetd-run the others",
         words=("user", "kernel"),
     ),
+    Option(
+        "balance",
+        "rule",
+        _BOTH,
+        "roundrobin",
+        "how a pool rule spreads connections over the members that are up",
+        words=("roundrobin", "leastconn", "random", "source"),
+        pool=True,
+    ),
+    Option(
+        "health-interval",
+        "rule",
+        _BOTH,
+        5,
+        "seconds between a TCP connect check of each member of a pool reached over TCP",
+        high=86400,
+        zero="no active checks, failed connects only",
+        unit="s",
+        pool=True,
+    ),
+    Option(
+        "health-timeout",
+        "rule",
+        _BOTH,
+        2,
+        "a check, or a client's connect to a member while others are left, that has not "
+        "finished in N seconds fails",
+        low=1,
+        high=3600,
+        unit="s",
+        pool=True,
+    ),
+    Option(
+        "health-rise",
+        "rule",
+        _BOTH,
+        2,
+        "checks in a row that must pass before a member that is down takes traffic again",
+        low=1,
+        high=100,
+        pool=True,
+    ),
+    Option(
+        "health-fall",
+        "rule",
+        _BOTH,
+        3,
+        "failed checks or connects in a row that take a member out",
+        low=1,
+        high=100,
+        pool=True,
+    ),
+    Option(
+        "weight",
+        "member",
+        _BOTH,
+        1,
+        "a pool member's share of the connections, against the other members' weights",
+        low=1,
+        high=256,
+    ),
+    Option(
+        "backup",
+        "member",
+        _BOTH,
+        "off",
+        "the member takes connections only while no other member of its pool is up",
+        words=("on", "off"),
+        flag=True,
+    ),
 )
 
 BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
 # What a rule's [...] group takes, and what a global statement sets.
 RULE_OPTIONS = tuple(o.name for o in OPTIONS if o.scope in ("rule", "both"))
 GLOBAL_OPTIONS = tuple(o.name for o in OPTIONS if o.scope in ("global", "both"))
+MEMBER_OPTIONS = tuple(o.name for o in OPTIONS if o.scope == "member" or o.member)
 
 
 def applies(name: str, protocol: str) -> bool:

@@ -23,8 +23,10 @@ __all__ = [
     "Endpoint",
     "GlobalOption",
     "Log",
+    "Member",
     "Metrics",
     "NamedFile",
+    "Pool",
     "Rule",
     "RuleSet",
     "RuleSetError",
@@ -119,6 +121,35 @@ class SourceFile:
 
 
 @dataclass(frozen=True, slots=True)
+class Member:
+    """One `pool NAME HOST PORT [...]` line: a backend of the pool, with its options."""
+
+    host: str  # as written: logs show it
+    address: str | None  # numeric; None for a host name not resolved yet
+    port: int
+    service: str | None
+    line: int
+    file: int = 0
+    weight: int = 1
+    backup: bool = False
+    max_connections: int = 0  # 0: no limit
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """What a member is across reloads: its host as written and its port (a reload
+        that keeps them keeps its health and counts)."""
+        return (self.host, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """A named pool: its members in file order (from every file that adds to it)."""
+
+    name: str
+    members: tuple[Member, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     """One forwarding rule with its own access lines (those written below it)."""
 
@@ -132,6 +163,9 @@ class Rule:
     file: int = 0
     # Why `dataplane kernel` leaves it to rinetd-run (``kernel_choice``); None: it need not.
     user_space: str | None = None
+    # `@NAME`: the pool it forwards to; ``connect`` then holds `@NAME`, port 0 and the
+    # connect protocol, and each connection goes to a member of the pool.
+    pool: str | None = None
 
     @property
     def local_address(self) -> str | None:
@@ -154,6 +188,7 @@ class RuleSet:
     settings: tuple[GlobalOption, ...] = ()  # in file order; the last of a name wins
     metrics: Metrics | None = None
     files: tuple[SourceFile, ...] = ()  # empty for a version 1 rule set
+    pools: tuple[Pool, ...] = ()  # by name
     digest: str = ""  # the sealed file's, once read (not part of the document)
 
     @property
@@ -167,6 +202,13 @@ class RuleSet:
                 return option.value
         return BY_NAME[name].default
 
+    def pool(self, name: str) -> Pool:
+        """The pool a rule's `@NAME` names (the compiler and the reader make sure it is)."""
+        for pool in self.pools:
+            if pool.name == name:
+                return pool
+        raise RuleSetError(f"no pool named {name}")
+
     @property
     def max_connections(self) -> int:
         """TCP connections open at once in the process; 0 for no limit but the budget."""
@@ -178,7 +220,8 @@ class RuleSet:
 @dataclass(frozen=True, slots=True)
 class Effective:
     """What one rule does, its own options over the global statements over the defaults:
-    a field per option of ``options.OPTIONS``, in its order (a unit test holds them so)."""
+    a field per rule or global option of ``options.OPTIONS``, in its order (a unit test
+    holds them so; a pool member's own options are ``Member``'s)."""
 
     connect_timeout: int
     idle_timeout: int
@@ -189,6 +232,11 @@ class Effective:
     dns_refresh: int
     proxy_protocol: str | None
     dataplane: str
+    balance: str
+    health_interval: int
+    health_timeout: int
+    health_rise: int
+    health_fall: int
 
 
 def effective(ruleset: RuleSet, rule: Rule) -> Effective:
@@ -203,7 +251,9 @@ def effective(ruleset: RuleSet, rule: Rule) -> Effective:
             return ruleset.global_value(option.name)
         return option.default
 
-    values: dict[str, int | str | bool | None] = {o.field: value(o) for o in OPTIONS}
+    values: dict[str, int | str | bool | None] = {
+        o.field: value(o) for o in OPTIONS if o.scope != "member"
+    }
     values["keepalive"] = values["keepalive"] == "on"
     return Effective(**values)  # type: ignore[arg-type]
 
@@ -226,18 +276,20 @@ def resolve(ruleset: RuleSet, lookup: Callable[[str], str | None]) -> RuleSet:
     start and reload (the runtime passes ``lookup.first_address``)."""
     cache: dict[str, str] = {}
 
-    def numeric(host: str, line: int) -> str:
+    def numeric(host: str, line: int, what: str = "rule") -> str:
         if host not in cache:
             try:
                 cache[host] = _numeric(host, lookup)
             except RuleSetError as error:
-                raise RuleSetError(f"rule of line {line}: {error}") from None
+                raise RuleSetError(f"{what} of line {line}: {error}") from None
         return cache[host]
 
     rules = []
     for rule in ruleset.rules:
         bind = replace(rule.bind, address=numeric(rule.bind.host, rule.line))
-        connect = replace(rule.connect, address=numeric(rule.connect.host, rule.line))
+        connect = rule.connect
+        if rule.pool is None:
+            connect = replace(connect, address=numeric(connect.host, rule.line))
         src = rule.src and replace(rule.src, address=numeric(rule.src.host, rule.line))
         rules.append(replace(rule, bind=bind, connect=connect, src=src))
     metrics = ruleset.metrics
@@ -248,4 +300,14 @@ def resolve(ruleset: RuleSet, lookup: Callable[[str], str | None]) -> RuleSet:
         except RuleSetError as error:
             raise RuleSetError(f"metrics of line {metrics.line}: {error}") from None
         metrics = replace(metrics, endpoint=replace(metrics.endpoint, address=address))
-    return replace(ruleset, rules=tuple(rules), resolved=True, metrics=metrics)
+    pools = tuple(
+        replace(
+            pool,
+            members=tuple(
+                replace(member, address=numeric(member.host, member.line, "pool member"))
+                for member in pool.members
+            ),
+        )
+        for pool in ruleset.pools
+    )
+    return replace(ruleset, rules=tuple(rules), resolved=True, metrics=metrics, pools=pools)

@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 import yaml
 
-from rinetd_run.options import BY_NAME, GLOBAL_OPTIONS, OPTIONS, RULE_OPTIONS, Option
+from rinetd_run.options import (
+    BY_NAME,
+    GLOBAL_OPTIONS,
+    MEMBER_OPTIONS,
+    OPTIONS,
+    RULE_OPTIONS,
+    Option,
+)
 from rinetd_run.ruleset import Effective
 from tests.helpers import ROOT
 
@@ -44,15 +51,20 @@ def test_the_table_is_whole() -> None:
             assert option.low <= option.default <= option.high, option.name
         assert option.protocols and option.help.strip(), option.name
         assert option.inherited or option.scope == "both", option.name
+        assert not option.flag or option.words == ("on", "off"), option.name
+        assert not option.pool or option.scope == "rule", option.name
     assert len(BY_NAME) == len(OPTIONS)
+    assert set(MEMBER_OPTIONS) == {"weight", "backup", "max-connections"}
 
 
 def test_effective_has_a_field_per_option_in_table_order() -> None:
-    assert [f.name for f in fields(Effective)] == [o.field for o in OPTIONS]
+    assert [f.name for f in fields(Effective)] == [o.field for o in OPTIONS if o.scope != "member"]
 
 
 def test_the_grammar_knows_exactly_the_table_s_names() -> None:
-    assert _words("RULE_OPTION") == set(RULE_OPTIONS)
+    bare = {o.name for o in OPTIONS if o.flag}
+    assert _words("RULE_OPTION") == (set(RULE_OPTIONS) | set(MEMBER_OPTIONS)) - bare
+    assert _words("FLAG") == bare
     assert _words("SETTING") == set(GLOBAL_OPTIONS)
 
 
@@ -66,6 +78,12 @@ def test_the_schema_takes_exactly_the_table_s_values() -> None:
         {"properties": {"name": {"const": name}, "value": _schema_value(BY_NAME[name])}}
         for name in GLOBAL_OPTIONS
     ]
+    member = schema["properties"]["pools"]["items"]["properties"]["members"]["items"]
+    for name in MEMBER_OPTIONS:
+        option = BY_NAME[name]
+        expected = {"type": "boolean"} if option.flag else _schema_value(option)
+        written = member["properties"][option.field]
+        assert {k: v for k, v in written.items() if k != "description"} == expected
 
 
 def _role_type(option: Option) -> dict[str, Any]:
@@ -113,7 +131,7 @@ def _readme_rows() -> list[list[str]]:
 @pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.name)
 def test_the_readme_s_language_table_says_the_table_s_values(option: Option) -> None:
     statement = re.compile(rf"`{option.name} [N|a-z\\]+`")
-    in_rule = re.compile(rf"`\[{option.name}=[N|a-z0-9\\]+\]`")
+    in_rule = re.compile(rf"`(pool \.\.\. )?\[{option.name}(=[N|a-z0-9\\]+)?\]`")
     rows = [r for r in _readme_rows() if statement.search(r[0]) or in_rule.search(r[0])]
     assert rows, option.name
     scopes = {
@@ -122,7 +140,10 @@ def test_the_readme_s_language_table_says_the_table_s_values(option: Option) -> 
         for scope, found in (("global", statement), ("rule", in_rule))
         if found.search(row[0])
     }
-    assert scopes == ({"global", "rule"} if option.scope == "both" else {option.scope})
+    expected_scopes = {"global", "rule"} if option.scope == "both" else {option.scope}
+    assert scopes == ({"rule"} if option.scope == "member" else expected_scopes)
+    in_pool = any(row[0].startswith("`pool ...") for row in rows)
+    assert in_pool == (option.scope == "member" or option.member), option.name
     for cell, values, default, *_ in rows:
         expected = option.values + (" s" if option.unit == "s" else "")
         assert values == expected, (cell, values)

@@ -105,8 +105,8 @@ def test_loading_refuses_what_rinetdc_did_not_write(tmp_path: Path) -> None:
     assert len(read(_document()).rules) == 4
     with pytest.raises(RuleSetError, match="not valid JSON"):
         read(_document()[:-20])
-    with pytest.raises(RuleSetError, match="version 4"):
-        read(_document(version=4))
+    with pytest.raises(RuleSetError, match="version 5"):
+        read(_document(version=5))
     edited = _document().replace('"port": 8443', '"port": 8444')
     with pytest.raises(RuleSetError, match="digest mismatch"):
         read(edited)

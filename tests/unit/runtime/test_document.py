@@ -57,9 +57,34 @@ _ODD = st.one_of(
 )
 
 
+def _pools_hold(document: dict[str, Any]) -> bool:
+    """What JSON Schema cannot say of pools: names sorted and unique, a member's host (or
+    address) and port once per pool, and every rule's pool among them."""
+    names = [p.get("name") for p in document["pools"] if isinstance(p, dict)]
+    if any(type(n) is not str for n in names) or names != sorted(set(names)):
+        return False
+    for pool in document["pools"]:
+        members = pool.get("members") if isinstance(pool, dict) else None
+        if isinstance(members, list):
+            keys = [
+                (m.get("address") or m.get("host"), m.get("port"))
+                for m in members
+                if isinstance(m, dict)
+            ]
+            if len({json.dumps(k) for k in keys}) != len(keys):
+                return False
+    for rule in document["rules"]:
+        connect = rule.get("connect") if isinstance(rule, dict) else None
+        if isinstance(connect, dict) and "pool" in connect and connect["pool"] not in names:
+            return False
+    return True
+
+
 def _places_hold(document: dict[str, Any]) -> bool:
     """What JSON Schema cannot say: every `file` index points into `files`, and a file is
-    included from one listed before it."""
+    included from one listed before it; and the pools' own rules (``_pools_hold``)."""
+    if not _pools_hold(document):
+        return False
     count = len(document["files"])
 
     def ok(value: Any, key: Any = None) -> bool:

@@ -90,7 +90,7 @@ def test_the_compiled_rule_set_records_each_reason_and_reads_it_back() -> None:
     ruleset = _ruleset("dataplane kernel\n0 80 10.0.0.2 80\n0 81 10.0.0.2 81 [idle-timeout=5]\n")
     sealed = seal(ruleset)
     document = json.loads(sealed)
-    assert document["version"] == 3
+    assert document["version"] == 4
     assert [rule["user_space"] for rule in document["rules"]] == [
         None,
         "idle-timeout=5: conntrack would forget an idle connection silently; rinetd-run "
