@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import select
 import socket
 from typing import cast
 
+from .balance import MemberState
 from .context import Context
 from .link import Link
-from .logline import connect_failure
+from .logline import RESOURCE_ERRORS, connect_failure
 from .ruleset import Effective
 from .tcp_end import TcpEnd
 from .udp_end import UdpBackendEnd
@@ -59,6 +61,8 @@ def _connect_stream(link: Link, context: Context, options: Effective, attempt: i
         names.failed(host, refresh)
         if connect_failure(number) is None and attempt + 1 < len(addresses) and not link.finished:
             _connect_stream(link, context, options, attempt + 1)
+        elif link.pool is not None and number not in RESOURCE_ERRORS and not link.finished:
+            _next_member(link, context, options, number)
         else:
             _failed(link, number)
 
@@ -97,6 +101,9 @@ def _connect_stream(link: Link, context: Context, options: Effective, attempt: i
             failed(status or None)
             return
         names.connected(host, refresh)
+        link.on_connect_expired = None
+        if link.pool is not None:
+            link.pool.connected(context.pools)
         end = TcpEnd(poller, sock, watched=True)
         link.backend_ready(end)
         if not end.closed:
@@ -104,7 +111,33 @@ def _connect_stream(link: Link, context: Context, options: Effective, attempt: i
 
     link.on_abandon = abandon
     poller.add(sock, connected)
-    deadlines.connect_started(link, options.connect_timeout)
+    timeout = options.connect_timeout
+    if link.pool is not None:
+        # While another member is left to try, a member gets health-timeout to answer.
+        if len(link.pool.tried) < len(link.pool.route.states):
+            timeout = min(timeout, link.pool.route.timeout)
+
+        def expired() -> None:
+            link.on_connect_expired = None
+            if link.on_abandon is not None:
+                link.on_abandon()
+                link.on_abandon = None
+            failed(errno.ETIMEDOUT)
+
+        link.on_connect_expired = expired
+    deadlines.connect_started(link, timeout)
+
+
+def _next_member(link: Link, context: Context, options: Effective, number: int | None) -> None:
+    """A pool member did not take the connection: the next one does, at once."""
+    assert link.pool is not None
+    why = os.strerror(number) if number else "connect failed"
+    chosen = link.pool.failed(context.pools, f"connect: {why}")
+    if isinstance(chosen, MemberState):
+        link.rule = link.pool.route.rule_for(chosen)
+        _connect_stream(link, context, options)
+    else:  # none left, or those left are full: as a backend that refused
+        _failed(link, number)
 
 
 class _BackendDatagrams(asyncio.DatagramProtocol):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from . import logline
 from .access import verdict
+from .balance import MemberState
 from .budget import Budget
 from .deadline_timer import DeadlineTimer
 from .limits import RuleLimits, client_key
@@ -17,6 +18,7 @@ from .link import Link
 from .logline import Event
 from .names import Names
 from .poller import Poller
+from .pools import PoolMembers, PoolRoute, PoolTry
 from .ruleset import AccessRule, Effective, Rule
 from .say import say
 
@@ -35,6 +37,7 @@ class Context:
     deadlines: DeadlineTimer
     names: Names
     max_connections: int = 0  # TCP connections of the process; 0: the budget only
+    pools: PoolMembers = field(default_factory=PoolMembers)
     links: set[Link] = field(default_factory=set)  # TCP links and UDP sessions
     udp_sessions: int = 0
     _said: set[str] = field(default_factory=set)
@@ -101,6 +104,16 @@ class Context:
                 self.log(link.event(logline.LIMIT_EXCEEDED))
                 return None
             limits.add(key)
+        route = binding.route
+        if route is not None:
+            chosen = route.choose(client)
+            if not isinstance(chosen, MemberState):  # every member left is full
+                if binding.counting:
+                    binding.limits.remove(client_key(client))
+                self.log(link.event(logline.LIMIT_EXCEEDED))
+                return None
+            link.pool = PoolTry(route, chosen, client)
+            link.rule = route.rule_for(chosen)
         self.links.add(link)
         link.on_finish = binding.ended
         return link
@@ -115,6 +128,7 @@ class Binding:
     context: Context
     options: Effective
     limits: RuleLimits = field(default_factory=RuleLimits)
+    route: PoolRoute | None = None  # a pool rule's way to its members
     counting: bool = field(init=False, default=False)  # a TCP rule with a limit
     # dataplane kernel counts this rule's connections: a client reaching the listener
     # was refused by the table's limits.
@@ -148,5 +162,7 @@ class Binding:
         context = self.context
         context.links.discard(link)
         context.deadlines.forget(link)
+        if link.pool is not None:
+            link.pool.ended()
         if self.counting:
             self.limits.remove(client_key(link.client_address))

@@ -57,6 +57,9 @@ class Counters:
     digest: str = ""
     kernel_rules: int = 0  # rules nftables forwards now (dataplane kernel)
     kernel_events_lost: int = 0  # conntrack events the kernel dropped for us
+    # Per pool member, read from the pools when a page is asked for: pool, host, port, up,
+    # open, opened, connect failures, checks passed, checks failed.
+    members: list[tuple[str, str, int, bool, int, int, int, int, int]] = field(default_factory=list)
 
     def snapshot(self) -> Counters:
         """A copy the page can be written from while the loop goes on counting."""
@@ -68,6 +71,7 @@ class Counters:
             bytes_to_client=self.bytes_to_client.copy(),
             lines=self.lines.copy(),
             reloads=self.reloads.copy(),
+            members=list(self.members),
         )
 
     def rule_set(self, ruleset: RuleSet, digest: str) -> None:
@@ -190,5 +194,35 @@ def exposition(counters: Counters, process: ProcessFacts) -> str:
         "of are missing from the counts and the log."
     )
     _one(out, "rinetd_run_kernel_events_lost_total", "counter", text, counters.kernel_events_lost)
+    _members(out, counters.members)
     _process(out, process)
     return "".join(line + "\n" for line in out)
+
+
+def _members(
+    out: list[str], rows: list[tuple[str, str, int, bool, int, int, int, int, int]]
+) -> None:
+    """The pools' members: up or down, connections, failed connects, checks."""
+    families = (
+        ("rinetd_run_pool_member_up", "gauge", "1 while a pool member takes connections."),
+        ("rinetd_run_pool_member_connections_open", "gauge", "Connections open to a member."),
+        ("rinetd_run_pool_member_connections_total", "counter", "Connections given a member."),
+        (
+            "rinetd_run_pool_member_connect_failures_total",
+            "counter",
+            "Connects to a member that failed (the client moved to the next member).",
+        ),
+    )
+    ordered = sorted(rows)
+    for index, (name, kind, text) in enumerate(families):
+        _family(out, name, kind, text)
+        for pool, host, port, up, open_, opened, failures, _passed, _failed in ordered:
+            labels = f'{{pool="{_escape(pool)}",member="{_escape(host)}",port="{port}"}}'
+            value = (int(up), open_, opened, failures)[index]
+            out.append(f"{name}{labels} {value}")
+    name = "rinetd_run_pool_member_checks_total"
+    _family(out, name, "counter", "Active health checks of a member, by result.")
+    for pool, host, port, _up, _open, _opened, _failures, passed, failed in ordered:
+        labels = f'pool="{_escape(pool)}",member="{_escape(host)}",port="{port}"'
+        out.append(f'{name}{{{labels},result="passed"}} {passed}')
+        out.append(f'{name}{{{labels},result="failed"}} {failed}')

@@ -44,7 +44,7 @@ class DeadlineTimer:
         self._tick = None
         expired = self.deadlines.sweep(self.loop.time())
         for link in expired.connects:
-            link.backend_failed()  # finishing drops the connect under way
+            link.connect_expired()  # failing drops the connect under way
         for link in expired.idle:
             link.finish(abort=False, result=logline.IDLE_TIMEOUT)
         if self.deadlines.watching:

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 from . import logline
 from .logline import Event
 from .ruleset import Rule
+
+if TYPE_CHECKING:
+    from .pools import PoolTry
 
 __all__ = ["End", "Link", "Side", "Sink"]
 
@@ -84,8 +87,10 @@ class Link:
         "closed_first",
         "finished",
         "on_abandon",
+        "on_connect_expired",
         "on_finish",
         "on_traffic",
+        "pool",
         "preamble",
         "rule",
     )
@@ -112,6 +117,16 @@ class Link:
         self.on_traffic: Callable[[], None] | None = None  # UDP sessions: idle timer refresh
         self.on_abandon: Callable[[], None] | None = None  # drops a backend connect under way
         self.preamble = b""  # sent to the backend before any client byte (PROXY header)
+        self.pool: PoolTry | None = None  # a pool rule's member and those tried
+        # A pool's connect past its time moves to the next member instead of failing.
+        self.on_connect_expired: Callable[[], None] | None = None
+
+    def connect_expired(self) -> None:
+        """The backend connect took longer than it may: fail over, or fail."""
+        if self.on_connect_expired is not None:
+            self.on_connect_expired()
+        else:
+            self.backend_failed()
 
     def touch(self) -> None:
         if self.on_traffic is not None:

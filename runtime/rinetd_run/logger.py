@@ -82,6 +82,16 @@ class LogWriter:
             self._loop.call_soon(self._hand_over)
         self._batch.append(self._format(self._when, event))
 
+    def note(self, line: str) -> None:
+        """A line of its own (a pool member's change of state), in a JSON log only: the
+        tab and common formats keep rinetd's lines alone, so their readers are not
+        surprised."""
+        if self._path is None or self._format is not json_line:
+            return
+        if not self._batch:
+            self._loop.call_soon(self._hand_over)
+        self._batch.append(line + "\n")
+
     def _hand_over(self) -> None:
         if not self._batch:
             return

@@ -38,6 +38,7 @@ from .metrics import MetricsServer, Move, page
 from .names import Names
 from .plan import Key, ReloadPlan, plan_reload
 from .poller import Poller
+from .pools import MemberStates, PoolMembers
 from .process import open_descriptors
 from .ruleset import Rule, RuleSet, RuleSetError, effective, resolve
 from .say import say
@@ -74,11 +75,17 @@ class _Listener:
     acceptor: Acceptor | None = None
     transport: asyncio.DatagramTransport | None = None
 
-    def serve(self, rule: Rule, ruleset: RuleSet) -> None:
-        """Serve ``rule`` of ``ruleset`` (at open, and on reload with the socket kept)."""
+    def serve(self, rule: Rule, ruleset: RuleSet, members: MemberStates) -> None:
+        """Serve ``rule`` of ``ruleset`` (at open, and on reload with the socket kept),
+        its pool's ``members`` if it has one."""
         binding = self.binding
         binding.rule = rule
         binding.limit(effective(ruleset, rule))
+        binding.route = (
+            None
+            if rule.pool is None
+            else binding.context.pools.route(rule, binding.options, members)
+        )
         if rule.bind.protocol == "tcp":
             _keepalive(self.sock, binding.options.keepalive)
 
@@ -187,6 +194,7 @@ class Server:
             deadlines=DeadlineTimer(loop),
             names=Names(loop),
             max_connections=ruleset.max_connections,
+            pools=PoolMembers(note=self.logger.note),
         )
         self._count_with(ruleset)
         self.listeners: dict[Key, _Listener] = {}
@@ -201,6 +209,7 @@ class Server:
     def _page(self) -> Callable[[], str]:
         if self.kernel is not None:
             self.counters.kernel_events_lost = self.kernel.lost
+        self.counters.members = self.context.pools.rows()
         return functools.partial(page, self.counters.snapshot())
 
     def _count_with(self, ruleset: RuleSet) -> None:
@@ -267,7 +276,8 @@ class Server:
         """Bind every rule, then load the kernel's table if it has rules; BindError
         (nothing left open) if either fails."""
         plan = plan_reload((), self.ruleset.rules)
-        opened = self._open(plan.open, self.ruleset)
+        members = self.context.pools.states_for(self.ruleset)
+        opened = self._open(plan.open, self.ruleset, members)
         try:
             self.metrics.commit(await self._prepare_metrics(self.ruleset))
             kernel = await self._kernel_checked(self.ruleset)
@@ -277,6 +287,7 @@ class Server:
             raise
         await self._start(opened)
         self.listeners = opened
+        self.context.pools.commit(self.ruleset, members)
         self._mark_kernel_limited(self.ruleset)
         self.context.names.plan(self.ruleset)
         self._count_base()
@@ -284,7 +295,9 @@ class Server:
         # with it): later collections need not walk it, on the loop.
         gc.freeze()
 
-    def _open(self, rules: dict[Key, Rule], ruleset: RuleSet) -> dict[Key, _Listener]:
+    def _open(
+        self, rules: dict[Key, Rule], ruleset: RuleSet, members: MemberStates
+    ) -> dict[Key, _Listener]:
         """The rules' sockets, bound (BindError, nothing left open, if one cannot be) but
         not yet served: ``_start`` serves them once the rule set is taken."""
         opened: dict[Key, _Listener] = {}
@@ -292,7 +305,7 @@ class Server:
             for key, rule in rules.items():
                 binding = Binding(rule, self.context, effective(ruleset, rule))
                 opened[key] = _Listener(binding, open_socket(rule, self.reuse_port))
-                opened[key].serve(rule, ruleset)
+                opened[key].serve(rule, ruleset, members)
         except BindError:
             for listener in opened.values():
                 listener.sock.close()
@@ -336,7 +349,8 @@ class Server:
             # Reading, checking, resolving and planning happen in a thread: a big file
             # or a slow DNS must not pause forwarding.  Only the swap runs on the loop.
             ruleset, plan = await _off_the_loop(_load_and_plan, self.path, tuple(self.listeners))
-            opened = self._open(plan.open, ruleset)
+            members = self.context.pools.states_for(ruleset)
+            opened = self._open(plan.open, ruleset, members)
             move = await self._prepare_metrics(ruleset)
             kernel = await self._kernel_checked(ruleset)
         except (RuleSetError, BindError) as error:
@@ -355,8 +369,9 @@ class Server:
         await self._start(opened)
         for key in plan.close:
             self.listeners.pop(key).close()
+        self.context.pools.commit(ruleset, members)
         for key, rule in plan.keep.items():
-            self.listeners[key].serve(rule, ruleset)
+            self.listeners[key].serve(rule, ruleset, members)
         self.listeners.update(opened)
         self._mark_kernel_limited(ruleset)
         self.ruleset = ruleset
@@ -404,6 +419,7 @@ class Server:
         for link in list(self.context.links):
             link.finish(abort=True)
         self.listeners.clear()
+        self.context.pools.close()
         self.metrics.close()
         self.context.deadlines.close()
         self.context.names.close()

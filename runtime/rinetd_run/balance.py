@@ -1,0 +1,171 @@
+"""Which member of a pool takes a new connection, and how a member's health moves: pure
+decisions over the members' states, no I/O (the pool runtime in ``pools`` does that).
+
+A member is a candidate while it is up, not yet tried for this connection and not a
+backup; backups are candidates only when no other member is.  When every member is
+down the members are tried all the same (a check can be wrong; the client would
+otherwise be refused for sure).  Among the candidates, full members
+(max-connections) are skipped; candidates that are all full make the connection
+``FULL`` (logged limit-exceeded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections.abc import Collection, Sequence
+
+from .ruleset import Member
+
+__all__ = ["FULL", "Balancer", "MemberState", "after_check"]
+
+
+class MemberState:
+    """One member's health and counts: shared by every rule of its pool, kept across a
+    reload that keeps the member."""
+
+    __slots__ = (
+        "checks_failed",
+        "checks_passed",
+        "connect_failures",
+        "fails",
+        "member",
+        "open",
+        "opened",
+        "passes",
+        "pool",
+        "up",
+    )
+
+    def __init__(self, pool: str, member: Member) -> None:
+        self.pool = pool
+        self.member = member
+        self.up = True  # a member serves from the start: checks take it out
+        self.passes = 0  # checks (or connects) in a row that passed
+        self.fails = 0  # ... that failed
+        self.open = 0  # connections and sessions open now
+        self.opened = 0
+        self.connect_failures = 0
+        self.checks_passed = 0
+        self.checks_failed = 0
+
+    @property
+    def full(self) -> bool:
+        most = self.member.max_connections
+        return bool(most) and self.open >= most
+
+    @property
+    def load(self) -> float:
+        return self.open / self.member.weight
+
+
+def after_check(state: MemberState, passed: bool, rise: int, fall: int) -> bool:
+    """Count one check or connect; True when it changes the member's up or down."""
+    if passed:
+        state.fails = 0
+        state.passes += 1
+        if not state.up and state.passes >= rise:
+            state.up = True
+            return True
+    else:
+        state.passes = 0
+        state.fails += 1
+        if state.up and state.fails >= fall:
+            state.up = False
+            return True
+    return False
+
+
+class _Full:
+    def __repr__(self) -> str:
+        return "FULL"
+
+
+FULL = _Full()  # every candidate is at its max-connections
+
+
+def _candidates(
+    members: Sequence[MemberState], tried: Collection[MemberState]
+) -> list[MemberState]:
+    untried = [s for s in members if s not in tried]
+    for wanted in (
+        [s for s in untried if s.up and not s.member.backup],
+        [s for s in untried if s.up],
+        [s for s in untried if not s.member.backup],
+        untried,
+    ):
+        if wanted:
+            return wanted
+    return []
+
+
+def _hash(client: str, member: Member) -> float:
+    """A number in (0, 1) fixed by the client and the member."""
+    text = f"{client}|{member.host}|{member.port}".encode()
+    value = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+    return (value + 1) / (2**64 + 1)
+
+
+class Balancer:
+    """One rule's choice of member: its method, and the state the method keeps."""
+
+    __slots__ = ("_current", "_random", "method", "turn")
+
+    def __init__(self, method: str, seed: int | None = None) -> None:
+        self.method = method
+        self._current: dict[tuple[str, int], float] = {}  # smooth round robin's weights
+        self._random = random.Random(seed)
+        self.turn = 0
+
+    def choose(
+        self,
+        members: Sequence[MemberState],
+        client: str,
+        tried: Collection[MemberState] = (),
+    ) -> MemberState | _Full | None:
+        """The member for a new connection from ``client``; None when every member has
+        been tried, FULL when those left are full."""
+        candidates = _candidates(members, tried)
+        if not candidates:
+            return None
+        free = [s for s in candidates if not s.full]
+        if not free:
+            return FULL
+        if len(free) == 1:
+            return free[0]
+        if self.method == "leastconn":
+            return self._least(free)
+        if self.method == "random":
+            one, two = self._random.choices(free, weights=[s.member.weight for s in free], k=2)
+            return one if one.load <= two.load else two
+        if self.method == "source":
+            # Weighted rendezvous hashing: a member's going away moves only its clients.
+            return max(free, key=lambda s: -s.member.weight / math.log(_hash(client, s.member)))
+        return self._smooth_round_robin(free)
+
+    def _least(self, free: list[MemberState]) -> MemberState:
+        """The least loaded for its weight; ties taken in turn, so that equal members at
+        rest share the connections."""
+        self.turn += 1
+        start = self.turn % len(free)
+        ordered = free[start:] + free[:start]
+        return min(ordered, key=lambda s: s.load)
+
+    def _smooth_round_robin(self, free: list[MemberState]) -> MemberState:
+        """nginx's smooth weighted round robin: weights 5, 1, 1 give a a b a c a a, not
+        a a a a a b c."""
+        current, total = self._current, 0
+        best: MemberState | None = None
+        best_value = -math.inf
+        for state in free:
+            key = state.member.key
+            weight = state.member.weight
+            value = current.get(key, 0.0) + weight
+            current[key] = value
+            total += weight
+            if value > best_value:
+                best, best_value = state, value
+        assert best is not None
+        current[best.member.key] -= total
+        return best
