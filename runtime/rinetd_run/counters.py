@@ -31,6 +31,8 @@ class ProcessFacts(NamedTuple):
 
 
 RuleKey = tuple[str, int, str]  # bind as written, port, protocol: unique in a rule set
+# A pool member: pool, host, port, up, open, opened, connect failures, checks passed, failed.
+MemberRow = tuple[str, str, int, bool, int, int, int, int, int]
 # Words that end a connection that was opened (and count its bytes).
 _NOT_AFTER_OPENED = frozenset(
     {

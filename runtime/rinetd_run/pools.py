@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 
 from .balance import FULL, Balancer, MemberState, after_check
+from .counters import MemberRow
 from .ruleset import Effective, Endpoint, Member, Rule, RuleSet, effective
 from .say import say
 
@@ -204,7 +205,7 @@ class PoolMembers:
                 state.checks_failed += 1
             self.counted(state, after_check(state, passed, checks.rise, checks.fall), why)
 
-    def rows(self) -> list[tuple[str, str, int, bool, int, int, int, int, int]]:
+    def rows(self) -> list[MemberRow]:
         """Per member, for the metrics page: pool, host, port, up, open, opened, connect
         failures, checks passed and failed."""
         return [
