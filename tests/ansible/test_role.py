@@ -466,13 +466,37 @@ def test_the_runtime_is_packed_once_for_the_whole_play(
 
 def test_a_rule_s_options_are_deployed_and_enforced(deployment: Deployment) -> None:
     rule = {**deployment.rule(deployment.ports[0]), "max_connections": 1, "keepalive": False}
-    variables = deployment.variables([rule], rinetd_idle_timeout=600)
+    # A pool of two members, the first refusing: the rule forwards to the second.
+    refusing = free_port()
+    to_pool = {
+        "bind_address": "127.0.0.1",
+        "bind_port": deployment.ports[1],
+        "connect_pool": "echo",
+        "balance": "leastconn",
+        "health_interval": 0,
+    }
+    pools = [
+        {
+            "name": "echo",
+            "members": [
+                {"host": "127.0.0.1", "port": refusing, "weight": 2},
+                {"host": "127.0.0.1", "port": deployment.echo_port, "max_connections": 10},
+            ],
+        }
+    ]
+    variables = deployment.variables([rule, to_pool], rinetd_idle_timeout=600, rinetd_pools=pools)
     done = deployment.play(variables)
     assert done.returncode == 0, done.stdout
     conf = (deployment.root / "etc/rinetd/rinetd.conf").read_text()
     assert "idle-timeout 600\n" in conf
     assert "[max-connections=1, keepalive=off]" in conf
+    assert f"pool echo 127.0.0.1 {refusing} [weight=2]\n" in conf
+    assert (
+        f"127.0.0.1 {deployment.ports[1]} @echo/tcp [balance=leastconn, health-interval=0]" in conf
+    )
     deployment.start()
+    for _ in range(3):
+        assert forwards(deployment.ports[1])
     with socket.create_connection(("127.0.0.1", deployment.ports[0]), timeout=5) as first:
         first.sendall(b"one")
         assert first.recv(3) == b"one"
