@@ -40,6 +40,7 @@ def _free_port() -> int:
 
 
 PORTS = {"nginx": _free_port(), "nginx-proxy": _free_port(), "iperf": _free_port()}
+POOL = [PORTS["nginx"], _free_port(), _free_port()]  # one nginx on three ports: three members
 FORWARD = {
     name: {"http": _free_port(), "iperf": _free_port()}
     for name in (
@@ -47,6 +48,8 @@ FORWARD = {
         "rinetd-run",
         "run + options",
         "run + proxy v1",
+        "run + pool of 3",
+        "run + 1000 checked",
         "run --workers 2",
         "run --loop uvloop",
     )
@@ -55,6 +58,8 @@ OURS = {
     "rinetd-run": [],
     "run + options": [],
     "run + proxy v1": [],
+    "run + pool of 3": [],
+    "run + 1000 checked": [],
     "run --workers 2": ["--workers", "2"],
     "run --loop uvloop": ["--loop", "uvloop"],
 }
@@ -134,7 +139,9 @@ def nginx_conf(work: Path, servers: str = "") -> Path:
   server {{
     listen {HOST}:{PORTS["nginx-proxy"]} backlog=4096 proxy_protocol;
     location / {{ return 200 "hello\\n"; }}
-  }}"""
+  }}
+  server {{ listen {HOST}:{POOL[1]} backlog=4096; location / {{ return 200 "hello\\n"; }} }}
+  server {{ listen {HOST}:{POOL[2]} backlog=4096; location / {{ return 200 "hello\\n"; }} }}"""
     )
     conf = work / "nginx.conf"
     conf.write_text(f"""
@@ -162,6 +169,14 @@ def rules_text() -> dict[str, str]:
         http = f"{HOST} {p['http']} {HOST} {PORTS['nginx']}{options}"
         if name == "run + proxy v1":  # to an nginx server that reads the header
             http = f"{HOST} {p['http']} {HOST} {PORTS['nginx-proxy']} [proxy-protocol=v1]"
+        if name == "run + pool of 3":  # the same nginx as three members, checked
+            head = "".join(f"pool web {HOST} {port}\n" for port in POOL)
+            http = f"{HOST} {p['http']} @web"
+        if name == "run + 1000 checked":  # a plain rule beside a pool of 1,000 checked members
+            head = "".join(
+                f"pool checked 127.0.{5 + n // 250}.{1 + n % 250} 9\n" for n in range(1000)
+            )
+            head += f"{HOST} {_free_port()} @checked [health-interval=5]\n"
         texts[name] = f"{head}{http}\n{HOST} {p['iperf']} {HOST} {PORTS['iperf']}{options}\n"
     return texts
 
@@ -379,6 +394,12 @@ def main() -> None:
         text=True,
     ).stdout
     report(results)
+    churn = {n: statistics.median(results[n]["churn requests/s"]) for n in results if n in FORWARD}
+    for name in ("run + pool of 3", "run + 1000 checked"):
+        if name in churn:
+            print(
+                f"churn {name}: {churn[name] / churn['rinetd-run']:.2f}x rinetd-run's one backend"
+            )
     tab = statistics.median(results["rinetd-run"]["churn with a logfile, requests/s"])
     json_and_metrics = statistics.median(observed)
     print(

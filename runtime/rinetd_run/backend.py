@@ -103,7 +103,7 @@ def _connect_stream(link: Link, context: Context, options: Effective, attempt: i
         names.connected(host, refresh)
         link.on_connect_expired = None
         if link.pool is not None:
-            link.pool.connected(context.pools)
+            context.pools.counted(link.pool.state, link.pool.connected(), "connected")
         end = TcpEnd(poller, sock, watched=True)
         link.backend_ready(end)
         if not end.closed:
@@ -132,7 +132,10 @@ def _next_member(link: Link, context: Context, options: Effective, number: int |
     """A pool member did not take the connection: the next one does, at once."""
     assert link.pool is not None
     why = os.strerror(number) if number else "connect failed"
-    chosen = link.pool.failed(context.pools, f"connect: {why}")
+    changed, chosen = link.pool.failed()
+    context.pools.counted(
+        link.pool.tried[-2] if changed else link.pool.state, changed, f"connect: {why}"
+    )
     if isinstance(chosen, MemberState):
         link.rule = link.pool.route.rule_for(chosen)
         _connect_stream(link, context, options)

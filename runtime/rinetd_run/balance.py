@@ -15,10 +15,11 @@ import hashlib
 import math
 import random
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 
-from .ruleset import Member
+from .ruleset import Effective, Endpoint, Member, Rule
 
-__all__ = ["FULL", "Balancer", "MemberState", "after_check"]
+__all__ = ["FULL", "Balancer", "MemberState", "PoolRoute", "PoolTry", "after_check"]
 
 
 class MemberState:
@@ -169,3 +170,75 @@ class Balancer:
         assert best is not None
         current[best.member.key] -= total
         return best
+
+
+class PoolRoute:
+    """One pool rule's way to its members: the members' states, its balancer, the rule
+    each member's connections run under (the member in the connect field)."""
+
+    __slots__ = ("_rules", "balancer", "fall", "rise", "rule", "states", "timeout")
+
+    def __init__(self, rule: Rule, states: list[MemberState], options: Effective) -> None:
+        self.rule = rule
+        self.states = states
+        self.balancer = Balancer(options.balance)
+        self.rise, self.fall, self.timeout = (
+            options.health_rise,
+            options.health_fall,
+            options.health_timeout,
+        )
+        self._rules: dict[tuple[str, int], Rule] = {}
+
+    def choose(
+        self, client: str, tried: Collection[MemberState] = ()
+    ) -> MemberState | object | None:
+        return self.balancer.choose(self.states, client, tried)
+
+    def rule_for(self, state: MemberState) -> Rule:
+        """The rule a connection to ``state``'s member runs and logs under."""
+        member = state.member
+        found = self._rules.get(member.key)
+        if found is None or found.connect.address != member.address:
+            connect = Endpoint(
+                member.host, member.address, member.port, member.service, self.rule.connect.protocol
+            )
+            found = replace(self.rule, connect=connect)
+            self._rules[member.key] = found
+        return found
+
+
+class PoolTry:
+    """A connection's way through its pool: the member it holds now and those tried."""
+
+    __slots__ = ("client", "route", "state", "tried")
+
+    def __init__(self, route: PoolRoute, state: MemberState, client: str) -> None:
+        self.client = client
+        self.route = route
+        self.state = state
+        self.tried: list[MemberState] = [state]
+        state.open += 1
+        state.opened += 1
+
+    def failed(self) -> tuple[bool, MemberState | object | None]:
+        """The connect to the member failed: count it (whether that took the member out),
+        and move to the next member (the state returned, also taken), or FULL or None
+        when none is left."""
+        state, route = self.state, self.route
+        state.connect_failures += 1
+        changed = after_check(state, False, route.rise, route.fall)
+        chosen = route.choose(self.client, self.tried)
+        if isinstance(chosen, MemberState):
+            state.open -= 1
+            chosen.open += 1
+            chosen.opened += 1
+            self.state = chosen
+            self.tried.append(chosen)
+        return changed, chosen
+
+    def connected(self) -> bool:
+        """The member took the connection: whether that brought it back up."""
+        return after_check(self.state, True, self.route.rise, self.route.fall)
+
+    def ended(self) -> None:
+        self.state.open -= 1

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from . import logline
 from .access import verdict
-from .balance import MemberState
+from .balance import MemberState, PoolRoute, PoolTry
 from .budget import Budget
 from .deadline_timer import DeadlineTimer
 from .limits import RuleLimits, client_key
@@ -18,7 +18,7 @@ from .link import Link
 from .logline import Event
 from .names import Names
 from .poller import Poller
-from .pools import PoolMembers, PoolRoute, PoolTry
+from .pools import PoolMembers
 from .ruleset import AccessRule, Effective, Rule
 from .say import say
 

@@ -24,7 +24,7 @@ from .logline import Event
 from .ruleset import Rule
 
 if TYPE_CHECKING:
-    from .pools import PoolTry
+    from .balance import PoolTry
 
 __all__ = ["End", "Link", "Side", "Sink"]
 

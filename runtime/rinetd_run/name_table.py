@@ -45,10 +45,13 @@ class NameTable:
         returns them all, to be looked up for every address soon."""
         addresses: dict[Key, tuple[str, ...]] = {}
         for rule in ruleset.rules:
-            host = rule.connect.host
-            if is_name(host) and rule.connect.address is not None:
-                key = (host, effective(ruleset, rule).dns_refresh)
-                addresses.setdefault(key, (rule.connect.address,))
+            connects = [(rule.connect.host, rule.connect.address)]
+            if rule.pool is not None:  # a pool's members, with the rule's dns-refresh
+                connects = [(m.host, m.address) for m in ruleset.pool(rule.pool).members]
+            for host, address in connects:
+                if is_name(host) and address is not None:
+                    key = (host, effective(ruleset, rule).dns_refresh)
+                    addresses.setdefault(key, (address,))
         self.addresses = addresses
         self.busy.clear()  # the driver cancelled the lookups under way
         return list(addresses)

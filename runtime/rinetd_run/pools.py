@@ -1,8 +1,8 @@
 """The pools' members at run time: their states kept across reloads, their active health
-checks (a TCP connect each interval), what a member's change of state says, and each
-pool rule's route (its balancer and the rule a connection to each member logs).
+checks (a TCP connect each interval), what a member's change of state says, and the
+routes of the pool rules (``balance.PoolRoute``) made from them.
 
-The choices are ``balance``'s; this module owns the states and the checks' sockets.
+The choices are ``balance``'s (pure); this module owns the states and the checks' sockets.
 A pool's checks follow the health options of the first rule (in file order) that
 reaches it over TCP; a pool reached over UDP only has passive marking alone.
 """
@@ -14,15 +14,15 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import Callable, Collection
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from .balance import FULL, Balancer, MemberState, after_check
+from .balance import MemberState, PoolRoute, after_check
 from .counters import MemberRow
-from .ruleset import Effective, Endpoint, Member, Rule, RuleSet, effective
+from .ruleset import Effective, Member, Rule, RuleSet, effective
 from .say import say
 
-__all__ = ["FULL", "MemberStates", "PoolMembers", "PoolRoute", "PoolTry", "member_line"]
+__all__ = ["MemberStates", "PoolMembers", "member_line"]
 
 StateKey = tuple[str, tuple[str, int]]  # pool name, member key
 MemberStates = dict[StateKey, MemberState]
@@ -52,77 +52,6 @@ class _Checks:
     timeout: int
     rise: int
     fall: int
-
-
-class PoolRoute:
-    """One pool rule's way to its members: the members' states, its balancer, the rule
-    each member's connections run under (the member in the connect field)."""
-
-    __slots__ = ("_rules", "balancer", "fall", "rise", "rule", "states", "timeout")
-
-    def __init__(self, rule: Rule, states: list[MemberState], options: Effective) -> None:
-        self.rule = rule
-        self.states = states
-        self.balancer = Balancer(options.balance)
-        self.rise, self.fall, self.timeout = (
-            options.health_rise,
-            options.health_fall,
-            options.health_timeout,
-        )
-        self._rules: dict[tuple[str, int], Rule] = {}
-
-    def choose(
-        self, client: str, tried: Collection[MemberState] = ()
-    ) -> MemberState | object | None:
-        return self.balancer.choose(self.states, client, tried)
-
-    def rule_for(self, state: MemberState) -> Rule:
-        """The rule a connection to ``state``'s member runs and logs under."""
-        member = state.member
-        found = self._rules.get(member.key)
-        if found is None or found.connect.address != member.address:
-            connect = Endpoint(
-                member.host, member.address, member.port, member.service, self.rule.connect.protocol
-            )
-            found = replace(self.rule, connect=connect)
-            self._rules[member.key] = found
-        return found
-
-
-class PoolTry:
-    """A connection's way through its pool: the member it holds now and those tried."""
-
-    __slots__ = ("client", "route", "state", "tried")
-
-    def __init__(self, route: PoolRoute, state: MemberState, client: str) -> None:
-        self.client = client
-        self.route = route
-        self.state = state
-        self.tried: list[MemberState] = [state]
-        state.open += 1
-        state.opened += 1
-
-    def failed(self, members: PoolMembers, why: str) -> MemberState | object | None:
-        """The connect to the member failed: count it, and move to the next member (the
-        state returned, also taken), or FULL or None when none is left."""
-        state, route = self.state, self.route
-        state.connect_failures += 1
-        members.counted(state, after_check(state, False, route.rise, route.fall), why)
-        chosen = route.choose(self.client, self.tried)
-        if isinstance(chosen, MemberState):
-            state.open -= 1
-            chosen.open += 1
-            chosen.opened += 1
-            self.state = chosen
-            self.tried.append(chosen)
-        return chosen
-
-    def connected(self, members: PoolMembers) -> None:
-        state, route = self.state, self.route
-        members.counted(state, after_check(state, True, route.rise, route.fall), "connected")
-
-    def ended(self) -> None:
-        self.state.open -= 1
 
 
 class PoolMembers:

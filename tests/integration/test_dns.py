@@ -3,12 +3,14 @@ firewall (its own /etc/netns/NS/resolv.conf), and its answer changes during the 
 
 from __future__ import annotations
 
+import concurrent.futures
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -236,3 +238,43 @@ def test_the_kernel_s_table_follows_the_name(
     finally:
         daemon.stop()
     assert _kernel_table(net) == ""
+
+
+def test_a_pool_across_the_namespaces_survives_a_killed_member_and_follows_a_member_s_name(
+    dns: NameServer, request: pytest.FixtureRequest
+) -> None:
+    """Three real backends on the backend host's three addresses, one of them a member
+    by name: one killed in the middle of traffic costs no client; the named member then
+    follows its name (dns-refresh), and the killed one comes back after its checks."""
+    net, port = dns.net, 7300
+    servers = {address: _hello(net, address, port) for address in (*SERVED, DEAD)}
+    dns.answer(f"{SERVED[0]} {NAME}\n")
+    config = (
+        f"pool web {NAME} {port}\npool web {SERVED[1]} {port}\npool web {DEAD} {port}\n"
+        "0 9510 @web [dns-refresh=1, health-interval=1, health-fall=1, health-rise=1]\n"
+        "logfile LOG\n"
+    )
+    daemon = start_ours(net, config, request.node.name, "--no-resolve")
+    try:
+        assert Counter(_reached(net, 9510) for _ in range(6)) == {a: 2 for a in servers}
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            during = [pool.submit(_reached, net, 9510) for _ in range(16)]
+            wait_until(lambda: sum(f.done() for f in during) >= 4, "traffic under way")
+            net.stop(servers.pop(DEAD))  # killed mid-traffic
+            reached = [f.result() for f in during]
+        assert None not in reached, reached  # no client failed
+        daemon.wait_for_stderr(f"pool web member {DEAD} {port} is down", timeout=10)
+        assert DEAD not in [_reached(net, 9510) for _ in range(6)]
+        # The named member follows its name to the dead address, where a server starts again.
+        servers[DEAD] = _hello(net, DEAD, port)
+        dns.answer(f"{DEAD} {NAME}\n")
+        daemon.wait_for_stderr(f"pool web member {DEAD} {port} is up", timeout=10)
+        wait_until(
+            lambda: SERVED[0] not in {_reached(net, 9510) for _ in range(6)},
+            f"the member {NAME} to follow its name away from {SERVED[0]}",
+            timeout=10,
+        )
+    finally:
+        daemon.stop()
+        for server in servers.values():
+            net.stop(server)

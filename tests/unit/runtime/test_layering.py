@@ -18,6 +18,7 @@ from tests.helpers import ROOT
 RUNTIME = ROOT / "runtime" / "rinetd_run"
 PURE = (
     "access",
+    "balance",
     "budget",
     "canonical",
     "counters",
