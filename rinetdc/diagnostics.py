@@ -134,7 +134,7 @@ HELP: dict[str, str] = {
     "E005": "Use a port number or a service name from /etc/services for that protocol.",
     "E006": "Ports are 1..65535; rinetd 0.73 would silently use another port.",
     "E007": "Each number has a range: timeout 1..2147483647, "
-    + ", ".join(f"{o.name} {o.values}" for o in OPTIONS if not o.words)
+    + ", ".join(f"{o.name} {o.values}" for o in OPTIONS if not o.words and not o.text)
     + " (the README's language table).",
     "E008": "Patterns use digits, hex letters, '.', ':' and the globs * and ?, e.g. 10.0.0.*.",
     "E009": "The options are timeout, src and the extended ones in the README, in one [ ] group.",
@@ -142,6 +142,8 @@ HELP: dict[str, str] = {
     "E011": "A wildcard bind takes the port on every address: use distinct ports or addresses.",
     "E012": "An IPv4 backend needs an IPv4 src, an IPv6 backend an IPv6 src.",
     "E013": ", ".join(f"{o.name} is {' or '.join(o.words)}" for o in OPTIONS if o.words)
+    + "; "
+    + ", ".join(f"{o.name} is {o.values}" for o in OPTIONS if o.text)
     + "; metrics serves tcp.",
     "E014": "The C rinetd 0.73 does not have this, or reads the line differently; "
     "check without --target rinetd-0.73 for rinetd-run.",

@@ -8,6 +8,7 @@ becomes one file, its items in the order the includes read them.
 
 from __future__ import annotations
 
+from rinetd_run.options import BY_NAME, quote
 from rinetd_run.ruleset import (
     DEFAULT_TIMEOUT,
     AccessRule,
@@ -51,7 +52,10 @@ def _rule(rule: Rule) -> str:
         options.append(f"timeout={rule.timeout}")
     if rule.src is not None:
         options.append(f"src={rule.src.host}")
-    options += [f"{name}={value}" for name, value in rule.options]
+    options += [
+        f"{name}={quote(value) if BY_NAME[name].text and isinstance(value, str) else value}"
+        for name, value in rule.options
+    ]
     if options:
         words.append("[" + ", ".join(options) + "]")
     return " ".join(words)

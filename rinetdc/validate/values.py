@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from rinetd_run.options import BY_NAME, MAX_TIMEOUT
+from rinetd_run.options import BY_NAME, MAX_TIMEOUT, unquote
 from rinetd_run.ruleset import (
     Endpoint,
     Source,
@@ -35,6 +35,13 @@ def read_option_value(
     """An extended option's or setting's value, checked against its range or words; a
     global ``statement`` is written `name value`, an option `name=value`."""
     option = BY_NAME[name]
+    if option.text:
+        value = unquote(text, option.high)
+        if value is not None:
+            return value, []
+        return None, [
+            make("E013", f"{name} takes a quoted text, not {_shown(text)}", span, option.hint())
+        ]
     if option.words:
         if text in option.words:
             return text, []

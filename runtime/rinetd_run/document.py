@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from . import slices
 from .canonical import FORMAT, READABLE, VERSION, digest
 from .kernel_choice import user_space_reason
-from .options import BY_NAME, GLOBAL_OPTIONS, MAX_TIMEOUT, RULE_OPTIONS
+from .options import BY_NAME, GLOBAL_OPTIONS, MAX_TIMEOUT, RULE_OPTIONS, quote, unquote
 from .ruleset import (
     AccessRule,
     Endpoint,
@@ -314,6 +314,10 @@ def _options_in(value: Any, where: str) -> tuple[tuple[str, int | str], ...]:
 
 def _option_value(name: str, value: Any, where: str) -> int | str:
     option = BY_NAME[name]
+    if option.text:
+        if not isinstance(value, str) or unquote(quote(value), option.high) != value:
+            raise _Refused(f"{where} is not a text of at most {option.high} characters")
+        return value
     if option.words:
         return _choice(value, where, option.words)
     return _integer(value, where, option.low, option.high)

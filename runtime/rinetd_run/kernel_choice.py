@@ -112,8 +112,8 @@ def user_space_reason(ruleset: RuleSet, rule: Rule) -> str | None:
     forward it as rinetd-run would, as far as what is known (names unresolved pass)."""
     if rule.pool is not None:
         return (
-            f"forwards to pool {rule.pool}: rinetd-run chooses the member, checks health "
-            "and fails over"
+            f"forwards to pool {rule.pool}: a connect that fails must move to the next "
+            "member, which a DNAT cannot do"
         )
     if rule.bind.protocol != rule.connect.protocol:
         return "the bind and connect protocols differ"

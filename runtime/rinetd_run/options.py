@@ -22,6 +22,8 @@ __all__ = [
     "RULE_OPTIONS",
     "Option",
     "applies",
+    "quote",
+    "unquote",
 ]
 
 # "member": only a pool member's [...] group takes it (`pool web 10.0.0.1 80 [weight=3]`).
@@ -54,6 +56,7 @@ class Option:
     member: bool = False  # a pool member's [...] group takes it too
     pool: bool = False  # only a rule that forwards to a pool uses it (W112 for the others)
     flag: bool = False  # written bare, `[backup]`, for its first word
+    text: bool = False  # a quoted text of at most ``high`` characters (``quote``)
 
     @property
     def field(self) -> str:
@@ -65,6 +68,8 @@ class Option:
         """What it takes, as hints and the README say it: `on, off`, `1..86400`."""
         if self.words:
             return ", ".join(self.words)
+        if self.text:
+            return f"a quoted text of at most {self.high} characters"
         return f"{self.low}..{self.high}"
 
     def hint(self, statement: bool = False) -> str:
@@ -72,6 +77,11 @@ class Option:
         `write keepalive=on` in a rule's options, `write keepalive on` as a ``statement``."""
         if self.flag:
             return f"write {self.name} alone: [{self.name}]"
+        if self.text:
+            return (
+                f'write {self.name}="..." with printable characters and the escapes '
+                f'\\r \\n \\t \\\\ \\", at most {self.high} characters'
+            )
         if self.words:
             return f"write {self.name}{' ' if statement else '='}{self.words[0]}"
         zero = f" (0 for {self.zero})" if self.zero and self.low == 0 else ""
@@ -217,6 +227,26 @@ OPTIONS: tuple[Option, ...] = (
         pool=True,
     ),
     Option(
+        "health-send",
+        "rule",
+        _BOTH,
+        None,
+        "a check sends this text once connected (a protocol's ping)",
+        high=200,
+        text=True,
+        pool=True,
+    ),
+    Option(
+        "health-expect",
+        "rule",
+        _BOTH,
+        None,
+        "a check passes only if the member's answer begins with this text",
+        high=200,
+        text=True,
+        pool=True,
+    ),
+    Option(
         "weight",
         "member",
         _BOTH,
@@ -246,3 +276,39 @@ MEMBER_OPTIONS = tuple(o.name for o in OPTIONS if o.scope == "member" or o.membe
 def applies(name: str, protocol: str) -> bool:
     """Whether a rule whose bind is ``protocol`` uses the option at all."""
     return protocol in BY_NAME[name].protocols
+
+
+# A text option's escapes, as written between its quotes, and what each stands for.
+_ESCAPES = {"r": "\r", "n": "\n", "t": "\t", "\\": "\\", '"': '"'}
+_WRITTEN = {value: "\\" + key for key, value in _ESCAPES.items()}
+
+
+def unquote(written: str, most: int) -> str | None:
+    """The text a quoted value stands for (`"PING\\r\\n"`), or None when it is not one:
+    no quotes, an unknown escape, a character that is not printable ASCII, empty, or
+    longer than ``most`` characters.  A bare word (`PING`) stands for itself."""
+    if len(written) >= 2 and written[0] == written[-1] == '"':
+        inner, out, index = written[1:-1], [], 0
+        while index < len(inner):
+            char = inner[index]
+            if char == "\\":
+                if index + 1 >= len(inner) or inner[index + 1] not in _ESCAPES:
+                    return None
+                out.append(_ESCAPES[inner[index + 1]])
+                index += 2
+                continue
+            out.append(char)
+            index += 1
+        text = "".join(out)
+    else:
+        text = written
+    if not text or len(text) > most:
+        return None
+    if any(not (" " <= c <= "~" or c in "\r\n\t") for c in text):
+        return None
+    return text
+
+
+def quote(text: str) -> str:
+    """The written form of a text value: ``unquote(quote(t)) == t``."""
+    return '"' + "".join(_WRITTEN.get(c, c) for c in text) + '"'

@@ -52,6 +52,8 @@ class _Checks:
     timeout: int
     rise: int
     fall: int
+    send: str | None = None
+    expect: str | None = None
 
 
 class PoolMembers:
@@ -127,7 +129,7 @@ class PoolMembers:
     async def _check_every(self, state: MemberState, checks: _Checks) -> None:
         while True:
             await asyncio.sleep(checks.interval)
-            passed, why = await _check(state.member, checks.timeout)
+            passed, why = await _check(state.member, checks)
             if passed:
                 state.checks_passed += 1
             else:
@@ -164,26 +166,46 @@ def _checks_of(ruleset: RuleSet) -> dict[str, _Checks]:
             options.health_timeout,
             options.health_rise,
             options.health_fall,
+            options.health_send,
+            options.health_expect,
         )
     return found
 
 
-async def _check(member: Member, timeout: int) -> tuple[bool, str]:
-    """One TCP connect to the member, closed at once."""
+async def _check(member: Member, checks: _Checks) -> tuple[bool, str]:
+    """One TCP connect to the member within the timeout; with health-send, the text sent;
+    with health-expect, the answer's first bytes held against it; then closed."""
     address = member.address
     if address is None:
         return False, f"{member.host} does not resolve"
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     try:
-        await asyncio.wait_for(
-            asyncio.get_running_loop().sock_connect(sock, (address, member.port)), timeout
-        )
+        return await asyncio.wait_for(_converse(sock, member, checks), checks.timeout)
     except TimeoutError:
-        return False, f"check: no answer in {timeout} s"
+        return False, f"check: no answer in {checks.timeout} s"
     except OSError as error:
         return False, f"check: {error.strerror or error}"
     finally:
         with contextlib.suppress(OSError):
             sock.close()
+
+
+async def _converse(sock: socket.socket, member: Member, checks: _Checks) -> tuple[bool, str]:
+    loop = asyncio.get_running_loop()
+    assert member.address is not None
+    await loop.sock_connect(sock, (member.address, member.port))
+    if checks.send:
+        await loop.sock_sendall(sock, checks.send.encode("ascii"))
+    if checks.expect:
+        wanted = checks.expect.encode("ascii")
+        answer = b""
+        while len(answer) < len(wanted):
+            data = await loop.sock_recv(sock, len(wanted) - len(answer))
+            if not data:
+                break
+            answer += data
+        if answer != wanted:
+            shown = answer.decode("ascii", "replace").encode("unicode_escape").decode()
+            return False, f"check: the answer began {shown[:40]!r}, not the expected text"
     return True, "check passed"

@@ -237,6 +237,8 @@ class Effective:
     health_timeout: int
     health_rise: int
     health_fall: int
+    health_send: str | None
+    health_expect: str | None
 
 
 def effective(ruleset: RuleSet, rule: Rule) -> Effective:

@@ -332,3 +332,25 @@ def test_a_blackholed_member_is_passed_over_within_health_timeout(tmp_path: Path
         stuck.close()
         for filler in fillers:
             filler.close()
+
+
+def test_a_check_can_send_a_text_and_expect_the_answer_to_begin_with_another(
+    members: list[TcpEcho], tmp_path: Path
+) -> None:
+    """The members echo: a check sending PING and expecting PING passes, one expecting
+    PONG fails and takes its member out."""
+    good, bad = free_port(), free_port()
+    text = (
+        f"pool good {members[0].host} {members[0].port}\n"
+        f"pool bad {members[1].host} {members[1].port}\n"
+        f'127.0.0.1 {good} @good [health-interval=1, health-fall=2, health-send="PING\\r\\n",'
+        ' health-expect="PING\\r"]\n'
+        f'127.0.0.1 {bad} @bad [health-interval=1, health-fall=2, health-send="PING\\r\\n",'
+        ' health-expect="PONG"]\n'
+    )
+    with running(text, tmp_path) as forwarder:
+        forwarder.wait_for_stderr(f"pool bad member {members[1].host} {members[1].port} is down")
+        assert any("not the expected text" in line for line in forwarder.errors)
+        assert members[0].accepted >= 2  # its checks came, and passed
+        assert not any("pool good" in line for line in forwarder.errors)
+        assert _echo_once(good) == b"ping"

@@ -37,6 +37,9 @@ def _words(terminal: str) -> set[str]:
 
 
 def _schema_value(option: Option) -> dict[str, Any]:
+    if option.text:
+        printable = "^[\\t\\r\\n -~]+(?![\\s\\S])"
+        return {"type": "string", "minLength": 1, "maxLength": option.high, "pattern": printable}
     if option.words:
         return {"enum": list(option.words)}
     return {"type": "integer", "minimum": option.low, "maximum": option.high}
@@ -46,6 +49,8 @@ def test_the_table_is_whole() -> None:
     for option in OPTIONS:
         if option.words:
             assert option.default is None or option.default in option.words, option.name
+        elif option.text:
+            assert option.default is None and option.high, option.name
         else:
             assert isinstance(option.default, int), option.name
             assert option.low <= option.default <= option.high, option.name
@@ -87,6 +92,8 @@ def test_the_schema_takes_exactly_the_table_s_values() -> None:
 
 
 def _role_type(option: Option) -> dict[str, Any]:
+    if option.text:
+        return {"type": "str"}
     if option.words == ("on", "off"):
         return {"type": "bool"}
     if option.words:
@@ -131,7 +138,7 @@ def _readme_rows() -> list[list[str]]:
 @pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.name)
 def test_the_readme_s_language_table_says_the_table_s_values(option: Option) -> None:
     statement = re.compile(rf"`{option.name} [N|a-z\\]+`")
-    in_rule = re.compile(rf"`(pool \.\.\. )?\[{option.name}(=[N|a-z0-9\\]+)?\]`")
+    in_rule = re.compile(rf"`(pool \.\.\. )?\[{option.name}(=[N|a-z0-9\\]+|=\"TEXT\")?\]`")
     rows = [r for r in _readme_rows() if statement.search(r[0]) or in_rule.search(r[0])]
     assert rows, option.name
     scopes = {

@@ -136,3 +136,28 @@ def test_options_are_compared_as_the_rule_runs_with_them() -> None:
         ("option", "0.0.0.0 80/tcp", "keepalive on -> off", None),
         ("max-connections", "max-connections", "max-connections none -> 9", None),
     ]
+
+
+def test_a_pool_s_members_added_removed_and_reweighted_are_said() -> None:
+    rule = "0 80 @web [balance=source]\n"
+    old = "pool web 10.0.0.1 80\npool web 10.0.0.2 80 [weight=2]\npool web 10.0.0.3 80\n" + rule
+    new = (
+        "pool web 10.0.0.1 80\npool web 10.0.0.2 80 [weight=5, backup]\npool web 10.0.0.4 80\n"
+        "0 80 @web [balance=leastconn]\n"
+    )
+    assert _changes(old, new) == [
+        ("option", "0.0.0.0 80/tcp", "balance source -> leastconn", None),
+        ("pool", "pool web", "member 10.0.0.2 80: weight 2 -> 5", None),
+        ("pool", "pool web", "member 10.0.0.2 80: backup off -> on", None),
+        ("pool", "pool web", "member removed: 10.0.0.3 80", None),
+        ("pool", "pool web", "member added: 10.0.0.4 80", None),
+    ]
+    # The same pool in another order, and the default weight written: nothing.
+    same = (
+        "pool web 10.0.0.3 80 [weight=1]\npool web 10.0.0.1 80\npool web 10.0.0.2 80 [weight=2]\n"
+    )
+    assert _changes(old, same + rule) == []
+    # A rule moved from one host to a pool.
+    assert _changes(
+        "pool web 10.0.0.1 80\n0 80 10.0.0.1 80\n", "pool web 10.0.0.1 80\n0 80 @web\n"
+    ) == [("connect", "0.0.0.0 80/tcp", "connect 10.0.0.1 80/tcp -> @web/tcp", None)]

@@ -212,3 +212,24 @@ def test_patterns_that_match_no_address_at_all() -> None:
     assert _codes("0 80 127.0.0.1 80\nallow ?\n") == ["W101"]
     assert _codes("0 80 127.0.0.1 80\nallow 1?\n") == ["W101"]
     assert _codes("0 80 127.0.0.1 80\nallow *\n") == []
+
+
+def test_pool_checks_say_where_and_what_to_do() -> None:
+    result = check("pool web 10.0.0.1 80\n0 80 @wbe\n", NoResolver())
+    (unknown,) = [d for d in result.diagnostics if d.code == "E024"]
+    assert (unknown.span.line, unknown.span.column, unknown.hint) == (2, 6, "did you mean @web?")
+    # A member's service must have a port for every protocol its rules reach it by.
+    text = "pool mail 10.0.0.1 smtp\n0 25 @mail\n0 26/udp @mail\n"
+    (wrong,) = [d for d in check(text, NoResolver()).diagnostics if d.code == "E027"]
+    assert "has no port for udp" in wrong.message and wrong.span.column == 20
+    assert [d.code for d in check(text.replace("smtp", "domain"), NoResolver()).diagnostics] == []
+    # A pool rule's own options, and the rule set: members, options and protocol.
+    text = "pool dns 10.0.0.53 53 [weight=4]\n0 53/udp @dns [balance=random]\n0 54 @dns/udp\n"
+    result = check(text, NoResolver())
+    assert result.errors == 0
+    (pool,) = result.ruleset.pools
+    assert [(m.host, m.port, m.weight) for m in pool.members] == [("10.0.0.53", 53, 4)]
+    assert [(r.pool, r.connect.protocol) for r in result.ruleset.rules] == [
+        ("dns", "udp"),
+        ("dns", "udp"),
+    ]
