@@ -1,5 +1,7 @@
 """Which member of a pool takes a new connection, and how a member's health moves: pure
 decisions over the members' states, no I/O (the pool runtime in ``pools`` does that).
+``PoolRoute`` is a pool rule's way to its members, ``PoolTry`` one connection's way
+through them (the member it holds, those it tried).
 
 A member is a candidate while it is up, not yet tried for this connection and not a
 backup; backups are candidates only when no other member is.  When every member is
