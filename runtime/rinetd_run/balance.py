@@ -26,24 +26,28 @@ __all__ = ["FULL", "Balancer", "MemberState", "PoolRoute", "PoolTry", "after_che
 
 class MemberState:
     """One member's health and counts: shared by every rule of its pool, kept across a
-    reload that keeps the member."""
+    reload that keeps the member.  Its weight, backup and limit are copied out of the
+    member (``take``): they are read on every connection."""
 
     __slots__ = (
+        "backup",
         "checks_failed",
         "checks_passed",
         "connect_failures",
         "fails",
         "member",
+        "most",
         "open",
         "opened",
         "passes",
         "pool",
         "up",
+        "weight",
     )
 
     def __init__(self, pool: str, member: Member) -> None:
         self.pool = pool
-        self.member = member
+        self.take(member)
         self.up = True  # a member serves from the start: checks take it out
         self.passes = 0  # checks (or connects) in a row that passed
         self.fails = 0  # ... that failed
@@ -53,14 +57,20 @@ class MemberState:
         self.checks_passed = 0
         self.checks_failed = 0
 
+    def take(self, member: Member) -> None:
+        """The member as a (re)load writes it: its health and counts stay."""
+        self.member = member
+        self.weight = member.weight
+        self.backup = member.backup
+        self.most = member.max_connections
+
     @property
     def full(self) -> bool:
-        most = self.member.max_connections
-        return bool(most) and self.open >= most
+        return bool(self.most) and self.open >= self.most
 
     @property
     def load(self) -> float:
-        return self.open / self.member.weight
+        return self.open / self.weight
 
 
 def after_check(state: MemberState, passed: bool, rise: int, fall: int) -> bool:
@@ -91,11 +101,11 @@ FULL = _Full()  # every candidate is at its max-connections
 def _candidates(
     members: Sequence[MemberState], tried: Collection[MemberState]
 ) -> list[MemberState]:
-    untried = [s for s in members if s not in tried]
+    untried = [s for s in members if s not in tried] if tried else list(members)
     for wanted in (
-        [s for s in untried if s.up and not s.member.backup],
+        [s for s in untried if s.up and not s.backup],
         [s for s in untried if s.up],
-        [s for s in untried if not s.member.backup],
+        [s for s in untried if not s.backup],
         untried,
     ):
         if wanted:
@@ -117,7 +127,7 @@ class Balancer:
 
     def __init__(self, method: str, seed: int | None = None) -> None:
         self.method = method
-        self._current: dict[tuple[str, int], float] = {}  # smooth round robin's weights
+        self._current: dict[MemberState, int] = {}  # smooth round robin's weights
         self._random = random.Random(seed)
         self.turn = 0
 
@@ -129,10 +139,15 @@ class Balancer:
     ) -> MemberState | _Full | None:
         """The member for a new connection from ``client``; None when every member has
         been tried, FULL when those left are full."""
-        candidates = _candidates(members, tried)
+        # The common case first: nothing tried yet, members up that are no backups.
+        candidates = (
+            [s for s in members if s.up and not s.backup]
+            if not tried
+            else _candidates(members, tried)
+        ) or _candidates(members, tried)
         if not candidates:
             return None
-        free = [s for s in candidates if not s.full]
+        free = [s for s in candidates if not s.most or s.open < s.most]
         if not free:
             return FULL
         if len(free) == 1:
@@ -140,11 +155,11 @@ class Balancer:
         if self.method == "leastconn":
             return self._least(free)
         if self.method == "random":
-            one, two = self._random.choices(free, weights=[s.member.weight for s in free], k=2)
+            one, two = self._random.choices(free, weights=[s.weight for s in free], k=2)
             return one if one.load <= two.load else two
         if self.method == "source":
             # Weighted rendezvous hashing: a member's going away moves only its clients.
-            return max(free, key=lambda s: -s.member.weight / math.log(_hash(client, s.member)))
+            return max(free, key=lambda s: -s.weight / math.log(_hash(client, s.member)))
         return self._smooth_round_robin(free)
 
     def _least(self, free: list[MemberState]) -> MemberState:
@@ -159,18 +174,16 @@ class Balancer:
         """nginx's smooth weighted round robin: weights 5, 1, 1 give a a b a c a a, not
         a a a a a b c."""
         current, total = self._current, 0
-        best: MemberState | None = None
+        best = free[0]
         best_value = -math.inf
         for state in free:
-            key = state.member.key
-            weight = state.member.weight
-            value = current.get(key, 0.0) + weight
-            current[key] = value
+            weight = state.weight
+            value = current.get(state, 0) + weight
+            current[state] = value
             total += weight
             if value > best_value:
                 best, best_value = state, value
-        assert best is not None
-        current[best.member.key] -= total
+        current[best] -= total
         return best
 
 
@@ -189,7 +202,7 @@ class PoolRoute:
             options.health_fall,
             options.health_timeout,
         )
-        self._rules: dict[tuple[str, int], Rule] = {}
+        self._rules: dict[MemberState, Rule] = {}
 
     def choose(
         self, client: str, tried: Collection[MemberState] = ()
@@ -198,14 +211,14 @@ class PoolRoute:
 
     def rule_for(self, state: MemberState) -> Rule:
         """The rule a connection to ``state``'s member runs and logs under."""
+        found = self._rules.get(state)
         member = state.member
-        found = self._rules.get(member.key)
         if found is None or found.connect.address != member.address:
             connect = Endpoint(
                 member.host, member.address, member.port, member.service, self.rule.connect.protocol
             )
             found = replace(self.rule, connect=connect)
-            self._rules[member.key] = found
+            self._rules[state] = found
         return found
 
 

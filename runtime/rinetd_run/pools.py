@@ -95,7 +95,7 @@ class PoolMembers:
         the checks follow; a removed member's open connections finish (its state lives
         on in them) while it gets no new ones."""
         for state, member in self._pending:
-            state.member = member
+            state.take(member)
         self._pending = []
         self.states = states
         wanted = _checks_of(ruleset)
