@@ -2,9 +2,9 @@
 machine: churn requests/s and CPU per connection, as ratios to the one backend.  Also a
 rule with one backend in a process that checks 1,000 pool members (health-interval 5):
 what the checks cost the forwarding path; and a pool of one member, which separates the
-cost of choosing from that of spreading over three backends.  Each round runs the three in a shuffled
-order, so that no one always follows another (bench/run.py's fixed order favours its
-first forwarder by ~10% on a shared 2-core machine).
+cost of choosing from that of spreading over three backends.  Each round runs them in a
+shuffled order, so that no one always follows another (bench/run.py's fixed order
+favours its first forwarder by ~10% on a shared 2-core machine).
 
 Run as root after bench/run.py installed wrk and nginx:
   .venv/bin/python bench/pools.py [--rounds 8] [--seconds 4]

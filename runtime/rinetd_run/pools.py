@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import socket
 import time
 from collections.abc import Callable
@@ -127,14 +128,17 @@ class PoolMembers:
             self.note(member_line(state, state.up, why))
 
     async def _check_every(self, state: MemberState, checks: _Checks) -> None:
+        # Members start at random points of the interval: 1,000 of them check in a steady
+        # trickle, never in a burst of 1,000 connects that would hold up forwarding.
+        await asyncio.sleep(random.uniform(0, checks.interval))
         while True:
-            await asyncio.sleep(checks.interval)
             passed, why = await _check(state.member, checks)
             if passed:
                 state.checks_passed += 1
             else:
                 state.checks_failed += 1
             self.counted(state, after_check(state, passed, checks.rise, checks.fall), why)
+            await asyncio.sleep(checks.interval)
 
     def rows(self) -> list[MemberRow]:
         """Per member, for the metrics page: pool, host, port, up, open, opened, connect
@@ -181,7 +185,8 @@ async def _check(member: Member, checks: _Checks) -> tuple[bool, str]:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     try:
-        return await asyncio.wait_for(_converse(sock, member, checks), checks.timeout)
+        async with asyncio.timeout(checks.timeout):  # no task of its own, as wait_for makes
+            return await _converse(sock, member, checks)
     except TimeoutError:
         return False, f"check: no answer in {checks.timeout} s"
     except OSError as error:
