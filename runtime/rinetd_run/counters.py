@@ -59,9 +59,9 @@ class Counters:
     digest: str = ""
     kernel_rules: int = 0  # rules nftables forwards now (dataplane kernel)
     kernel_events_lost: int = 0  # conntrack events the kernel dropped for us
-    # Per pool member, read from the pools when a page is asked for: pool, host, port, up,
-    # open, opened, connect failures, checks passed, checks failed.
-    members: list[tuple[str, str, int, bool, int, int, int, int, int]] = field(default_factory=list)
+    members: list[MemberRow] = field(default_factory=list)  # read when a page is asked for
+    # Per kernel rule: packets and bytes nftables forwarded (asked of nft for each page).
+    kernel_traffic: list[tuple[RuleKey, int, int]] = field(default_factory=list)
 
     def snapshot(self) -> Counters:
         """A copy the page can be written from while the loop goes on counting."""
@@ -196,6 +196,15 @@ def exposition(counters: Counters, process: ProcessFacts) -> str:
         "of are missing from the counts and the log."
     )
     _one(out, "rinetd_run_kernel_events_lost_total", "counter", text, counters.kernel_events_lost)
+    for index, (name, text) in enumerate(
+        (
+            ("rinetd_run_kernel_packets_total", "Packets nftables forwarded, both ways, by rule."),
+            ("rinetd_run_kernel_bytes_total", "IP bytes nftables forwarded, both ways, by rule."),
+        )
+    ):
+        _family(out, name, "counter", text)
+        for key, packets, size in sorted(counters.kernel_traffic):
+            out.append(f"{name}{_labels(key, lines)} {(packets, size)[index]}")
     _members(out, counters.members)
     _process(out, process)
     return "".join(line + "\n" for line in out)

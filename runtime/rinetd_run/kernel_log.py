@@ -70,6 +70,10 @@ class KernelLog:
         self._open: OrderedDict[int, Flow] = OrderedDict()  # by conntrack id
         self.forgotten = 0  # flows dropped from _open past MAX_OPEN
 
+    def rule(self, number: int) -> Rule | None:
+        """The rule that has ``number`` now."""
+        return self._rules.get(number)
+
     def numbers(self, rules: Sequence[Rule]) -> list[int]:
         """A number for each rule: the one it had if a rule with the same log fields
         had one, else one no rule of ``rules`` has (the longest unused first)."""

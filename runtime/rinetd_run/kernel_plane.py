@@ -121,6 +121,10 @@ class KernelPlane:
             _switch(name, "0")
             self.turned_on.discard(name)
 
+    def counters(self) -> str:
+        """`nft -j list counters` of our table (KernelError if nft cannot say)."""
+        return _nft(["-j", "list", "counters", "table", FAMILY, NAME])
+
     def remove(self) -> None:
         """Forwarding as it was, then no table (nothing to do if none was loaded)."""
         for name in sorted(self.turned_on):

@@ -20,7 +20,7 @@ from .conntrack import ConntrackLog
 from .kernel_choice import dataplane_of, kernel_rules
 from .kernel_log import KernelLog
 from .kernel_plane import KernelError, KernelPlane
-from .kernel_table import FAMILY, NAME, KernelRule, kernel_rule
+from .kernel_table import FAMILY, NAME, KernelRule, kernel_rule, read_counters
 from .logline import Event
 from .name_table import is_name
 from .names import Names
@@ -146,6 +146,24 @@ class KernelSide:
         if kernel is not None:
             targets = ", ".join(f"line {rule.line} to {rule.connect}" for rule in kernel)
             say(f"dataplane kernel: the table follows dns-refresh: {targets}")
+
+    def traffic(self) -> list[tuple[tuple[str, int, str], int, int]]:
+        """Per kernel rule: its bind as the metrics name it, the packets and bytes the
+        table forwarded (nft asked now: call it off the loop); none if nft cannot say."""
+        loaded = self.loaded
+        if not loaded:
+            return []
+        try:
+            counted = read_counters(self.plane.counters())
+        except KernelError:
+            return []
+        rows: list[tuple[tuple[str, int, str], int, int]] = []
+        for kernel in loaded:
+            rule = self.kernel_log.rule(kernel.number)
+            if rule is not None and kernel.number in counted:
+                packets, size = counted[kernel.number]
+                rows.append(((rule.bind.host, rule.bind.port, rule.bind.protocol), packets, size))
+        return rows
 
     @property
     def lost(self) -> int:

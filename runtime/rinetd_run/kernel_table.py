@@ -15,13 +15,23 @@ table in one transaction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .kernel_patterns import Term, ipv4_terms
 from .ruleset import Rule, RuleSet, effective
 
-__all__ = ["FAMILY", "MARK", "MASK", "NAME", "KernelRule", "kernel_rule", "render"]
+__all__ = [
+    "FAMILY",
+    "MARK",
+    "MASK",
+    "NAME",
+    "KernelRule",
+    "kernel_rule",
+    "read_counters",
+    "render",
+]
 
 FAMILY, NAME = "inet", "rinetd_run"
 MARK, MASK = 0x52520000, 0xFFFF0000  # "RR": the connections this table DNAT'd
@@ -226,10 +236,16 @@ def render(rules: Sequence[KernelRule], guard: frozenset[int], comment: str) -> 
         if rule.src
     ]
     translations.append(f"{ours} masquerade")
-    forward = [f"{ours} accept"] + [f"meta nfproto ipv{version} drop" for version in sorted(guard)]
+    # Each rule's forwarded packets and bytes, both ways, in a counter of its own: one map
+    # lookup a packet, whatever the number of rules.
+    counted = ", ".join(f'{MARK | rule.number:#010x} : "rule_{rule.number}"' for rule in rules)
+    forward = [f"{ours} counter name ct mark map {{ {counted} }}"] if rules else []
+    forward += [f"{ours} accept"]
+    forward += [f"meta nfproto ipv{version} drop" for version in sorted(guard)]
     body = [
         f'  comment "{comment}"',
         *_timeouts(rules),
+        *(f"  counter rule_{rule.number} {{ }}" for rule in rules),
         _chain(
             "prerouting", jumps, hook="type nat hook prerouting priority dstnat; policy accept;"
         ),
@@ -248,3 +264,27 @@ def render(rules: Sequence[KernelRule], guard: frozenset[int], comment: str) -> 
         f"delete table {FAMILY} {NAME}\n"
         f"table {FAMILY} {NAME} {{\n" + "\n".join(body) + "\n}\n"
     )
+
+
+def read_counters(listing: str) -> dict[int, tuple[int, int]]:
+    """Rule number -> (packets, bytes) forwarded, from `nft -j list counters` of our table;
+    what is not a counter of ours is passed over."""
+    found: dict[int, tuple[int, int]] = {}
+    try:
+        items = json.loads(listing).get("nftables", [])
+    except (ValueError, AttributeError):
+        return found
+    for item in items if isinstance(items, list) else []:
+        counter = item.get("counter") if isinstance(item, dict) else None
+        if not isinstance(counter, dict) or counter.get("table") != NAME:
+            continue
+        name, packets, size = counter.get("name"), counter.get("packets"), counter.get("bytes")
+        if (
+            isinstance(name, str)
+            and name.startswith("rule_")
+            and name[5:].isdigit()
+            and type(packets) is int
+            and type(size) is int
+        ):
+            found[int(name[5:])] = (packets, size)
+    return found

@@ -23,7 +23,8 @@ import asyncio
 import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from . import process
 from .counters import Counters, exposition
@@ -37,8 +38,11 @@ TIMEOUT = 5.0  # seconds to read a request and write the answer
 MAX_SCRAPERS = 16
 
 
-def page(counters: Counters) -> str:
-    """The page of a copy of the counters, with the process facts read now (off the loop)."""
+def page(counters: Counters, kernel_traffic: Callable[[], list[Any]] | None = None) -> str:
+    """The page of a copy of the counters, with the process facts read now (off the loop),
+    and the kernel's per-rule counters when ``kernel_traffic`` asks nft for them."""
+    if kernel_traffic is not None:
+        counters = replace(counters, kernel_traffic=kernel_traffic())
     return exposition(counters, process.read())
 
 

@@ -210,7 +210,8 @@ class Server:
         if self.kernel is not None:
             self.counters.kernel_events_lost = self.kernel.lost
         self.counters.members = self.context.pools.rows()
-        return functools.partial(page, self.counters.snapshot())
+        traffic = self.kernel.traffic if self.kernel is not None and self.kernel.loaded else None
+        return functools.partial(page, self.counters.snapshot(), traffic)
 
     def _count_with(self, ruleset: RuleSet) -> None:
         """Log events pass through the counters while the rule set has `metrics`."""

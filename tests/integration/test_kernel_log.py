@@ -203,6 +203,15 @@ def test_events_the_kernel_drops_are_counted_and_said(net: Topology) -> None:
         done = 'rinetd_run_connections_total{bind="0",port="8120",protocol="tcp",line="5",'
         assert page[done + 'result="done-remote-closed"}'] >= 15
         assert page[done + 'result="opened"}'] >= 15
+        # The table's own counters, per rule, asked of nft for the page: every packet it
+        # forwarded both ways (the 25,000 UDP flows too, whose events were lost).
+        tcp = '{bind="0",port="8120",protocol="tcp",line="5"}'
+        udp = '{bind="0",port="8124",protocol="udp",line="10"}'
+        packets, size = "rinetd_run_kernel_packets_total", "rinetd_run_kernel_bytes_total"
+        assert page[packets + tcp] >= 15 * 5  # handshake and close, both ways
+        assert page[size + tcp] >= 40 * page[packets + tcp]  # IP and TCP headers at least
+        assert page[packets + udp] >= 25_000
+        assert page[packets + f'{{bind="{C1_FW6}",port="8125",protocol="tcp",line="11"}}'] == 0
     finally:
         daemon.stop()
 

@@ -3,7 +3,7 @@ for real in tests/integration/test_kernel.py)."""
 
 from __future__ import annotations
 
-from rinetd_run.kernel_table import KernelRule, render
+from rinetd_run.kernel_table import KernelRule, read_counters, render
 
 
 def _rule(number: int = 1, **changes: object) -> KernelRule:
@@ -91,3 +91,25 @@ def test_a_udp_rule_s_sessions_end_after_its_timeout_as_in_user_space() -> None:
     assert "policy = { unreplied: 5, replied: 5 }" in script
     assert script.count('ct timeout set "udp_ipv4_72s"') == 2
     assert script.count("ct timeout set") == 3
+
+
+def test_each_rule_counts_what_the_table_forwards_in_a_counter_of_its_own() -> None:
+    script = render([_rule(1), _rule(7)], frozenset(), "c")
+    assert "  counter rule_1 { }\n  counter rule_7 { }\n" in script
+    assert (
+        "ct mark & 0xffff0000 == 0x52520000 counter name ct mark map "
+        '{ 0x52520001 : "rule_1", 0x52520007 : "rule_7" }\n' in script
+    )
+    assert "counter name" not in render([], frozenset(), "c")
+    # What `nft -j list counters table inet rinetd_run` said on this machine.
+    listing = (
+        '{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}}, '
+        '{"counter": {"family": "inet", "name": "rule_1", "table": "rinetd_run", "handle": 2, '
+        '"packets": 12, "bytes": 960}}, {"counter": {"family": "inet", "name": "rule_7", '
+        '"table": "rinetd_run", "handle": 3, "packets": 0, "bytes": 0}}, '
+        '{"counter": {"family": "inet", "name": "rule_x", "table": "rinetd_run", '
+        '"packets": 1, "bytes": 1}}, {"counter": {"family": "inet", "name": "rule_2", '
+        '"table": "other", "packets": 5, "bytes": 5}}]}'
+    )
+    assert read_counters(listing) == {1: (12, 960), 7: (0, 0)}
+    assert read_counters("not json") == {} == read_counters('{"nftables": 3}')

@@ -75,3 +75,13 @@ def test_the_page_says_how_many_rules_the_kernel_forwards_and_its_lost_events() 
     assert "\nrinetd_run_kernel_rules 3\n" in page
     assert "# TYPE rinetd_run_kernel_events_lost_total counter\n" in page
     assert "\nrinetd_run_kernel_events_lost_total 41\n" in page
+
+
+def test_the_kernel_s_per_rule_counters_are_on_the_page_with_the_rule_s_labels() -> None:
+    key = ("0", 8120, "tcp")
+    counters = Counters(lines={key: 5}, kernel_traffic=[(key, 12, 960)])
+    page = exposition(counters, ProcessFacts(1.0, None, 1024, None, None))
+    labels = '{bind="0",port="8120",protocol="tcp",line="5"}'
+    assert f"\nrinetd_run_kernel_packets_total{labels} 12\n" in page
+    assert f"\nrinetd_run_kernel_bytes_total{labels} 960\n" in page
+    assert "# TYPE rinetd_run_kernel_bytes_total counter\n" in page
