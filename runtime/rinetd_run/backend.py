@@ -132,10 +132,9 @@ def _next_member(link: Link, context: Context, options: Effective, number: int |
     """A pool member did not take the connection: the next one does, at once."""
     assert link.pool is not None
     why = os.strerror(number) if number else "connect failed"
+    member = link.pool.state
     changed, chosen = link.pool.failed()
-    context.pools.counted(
-        link.pool.tried[-2] if changed else link.pool.state, changed, f"connect: {why}"
-    )
+    context.pools.counted(member, changed, f"connect: {why}")
     if isinstance(chosen, MemberState):
         link.rule = link.pool.route.rule_for(chosen)
         _connect_stream(link, context, options)

@@ -354,3 +354,22 @@ def test_a_check_can_send_a_text_and_expect_the_answer_to_begin_with_another(
         wait_until(lambda: members[0].accepted >= 2, "two checks of the good member")
         assert not any("pool good" in line for line in forwarder.errors)
         assert _echo_once(good) == b"ping"
+
+
+def test_a_pool_whose_only_member_refuses_fails_its_clients_as_a_refusing_backend(
+    tmp_path: Path,
+) -> None:
+    port, nobody = free_port(), free_port()
+    text = (
+        f"pool web 127.0.0.1 {nobody}\nlogfile {tmp_path / 'rinetd.log'}\n"
+        f"127.0.0.1 {port} @web [health-interval=0, health-fall=1]\n"
+    )
+    with running(text, tmp_path) as forwarder:
+        for _ in range(2):
+            with connect_from("127.0.0.1", port) as sock:
+                assert sock.recv(10) == b""
+        forwarder.wait_for_stderr(f"pool web member 127.0.0.1 {nobody} is down")
+        lines = forwarder.log_lines(4)
+        assert [line.split("\t")[-1] for line in lines] == ["opened", "done-local-closed"] * 2
+        assert not any("Traceback" in line for line in forwarder.errors)
+        assert forwarder.process.poll() is None
