@@ -373,3 +373,23 @@ def test_a_pool_whose_only_member_refuses_fails_its_clients_as_a_refusing_backen
         assert [line.split("\t")[-1] for line in lines] == ["opened", "done-local-closed"] * 2
         assert not any("Traceback" in line for line in forwarder.errors)
         assert forwarder.process.poll() is None
+
+
+def test_a_pool_rule_takes_a_plain_rule_s_options(members: list[TcpEcho], tmp_path: Path) -> None:
+    """proxy-protocol and max-connections on a pool rule: the member gets the header (the
+    echo sends it back), and a second connection is over the rule's limit."""
+    port = free_port()
+    text = _pool(members) + (
+        f"logfile {tmp_path / 'rinetd.log'}\n"
+        f"127.0.0.1 {port} @web [proxy-protocol=v1, max-connections=1, health-interval=0]\n"
+    )
+    with running(text, tmp_path) as forwarder:
+        with connect_from("127.0.0.2", port) as first:
+            first.sendall(b"hi")
+            got = b""
+            while not got.endswith(b"hi"):
+                got += first.recv(100)
+            assert got.startswith(b"PROXY TCP4 127.0.0.2 127.0.0.1 ")
+            with connect_from("127.0.0.3", port) as second:
+                assert second.recv(10) == b""
+            forwarder.wait_for_log("limit-exceeded")
