@@ -101,8 +101,8 @@ def _connect_stream(link: Link, context: Context, options: Effective, attempt: i
             failed(status or None)
             return
         names.connected(host, refresh)
-        link.on_connect_expired = None
         if link.pool is not None:
+            link.on_connect_expired = None
             context.pools.counted(link.pool.state, link.pool.connected(), "connected")
         end = TcpEnd(poller, sock, watched=True)
         link.backend_ready(end)

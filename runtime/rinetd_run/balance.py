@@ -101,16 +101,14 @@ FULL = _Full()  # every candidate is at its max-connections
 def _candidates(
     members: Sequence[MemberState], tried: Collection[MemberState]
 ) -> list[MemberState]:
-    untried = [s for s in members if s not in tried] if tried else list(members)
-    for wanted in (
-        [s for s in untried if s.up and not s.backup],
-        [s for s in untried if s.up],
-        [s for s in untried if not s.backup],
-        untried,
-    ):
-        if wanted:
-            return wanted
-    return []
+    untried = [s for s in members if s not in tried] if tried else members
+    # Each list only when the one before is empty: the first is the common case.
+    return (
+        [s for s in untried if s.up and not s.backup]
+        or [s for s in untried if s.up]
+        or [s for s in untried if not s.backup]
+        or list(untried)
+    )
 
 
 def _hash(client: str, member: Member) -> float:
@@ -139,12 +137,7 @@ class Balancer:
     ) -> MemberState | _Full | None:
         """The member for a new connection from ``client``; None when every member has
         been tried, FULL when those left are full."""
-        # The common case first: nothing tried yet, members up that are no backups.
-        candidates = (
-            [s for s in members if s.up and not s.backup]
-            if not tried
-            else _candidates(members, tried)
-        ) or _candidates(members, tried)
+        candidates = _candidates(members, tried)
         if not candidates:
             return None
         free = [s for s in candidates if not s.most or s.open < s.most]

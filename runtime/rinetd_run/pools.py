@@ -63,7 +63,6 @@ class PoolMembers:
     def __init__(self, note: Callable[[str], None] | None = None) -> None:
         self.states: dict[StateKey, MemberState] = {}
         self._checks: dict[StateKey, tuple[_Checks, asyncio.Task[None]]] = {}
-        self._pending: list[tuple[MemberState, Member]] = []
         self.note = note  # writes a line to a logjson log; None for other formats
 
     # -- reloads ----------------------------------------------------------------
@@ -72,16 +71,10 @@ class PoolMembers:
         """The states ``ruleset``'s members would have: a kept member's own (its health
         and counts), a new member's fresh one.  Nothing changes until ``commit``."""
         states: dict[StateKey, MemberState] = {}
-        self._pending = []
         for pool in ruleset.pools:
             for member in pool.members:
                 key = (pool.name, member.key)
-                state = self.states.get(key)
-                if state is None:
-                    state = MemberState(pool.name, member)
-                elif state.member != member:
-                    self._pending.append((state, member))
-                states[key] = state
+                states[key] = self.states.get(key) or MemberState(pool.name, member)
         return states
 
     def route(
@@ -95,9 +88,9 @@ class PoolMembers:
         """Serve ``states``: kept members take their new options (weight, address), and
         the checks follow; a removed member's open connections finish (its state lives
         on in them) while it gets no new ones."""
-        for state, member in self._pending:
-            state.take(member)
-        self._pending = []
+        for pool in ruleset.pools:
+            for member in pool.members:
+                states[(pool.name, member.key)].take(member)
         self.states = states
         wanted = _checks_of(ruleset)
         for key, (checks, task) in list(self._checks.items()):
