@@ -151,16 +151,7 @@ def _member(
     for option in line.options:
         problems = member_option_problem(option, on_pool_line=True)
         found += problems
-        if problems or option.name not in BY_NAME:
-            if not problems:  # timeout= or src=
-                found += [
-                    make(
-                        "E026",
-                        f"{option.name} is a rule's option",
-                        option.span,
-                        hint=f"write {option.name}= on the rule that forwards to the pool",
-                    )
-                ]
+        if problems:  # a rule's option, timeout= and src= among them
             continue
         value, problems = read_option_value(option.name, option.value, option.value_span)
         found += problems

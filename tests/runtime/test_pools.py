@@ -52,6 +52,14 @@ def _echo_once(port: int, source: str = "127.0.0.1", payload: bytes = b"ping") -
         return data
 
 
+def _held(port: int) -> socket.socket:
+    """A connection through ``port`` that has been answered once, left open."""
+    sock = connect_from("127.0.0.1", port)
+    sock.sendall(b"x")
+    assert sock.recv(1) == b"x"
+    return sock
+
+
 def test_weights_hold_and_each_log_line_names_its_member(
     members: list[TcpEcho], tmp_path: Path
 ) -> None:
@@ -192,18 +200,12 @@ def test_leastconn_sends_less_to_a_member_that_holds_connections(
     with running(text, tmp_path):
         held = []
         for _ in range(3):  # three slow clients, one on each member
-            sock = connect_from("127.0.0.1", port)
-            sock.sendall(b"x")
-            assert sock.recv(1) == b"x"
-            held.append(sock)
+            held.append(_held(port))
         slow = members[0].accepted + members[1].accepted + members[2].accepted
         assert slow == 3
         # Hold five more: they spread so that no member holds two more than another.
         for _ in range(5):
-            sock = connect_from("127.0.0.1", port)
-            sock.sendall(b"x")
-            assert sock.recv(1) == b"x"
-            held.append(sock)
+            held.append(_held(port))
         counts = sorted(m.accepted for m in members)
         assert counts[-1] - counts[0] <= 1, counts
         for sock in held:
@@ -220,10 +222,7 @@ def test_a_full_member_is_skipped_and_all_full_is_limit_exceeded(
     with running(text, tmp_path) as forwarder:
         held = []
         for _ in range(3):
-            sock = connect_from("127.0.0.1", port)
-            sock.sendall(b"x")
-            assert sock.recv(1) == b"x"
-            held.append(sock)
+            held.append(_held(port))
         assert (members[0].accepted, members[1].accepted) == (1, 2)
         refused = connect_from("127.0.0.1", port)
         assert refused.recv(1) == b""
