@@ -2,9 +2,11 @@
 machine: churn requests/s and CPU per connection, as ratios to the one backend.  Also a
 rule with one backend in a process that checks 1,000 pool members (health-interval 5):
 what the checks cost the forwarding path; and a pool of one member, which separates the
-cost of choosing from that of spreading over three backends.  Each round runs them in a
-shuffled order, so that no one always follows another (bench/run.py's fixed order
-favours its first forwarder by ~10% on a shared 2-core machine).
+cost of choosing from that of spreading over three backends; and the pool of three with
+balance=source, which sends this bench's one client address to one member: the choosing
+of three without the spreading.  Each round runs them in a shuffled order, so that no
+one always follows another (bench/run.py's fixed order favours its first forwarder by
+~10% on a shared 2-core machine).
 
 Run as root after bench/run.py installed wrk and nginx:
   .venv/bin/python bench/pools.py [--rounds 8] [--seconds 4]
@@ -35,14 +37,21 @@ from run import (
     wrk,
 )
 
-VARIANTS = ("one backend", "pool of 1", "pool of 3", "one backend, 1000 checked")
+VARIANTS = (
+    "one backend",
+    "pool of 1",
+    "pool of 3",
+    "pool of 3, source",
+    "one backend, 1000 checked",
+)
 
 
 def _text(name: str, port: int) -> str:
     if name.startswith("pool of"):
-        chosen = POOL[: int(name[-1])]
+        chosen = POOL[: int(name[len("pool of ")])]
         members = "".join(f"pool web {HOST} {member}\n" for member in chosen)
-        return f"{members}{HOST} {port} @web\n"
+        balance = " [balance=source]" if name.endswith("source") else ""
+        return f"{members}{HOST} {port} @web{balance}\n"
     plain = f"{HOST} {port} {HOST} {PORTS['nginx']}\n"
     if name == "one backend":
         return plain
