@@ -3,10 +3,11 @@ machine: churn requests/s and CPU per connection, as ratios to the one backend. 
 rule with one backend in a process that checks 1,000 pool members (health-interval 5):
 what the checks cost the forwarding path; and a pool of one member, which separates the
 cost of choosing from that of spreading over three backends; and the pool of three with
-balance=source, which sends this bench's one client address to one member: the choosing
-of three without the spreading.  Each round runs them in a shuffled order, so that no
-one always follows another (bench/run.py's fixed order favours its first forwarder by
-~10% on a shared 2-core machine).
+balance=source, which sends this bench's one client address to one member: choosing
+among three (by the source hash, dearer than round robin's choice) without spreading.
+Each round runs them in a shuffled order, so that no one always follows another
+(bench/run.py's fixed order favours its first forwarder by ~10% on a shared 2-core
+machine).
 
 Run as root after bench/run.py installed wrk and nginx:
   .venv/bin/python bench/pools.py [--rounds 8] [--seconds 4]
