@@ -1,10 +1,14 @@
 """A rule with a pool of three members against a rule with one backend, interleaved on one
-machine: churn requests/s and CPU per connection, as ratios to the one backend.  Also a
-rule with one backend in a process that checks 1,000 pool members (health-interval 5):
-what the checks cost the forwarding path; and a pool of one member, which separates the
-cost of choosing from that of spreading over three backends; and the pool of three with
-balance=source, which sends this bench's one client address to one member: choosing
-among three (by the source hash, dearer than round robin's choice) without spreading.
+machine: churn requests/s and CPU per connection, as ratios to the one backend.  The one
+backend and the pools are rules of one process, so that their ratio is the pools' cost
+and not the difference between two processes.  Beside them: a pool of one member, which
+separates the cost of choosing from that of spreading over three backends; the pool of
+three with balance=source, which sends this bench's one client address to one member
+(choosing by the source hash, dearer than round robin's choice, without spreading); the
+one backend again in a process of its own, whose ratio is what two processes differ by
+in this run; and a rule with one backend in a process that checks 1,000 pool members
+(health-interval 5), to be read against that one: what the checks cost the forwarding
+path.
 Each round runs them in a shuffled order, so that no one always follows another
 (bench/run.py's fixed order favours its first forwarder by ~10% on a shared 2-core
 machine).
@@ -40,6 +44,7 @@ from run import (
 
 VARIANTS = (
     "one backend",
+    "one backend, again",
     "pool of 1",
     "pool of 3",
     "pool of 3, source",
@@ -47,18 +52,36 @@ VARIANTS = (
 )
 
 
-def _text(name: str, port: int) -> str:
-    if name.startswith("pool of"):
-        chosen = POOL[: int(name[len("pool of ")])]
-        members = "".join(f"pool web {HOST} {member}\n" for member in chosen)
+# The one backend and the pools are rules of one process: two processes differ by more
+# (up to ~8% over 16 rounds: memory layout, core, timing) than the pools cost.
+SHARED = ("one backend", "pool of 1", "pool of 3", "pool of 3, source")
+
+
+def _rule(name: str, port: int) -> str:
+    if name == "pool of 1":
+        return f"{HOST} {port} @one\n"
+    if name.startswith("pool of 3"):
         balance = " [balance=source]" if name.endswith("source") else ""
-        return f"{members}{HOST} {port} @web{balance}\n"
-    plain = f"{HOST} {port} {HOST} {PORTS['nginx']}\n"
-    if name == "one backend":
-        return plain
+        return f"{HOST} {port} @web{balance}\n"
+    return f"{HOST} {port} {HOST} {PORTS['nginx']}\n"
+
+
+def _texts(ports: dict[str, int]) -> list[tuple[list[str], str]]:
+    """The processes to start: the variants each serves, and its configuration."""
+    pools = f"pool one {HOST} {POOL[0]}\n" + "".join(
+        f"pool web {HOST} {member}\n" for member in POOL
+    )
+    shared = pools + "".join(_rule(name, ports[name]) for name in SHARED)
+    again = _rule("one backend", ports["one backend, again"])
     members = (f"127.0.{5 + n // 250}.{1 + n % 250}" for n in range(1000))
     checked = "".join(f"pool checked {member} 9\n" for member in members)
-    return f"{checked}{HOST} {_free_port()} @checked [health-interval=5]\n{plain}"
+    checker = f"{checked}{HOST} {_free_port()} @checked [health-interval=5]\n"
+    checker += _rule("one backend", ports["one backend, 1000 checked"])
+    return [
+        (list(SHARED), shared),
+        (["one backend, again"], again),
+        (["one backend, 1000 checked"], checker),
+    ]
 
 
 def main() -> None:
@@ -75,10 +98,11 @@ def main() -> None:
         nginx = ["nginx", "-c", str(nginx_conf(work)), "-g", "daemon off;"]
         stack.enter_context(process(nginx, **quiet))
         pids = {}
-        for number, name in enumerate(VARIANTS):
-            conf = work / f"variant{number}.conf"
-            conf.write_text(_text(name, ports[name]))
-            pids[name] = stack.enter_context(process(rinetd_run(conf), **quiet)).pid
+        for number, (names, text) in enumerate(_texts(ports)):
+            conf = work / f"process{number}.conf"
+            conf.write_text(text)
+            pid = stack.enter_context(process(rinetd_run(conf), **quiet)).pid
+            pids.update(dict.fromkeys(names, pid))
         for port in (*POOL, *ports.values()):
             wait_port(port)
         order = list(VARIANTS)
@@ -94,11 +118,28 @@ def main() -> None:
                 cpu[name].append((after[0] - before[0] + after[1] - before[1]) * 1e6 / count)
     base_rate = statistics.median(rates["one backend"])
     base_cpu = statistics.median(cpu["one backend"])
-    print(f"{'variant':28}{'churn/s':>10}{'ratio':>8}{'CPU us/conn':>14}{'ratio':>8}")
+    print(
+        f"{'variant':28}{'churn/s':>10}{'ratio':>8}{'CPU us/conn':>14}{'ratio':>8}"
+        f"{'paired ratio (quartiles)':>30}"
+    )
     for name in VARIANTS:
         rate, used = statistics.median(rates[name]), statistics.median(cpu[name])
-        print(f"{name:28}{rate:10.0f}{rate / base_rate:8.2f}{used:14.1f}{used / base_cpu:8.2f}")
+        paired = _quartiles([a / b for a, b in zip(rates[name], rates["one backend"], strict=True)])
+        print(
+            f"{name:28}{rate:10.0f}{rate / base_rate:8.2f}{used:14.1f}{used / base_cpu:8.2f}"
+            f"{paired:>30}"
+        )
     print(f"{args.rounds} rounds of {args.seconds} s each, medians, shuffled order each round")
+    print("paired ratio: each round's churn over the one backend's in the same round")
+
+
+def _quartiles(values: list[float]) -> str:
+    """Median and the middle half of a round-by-round ratio: how far one round's verdict
+    can be trusted (the ratio of medians above hides the spread)."""
+    if len(values) < 2:
+        return f"{values[0]:.2f}" if values else "-"
+    low, middle, high = statistics.quantiles(values, n=4)
+    return f"{middle:.2f} ({low:.2f}-{high:.2f})"
 
 
 if __name__ == "__main__":
