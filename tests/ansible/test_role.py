@@ -438,30 +438,36 @@ def test_the_text_diff_names_the_files_on_the_host(deployment: Deployment) -> No
 def test_the_runtime_is_packed_once_for_the_whole_play(
     deployment: Deployment, tmp_path: Path
 ) -> None:
+    """Three hosts and a fourth whose rule is broken: the runtime is packed once, the
+    three deploy, the fourth fails with nothing changed, and the controller keeps no
+    work directory (each host's is in the play's, removed once at the end)."""
     hosts = {}
-    for name in ("gw1", "gw2", "gw3"):
+    for name in ("gw1", "gw2", "gw3", "gw4"):
         root = tmp_path / name
         root.mkdir()
         host = Deployment(root, deployment.echo_port)
         variables = host.variables()
-        del variables["rinetd_rules"]
+        if name == "gw4":
+            variables["rinetd_rules"] = [host.rule(host.ports[0], connect_port=99999)]
         hosts[name] = {"ansible_connection": "local", **variables}
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
     controller_tmp = tmp_path / "controller-tmp"
     controller_tmp.mkdir()
-    rules = {"rinetd_rules": [deployment.rule(deployment.ports[0])]}
-    done = deployment.play(
-        rules, inventory=str(inventory), env_extra={"TMPDIR": str(controller_tmp)}
-    )
-    assert done.returncode == 0, done.stdout
+    done = deployment.play({}, inventory=str(inventory), env_extra={"TMPDIR": str(controller_tmp)})
+    assert done.returncode != 0 and "error[E006]" in done.stdout, done.stdout
+    assert re.search(r"^gw4 +: .*failed=1", done.stdout, re.M), done.stdout
     packing = done.stdout.split("Pack the runtime into a zipapp", 1)[1].split("TASK [", 1)[0]
     assert len(re.findall(r"^(?:ok|changed): \[gw\d", packing, re.M)) == 1, packing
     compiling = done.stdout.split("Compile the configuration", 1)[1].split("TASK [", 1)[0]
     assert len(re.findall(r"^(?:ok|changed): \[gw\d", compiling, re.M)) == 3, compiling
-    runtimes = {(tmp_path / n / "usr/local/lib/rinetd/rinetd-run.pyz").read_bytes() for n in hosts}
+    deployed = ("gw1", "gw2", "gw3")
+    runtimes = {
+        (tmp_path / n / "usr/local/lib/rinetd/rinetd-run.pyz").read_bytes() for n in deployed
+    }
     assert len(runtimes) == 1 and next(iter(runtimes)).startswith(b"#!/usr/bin/env python3\n")
-    assert list(controller_tmp.iterdir()) == []  # both work directories removed
+    assert [path for path in (tmp_path / "gw4").rglob("*") if path.is_file()] == []
+    assert list(controller_tmp.iterdir()) == []  # the play's work directory, with each host's
 
 
 def test_a_rule_s_options_are_deployed_and_enforced(deployment: Deployment) -> None:
