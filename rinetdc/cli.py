@@ -95,8 +95,8 @@ def _resolver(no_resolve: bool) -> Resolver:
     return NoResolver() if no_resolve else SystemResolver()
 
 
-def _name(path: str) -> str:
-    return "<stdin>" if path == "-" else path
+def _name(path: str, stdin_name: str | None = None) -> str:
+    return (stdin_name or "<stdin>") if path == "-" else path
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +111,14 @@ class _Report:
 
 
 def _checked(
-    path: str, format: str, target: str, resolver: Resolver, roots: Sequence[str]
+    path: str,
+    format: str,
+    target: str,
+    resolver: Resolver,
+    roots: Sequence[str],
+    stdin_name: str | None = None,
 ) -> _Report:
-    name = _name(path)
+    name = _name(path, stdin_name)
     try:
         if format in _CI_FORMATS and path != "-":
             _confined(path, roots)
@@ -178,6 +183,12 @@ _include_root = click.option(
     metavar="DIR",
     help="A folder includes may read besides the top file's folder tree (repeatable).",
 )
+_stdin_filename = click.option(
+    "--stdin-filename",
+    metavar="NAME",
+    help="The name diagnostics give standard input (`-`); its includes are read from "
+    "NAME's folder, as they would be from the file's.",
+)
 _format = click.option(
     "--format",
     type=click.Choice(["text", "json", "github", "sarif"]),
@@ -200,6 +211,7 @@ def main() -> None:
 @_format
 @_target
 @_include_root
+@_stdin_filename
 @click.option(
     "--explain",
     is_flag=True,
@@ -213,6 +225,7 @@ def check_command(
     format: str,
     target: str,
     include_roots: tuple[str, ...],
+    stdin_filename: str | None,
     explain: bool,
 ) -> None:
     """Report every problem in each CONFIG (`-` for stdin); the worst exit code wins.
@@ -223,7 +236,10 @@ def check_command(
     if explain and format != "text":
         raise click.UsageError("--explain prints text: use it with --format text")
     resolver = _resolver(no_resolve)
-    reports = [_checked(config, format, target, resolver, include_roots) for config in configs]
+    reports = [
+        _checked(config, format, target, resolver, include_roots, stdin_filename)
+        for config in configs
+    ]
     trouble = next((r.trouble for r in reports if r.trouble), None)
     for report in reports:
         if report.trouble is not None:
@@ -251,6 +267,7 @@ def check_command(
 @_format
 @_target
 @_include_root
+@_stdin_filename
 def compile_command(
     config: str,
     output: str,
@@ -259,11 +276,13 @@ def compile_command(
     format: str,
     target: str,
     include_roots: tuple[str, ...],
+    stdin_filename: str | None,
 ) -> None:
     """Compile CONFIG into the frozen JSON rule set; write nothing if it has errors, or
     if the output is one of the files read."""
     with paused_gc():
-        report = _checked(config, format, target, _resolver(no_resolve), include_roots)
+        resolver = _resolver(no_resolve)
+        report = _checked(config, format, target, resolver, include_roots, stdin_filename)
         if report.trouble is not None or report.result is None:
             _fail(report.trouble or "", (format, report.name))
         code = _exit_code(report.diagnostics, strict)

@@ -92,6 +92,25 @@ def test_check_reads_stdin() -> None:
     assert done.returncode == 1 and done.stdout.startswith("<stdin>:1:8: error[E001]")
 
 
+def test_stdin_takes_the_name_and_folder_it_is_given(tmp_path: Path) -> None:
+    """--stdin-filename: diagnostics name the file, includes are read from its folder,
+    and compile from stdin writes the bytes compiling the file writes."""
+    site = tmp_path / "site"
+    site.mkdir()
+    _write(site, GOOD, "rules.conf")
+    top = _write(site, "include rules.conf\n", "rinetd.conf")
+    named = ["--stdin-filename", str(top)]
+    done = run("rinetdc", "check", *named, "-", stdin=b"include rules.conf\ngarbage\n")
+    assert done.returncode == 1 and done.stdout.startswith(f"{top}:2:8: error[E001]")
+    elsewhere = tmp_path / "elsewhere.conf"  # its folder has no rules.conf
+    done = run("rinetdc", "check", "--stdin-filename", str(elsewhere), "-", stdin=top.read_bytes())
+    assert done.returncode == 1 and f"there is no file {tmp_path / 'rules.conf'}" in done.stdout
+    piped = run("rinetdc", "compile", *named, "-o", "-", "-", stdin=top.read_bytes())
+    written = tmp_path / "rules.json"
+    assert run("rinetdc", "compile", str(top), "-o", str(written)).returncode == 0
+    assert piped.returncode == 0 and piped.stdout == written.read_text()
+
+
 def test_compile_writes_canonical_json_and_is_deterministic(tmp_path: Path) -> None:
     conf = CORPUS / "valid" / "seed.conf"
     first, second = tmp_path / "a.json", tmp_path / "b.json"
