@@ -6,9 +6,9 @@ through them (the member it holds, those it tried).
 A member is a candidate while it is up, not yet tried for this connection and not a
 backup; backups are candidates only when no other member is.  When every member is
 down the members are tried all the same (a check can be wrong; the client would
-otherwise be refused for sure).  Among the candidates, full members
-(max-connections) are skipped; candidates that are all full make the connection
-``FULL`` (logged limit-exceeded).
+otherwise be refused for sure), but for those whose name did not resolve.  Among
+the candidates, full members (max-connections) are skipped; candidates that are all
+full make the connection ``FULL`` (logged limit-exceeded).
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ class MemberState:
 
     def __init__(self, pool: str, member: Member) -> None:
         self.pool = pool
-        self.take(member)
         self.up = True  # a member serves from the start: checks take it out
+        self.take(member)
         self.passes = 0  # checks (or connects) in a row that passed
         self.fails = 0  # ... that failed
         self.open = 0  # connections and sessions open now
@@ -102,12 +102,13 @@ def _candidates(
     members: Sequence[MemberState], tried: Collection[MemberState]
 ) -> list[MemberState]:
     untried = [s for s in members if s not in tried] if tried else members
-    # Each list only when the one before is empty: the first is the common case.
+    # Each list only when the one before is empty: the first is the common case.  A
+    # member whose name did not resolve is down and has no address to try.
     return (
         [s for s in untried if s.up and not s.backup]
         or [s for s in untried if s.up]
-        or [s for s in untried if not s.backup]
-        or list(untried)
+        or [s for s in untried if not s.backup and s.member.address is not None]
+        or [s for s in untried if s.member.address is not None]
     )
 
 

@@ -22,7 +22,7 @@ from .name_table import Key, NameTable
 from .ruleset import RuleSet
 from .say import say
 
-__all__ = ["Names"]
+__all__ = ["Names", "getaddrinfo"]
 
 
 class Names:
@@ -62,7 +62,7 @@ class Names:
     async def _look_up(self, key: Key) -> None:
         host, every = key
         try:
-            found = await _getaddrinfo(self.loop, host)
+            found = await getaddrinfo(self.loop, host)
             addresses, error = tuple(dict.fromkeys(str(entry[4][0]) for entry in found)), None
         except (OSError, UnicodeError) as problem:
             addresses, error = (), str(problem)
@@ -84,7 +84,7 @@ class Names:
             task.cancel()
 
 
-def _getaddrinfo(loop: asyncio.AbstractEventLoop, host: str) -> asyncio.Future[list[Any]]:
+def getaddrinfo(loop: asyncio.AbstractEventLoop, host: str) -> asyncio.Future[list[Any]]:
     """``getaddrinfo`` in a daemon thread of its own: a resolver that never answers holds
     that thread only, never a pool a reload or the exit waits for (asyncio's default
     pool is joined at exit: a stop took as long as the lookups under way)."""

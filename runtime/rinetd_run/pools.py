@@ -16,10 +16,11 @@ import random
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .balance import MemberState, PoolRoute, after_check
 from .counters import MemberRow
+from .names import getaddrinfo
 from .ruleset import Effective, Member, Rule, RuleSet, effective
 from .say import say
 
@@ -90,7 +91,11 @@ class PoolMembers:
         on in them) while it gets no new ones."""
         for pool in ruleset.pools:
             for member in pool.members:
-                states[(pool.name, member.key)].take(member)
+                state = states[(pool.name, member.key)]
+                state.take(member)
+                if member.address is None and state.up:
+                    state.up = False
+                    self.counted(state, True, f"{member.host} does not resolve")
         self.states = states
         wanted = _checks_of(ruleset)
         for key, (checks, task) in list(self._checks.items()):
@@ -125,6 +130,8 @@ class PoolMembers:
         # trickle, never in a burst of 1,000 connects that would hold up forwarding.
         await asyncio.sleep(random.uniform(0, checks.interval))
         while True:
+            if state.member.address is None:
+                await _look_up(state, checks.timeout)
             passed, why = await _check(state.member, checks)
             if passed:
                 state.checks_passed += 1
@@ -167,6 +174,19 @@ def _checks_of(ruleset: RuleSet) -> dict[str, _Checks]:
             options.health_expect,
         )
     return found
+
+
+async def _look_up(state: MemberState, timeout: int) -> None:
+    """A member whose name did not resolve: look it up again before its check, and take
+    the first address found (as a load would)."""
+    member = state.member
+    try:
+        async with asyncio.timeout(timeout):
+            found = await getaddrinfo(asyncio.get_running_loop(), member.host)
+    except (TimeoutError, OSError, UnicodeError):
+        return
+    if found and state.member is member:  # a reload meanwhile brought its own
+        state.take(replace(member, address=str(found[0][4][0])))
 
 
 async def _check(member: Member, checks: _Checks) -> tuple[bool, str]:

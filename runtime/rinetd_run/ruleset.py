@@ -302,14 +302,21 @@ def resolve(ruleset: RuleSet, lookup: Callable[[str], str | None]) -> RuleSet:
         except RuleSetError as error:
             raise RuleSetError(f"metrics of line {metrics.line}: {error}") from None
         metrics = replace(metrics, endpoint=replace(metrics.endpoint, address=address))
-    pools = tuple(
-        replace(
-            pool,
-            members=tuple(
-                replace(member, address=numeric(member.host, member.line, "pool member"))
-                for member in pool.members
-            ),
-        )
-        for pool in ruleset.pools
-    )
+    pools = tuple(replace(pool, members=_members(pool, numeric)) for pool in ruleset.pools)
     return replace(ruleset, rules=tuple(rules), resolved=True, metrics=metrics, pools=pools)
+
+
+def _members(pool: Pool, numeric: Callable[[str, int, str], str]) -> tuple[Member, ...]:
+    """A pool's members resolved: a name that does not resolve leaves its member without
+    an address (down until its checks find one) while another member has one; the
+    pool fails to load only when none has."""
+    members, problem = [], None
+    for member in pool.members:
+        try:
+            address: str | None = numeric(member.host, member.line, "pool member")
+        except RuleSetError as error:
+            address, problem = None, problem or error
+        members.append(replace(member, address=address))
+    if problem is not None and all(member.address is None for member in members):
+        raise problem
+    return tuple(members)

@@ -278,3 +278,28 @@ def test_a_pool_across_the_namespaces_survives_a_killed_member_and_follows_a_mem
         daemon.stop()
         for server in servers.values():
             net.stop(server)
+
+
+def test_a_pool_member_whose_name_does_not_resolve_starts_down_and_comes_up_when_it_does(
+    dns: NameServer, request: pytest.FixtureRequest
+) -> None:
+    """A member's name the name server does not know yet: rinetd-run starts all the same,
+    says the member is down and sends its clients to the other member; once the name
+    resolves, the member's checks find the address and it takes its share."""
+    net, port, later = dns.net, 7400, f"later.{NAME}"
+    servers = {address: _hello(net, address, port) for address in SERVED}
+    config = (
+        f"pool web {later} {port}\npool web {SERVED[1]} {port}\n"
+        "0 9520 @web [health-interval=1, health-rise=1]\nlogfile LOG\n"
+    )
+    daemon = start_ours(net, config, request.node.name, "--no-resolve")
+    try:
+        daemon.wait_for_stderr(f"pool web member {later} {port} is down: {later} does not resolve")
+        assert Counter(_reached(net, 9520) for _ in range(6)) == {SERVED[1]: 6}
+        dns.answer(f"{SERVED[0]} {NAME}\n{SERVED[0]} {later}\n")
+        daemon.wait_for_stderr(f"pool web member {later} {port} is up", timeout=10)
+        assert Counter(_reached(net, 9520) for _ in range(6)) == {a: 3 for a in SERVED}
+    finally:
+        daemon.stop()
+        for server in servers.values():
+            net.stop(server)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -55,6 +56,18 @@ def test_backups_only_when_no_other_member_is_up_and_down_members_are_still_trie
     states[2].up = False  # every member down: the others first, still
     assert balancer.choose(states, "c") in states[:2]
     assert balancer.choose(states, "c", tried=states) is None
+
+
+def test_a_member_without_an_address_is_never_tried_even_when_all_are_down() -> None:
+    states = _states(1, 1, 1, backup=(3,))
+    unresolved = states[0]
+    unresolved.take(replace(unresolved.member, address=None))
+    for state in states:
+        state.up = False
+    balancer = Balancer("roundrobin")
+    assert {balancer.choose(states, "c") for _ in range(6)} == {states[1]}
+    assert balancer.choose(states, "c", tried=[states[1]]) is states[2]  # then the backup
+    assert balancer.choose(states, "c", tried=states[1:]) is None
 
 
 def test_full_members_are_skipped_and_all_full_is_said() -> None:
