@@ -47,8 +47,8 @@ class MemberState:
 
     def __init__(self, pool: str, member: Member) -> None:
         self.pool = pool
-        self.up = True  # a member serves from the start: checks take it out
         self.take(member)
+        self.up = True  # a member serves from the start: checks take it out
         self.passes = 0  # checks (or connects) in a row that passed
         self.fails = 0  # ... that failed
         self.open = 0  # connections and sessions open now

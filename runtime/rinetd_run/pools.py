@@ -92,10 +92,15 @@ class PoolMembers:
         for pool in ruleset.pools:
             for member in pool.members:
                 state = states[(pool.name, member.key)]
+                unresolved = state.member.address is None
                 state.take(member)
                 if member.address is None and state.up:
                     state.up = False
                     self.counted(state, True, f"{member.host} does not resolve")
+                elif member.address is not None and unresolved and not state.up:
+                    # Down for its name alone: a pool without checks has no other way up.
+                    state.up = True
+                    self.counted(state, True, f"{member.host} resolves")
         self.states = states
         wanted = _checks_of(ruleset)
         for key, (checks, task) in list(self._checks.items()):

@@ -285,20 +285,30 @@ def test_a_pool_member_whose_name_does_not_resolve_starts_down_and_comes_up_when
 ) -> None:
     """A member's name the name server does not know yet: rinetd-run starts all the same,
     says the member is down and sends its clients to the other member; once the name
-    resolves, the member's checks find the address and it takes its share."""
+    resolves, the member's checks find the address and it takes its share.  In a pool
+    without checks (health-interval=0) it comes up at the next reload."""
     net, port, later = dns.net, 7400, f"later.{NAME}"
     servers = {address: _hello(net, address, port) for address in SERVED}
-    config = (
-        f"pool web {later} {port}\npool web {SERVED[1]} {port}\n"
-        "0 9520 @web [health-interval=1, health-rise=1]\nlogfile LOG\n"
+    config = "".join(
+        f"pool {pool} {later} {port}\npool {pool} {SERVED[1]} {port}\n" for pool in ("web", "cold")
+    ) + (
+        "0 9520 @web [health-interval=1, health-rise=1]\n"
+        "0 9521 @cold [health-interval=0]\nlogfile LOG\n"
     )
     daemon = start_ours(net, config, request.node.name, "--no-resolve")
     try:
-        daemon.wait_for_stderr(f"pool web member {later} {port} is down: {later} does not resolve")
+        for pool in ("web", "cold"):
+            daemon.wait_for_stderr(
+                f"pool {pool} member {later} {port} is down: {later} does not resolve"
+            )
         assert Counter(_reached(net, 9520) for _ in range(6)) == {SERVED[1]: 6}
         dns.answer(f"{SERVED[0]} {NAME}\n{SERVED[0]} {later}\n")
         daemon.wait_for_stderr(f"pool web member {later} {port} is up", timeout=10)
         assert Counter(_reached(net, 9520) for _ in range(6)) == {a: 3 for a in SERVED}
+        assert Counter(_reached(net, 9521) for _ in range(4)) == {SERVED[1]: 4}
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_for_stderr(f"pool cold member {later} {port} is up: {later} resolves")
+        assert Counter(_reached(net, 9521) for _ in range(6)) == {a: 3 for a in SERVED}
     finally:
         daemon.stop()
         for server in servers.values():
