@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .balance import MemberState, PoolRoute, after_check
 from .counters import MemberRow
@@ -64,6 +65,9 @@ class PoolMembers:
     def __init__(self, note: Callable[[str], None] | None = None) -> None:
         self.states: dict[StateKey, MemberState] = {}
         self._checks: dict[StateKey, tuple[_Checks, asyncio.Task[None]]] = {}
+        # A member's name looked up again, by name: one lookup at a time whatever the
+        # checks' pace (a name server that never answers holds one thread, not one a check).
+        self._lookups: dict[str, asyncio.Future[list[Any]]] = {}
         self.note = note  # writes a line to a logjson log; None for other formats
 
     # -- reloads ----------------------------------------------------------------
@@ -136,7 +140,7 @@ class PoolMembers:
         await asyncio.sleep(random.uniform(0, checks.interval))
         while True:
             if state.member.address is None:
-                await _look_up(state, checks.timeout)
+                await self._look_up(state, checks.timeout)
             passed, why = await _check(state.member, checks)
             if passed:
                 state.checks_passed += 1
@@ -144,6 +148,30 @@ class PoolMembers:
                 state.checks_failed += 1
             self.counted(state, after_check(state, passed, checks.rise, checks.fall), why)
             await asyncio.sleep(checks.interval)
+
+    async def _look_up(self, state: MemberState, timeout: int) -> None:
+        """A member whose name did not resolve: look it up again before its check, and
+        take the first address found (as a load would)."""
+        member = state.member
+        lookup = self._lookups.get(member.host)
+        if lookup is None:
+            lookup = getaddrinfo(asyncio.get_running_loop(), member.host)
+            self._lookups[member.host] = lookup
+            lookup.add_done_callback(self._looked_up)
+        try:
+            async with asyncio.timeout(timeout):
+                found = await asyncio.shield(lookup)  # the lookup outlives a late check
+        except (TimeoutError, OSError, UnicodeError):
+            return
+        if found and state.member is member:  # a reload meanwhile brought its own
+            state.take(replace(member, address=str(found[0][4][0])))
+
+    def _looked_up(self, lookup: asyncio.Future[list[Any]]) -> None:
+        for host, pending in list(self._lookups.items()):
+            if pending is lookup:
+                del self._lookups[host]
+        if not lookup.cancelled():
+            lookup.exception()  # taken here: the check that waited may have given up
 
     def rows(self) -> list[MemberRow]:
         """Per member, for the metrics page: pool, host, port, up, open, opened, connect
@@ -179,19 +207,6 @@ def _checks_of(ruleset: RuleSet) -> dict[str, _Checks]:
             options.health_expect,
         )
     return found
-
-
-async def _look_up(state: MemberState, timeout: int) -> None:
-    """A member whose name did not resolve: look it up again before its check, and take
-    the first address found (as a load would)."""
-    member = state.member
-    try:
-        async with asyncio.timeout(timeout):
-            found = await getaddrinfo(asyncio.get_running_loop(), member.host)
-    except (TimeoutError, OSError, UnicodeError):
-        return
-    if found and state.member is member:  # a reload meanwhile brought its own
-        state.take(replace(member, address=str(found[0][4][0])))
 
 
 async def _check(member: Member, checks: _Checks) -> tuple[bool, str]:

@@ -73,3 +73,53 @@ def test_reload_and_stop_do_not_wait_for_a_silent_resolver(
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def test_a_pool_member_s_silent_name_server_holds_one_lookup_not_one_a_check(
+    tcp_echo: TcpEcho, tmp_path: Path
+) -> None:
+    """A member whose name did not resolve is looked up again before each check; when the
+    name server stops answering, the checks (one a second, each giving up after a
+    second) share the one lookup under way instead of starting a thread each."""
+    _needs_root()
+    hosts, resolv = tmp_path / "hosts", tmp_path / "resolv.conf"
+    hosts.write_text("127.0.0.1 localhost\n")
+    # At start a name server that refuses at once (nothing listens there): the name
+    # does not resolve, quickly.
+    resolv.write_text("nameserver 127.0.0.78\noptions timeout:5 attempts:2\n")
+    port = free_ports(1)[0]
+    text = (
+        f"pool web lost.rinetd-test.example {tcp_echo.port}\n"
+        f"pool web 127.0.0.1 {tcp_echo.port}\n"
+        f"127.0.0.1 {port} @web [health-interval=1, health-timeout=1]\n"
+    )
+    compiled = compile_config(text, tmp_path, "--no-resolve")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind((SILENT, 53))
+        script = (
+            f'mount --bind "{hosts}" /etc/hosts && mount --bind "{resolv}" /etc/resolv.conf '
+            f'&& exec "{BIN / "rinetd-run"}" "{compiled}" --grace 1'
+        )
+        process = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stderr is not None
+            said = process.stderr.readline() + process.stderr.readline()
+            assert "forwarding" in said and "lost.rinetd-test.example does not resolve" in said
+            tasks = f"/proc/{process.pid}/task"
+            before = len(os.listdir(tasks))
+            resolv.write_text(f"nameserver {SILENT}\noptions timeout:5 attempts:2\n")
+            # Three checks (a second's wait, a second's sleep), each given up; a lookup
+            # of the silent server takes ten.
+            time.sleep(6.5)
+            threads = len(os.listdir(tasks))
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+                client.sendall(b"still forwarding")
+                assert client.recv(64) == b"still forwarding"
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    assert threads - before <= 1, (before, threads)  # the one lookup under way
