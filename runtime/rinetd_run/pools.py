@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
+import os
 import random
 import socket
 import time
@@ -215,11 +217,25 @@ async def _check(member: Member, checks: _Checks) -> tuple[bool, str]:
     address = member.address
     if address is None:
         return False, f"{member.host} does not resolve"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + checks.timeout
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     try:
-        async with asyncio.timeout(checks.timeout):  # no task of its own, as wait_for makes
-            return await _converse(sock, member, checks)
+        # The connect by hand, not loop.sock_connect: a check is mostly a refused or an
+        # accepted connect, and sock_connect raised and caught two exceptions for each
+        # (a third of a check's cost, with 1,000 members checked every few seconds).
+        status: int | None = sock.connect_ex((address, member.port))
+        if status == errno.EINPROGRESS:
+            status = await _connected(loop, sock, deadline)
+        if status is None:
+            return False, f"check: no answer in {checks.timeout} s"
+        if status:
+            return False, f"check: {os.strerror(status)}"
+        if not checks.send and not checks.expect:
+            return True, "check passed"
+        async with asyncio.timeout_at(deadline):  # no task of its own, as wait_for makes
+            return await _converse(loop, sock, checks)
     except TimeoutError:
         return False, f"check: no answer in {checks.timeout} s"
     except OSError as error:
@@ -229,10 +245,32 @@ async def _check(member: Member, checks: _Checks) -> tuple[bool, str]:
             sock.close()
 
 
-async def _converse(sock: socket.socket, member: Member, checks: _Checks) -> tuple[bool, str]:
-    loop = asyncio.get_running_loop()
-    assert member.address is not None
-    await loop.sock_connect(sock, (member.address, member.port))
+async def _connected(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, deadline: float
+) -> int | None:
+    """A connect under way: its error number once the socket is writable (0 when it
+    connected), or None at the deadline."""
+    done: asyncio.Future[bool] = loop.create_future()
+
+    def settle(connected: bool) -> None:
+        if not done.done():
+            done.set_result(connected)
+
+    fd = sock.fileno()
+    loop.add_writer(fd, settle, True)
+    timer = loop.call_at(deadline, settle, False)
+    try:
+        if not await done:
+            return None
+        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    finally:
+        timer.cancel()
+        loop.remove_writer(fd)
+
+
+async def _converse(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, checks: _Checks
+) -> tuple[bool, str]:
     if checks.send:
         await loop.sock_sendall(sock, checks.send.encode("ascii"))
     if checks.expect:

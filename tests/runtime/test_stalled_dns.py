@@ -19,6 +19,7 @@ from tests.runtime.harness import TcpEcho, free_ports
 
 NAMES = 24
 SILENT = "127.0.0.77"  # a name server that takes queries and answers none
+POOL_SILENT = "127.0.0.79"  # another, for a test that may run beside the first
 
 
 def _needs_root() -> None:
@@ -95,7 +96,7 @@ def test_a_pool_member_s_silent_name_server_holds_one_lookup_not_one_a_check(
     )
     compiled = compile_config(text, tmp_path, "--no-resolve")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
-        silent.bind((SILENT, 53))
+        silent.bind((POOL_SILENT, 53))
         script = (
             f'mount --bind "{hosts}" /etc/hosts && mount --bind "{resolv}" /etc/resolv.conf '
             f'&& exec "{BIN / "rinetd-run"}" "{compiled}" --grace 1'
@@ -111,7 +112,7 @@ def test_a_pool_member_s_silent_name_server_holds_one_lookup_not_one_a_check(
             assert "forwarding" in said and "lost.rinetd-test.example does not resolve" in said
             tasks = f"/proc/{process.pid}/task"
             before = len(os.listdir(tasks))
-            resolv.write_text(f"nameserver {SILENT}\noptions timeout:5 attempts:2\n")
+            resolv.write_text(f"nameserver {POOL_SILENT}\noptions timeout:5 attempts:2\n")
             # Three checks (a second's wait, a second's sleep), each given up; a lookup
             # of the silent server takes ten.
             time.sleep(6.5)
