@@ -29,6 +29,20 @@ def _needs_root() -> None:
         pytest.skip("needs root (a mount namespace)")
 
 
+def _start_with_own_resolver(compiled: Path, hosts: Path, resolv: Path) -> subprocess.Popen[str]:
+    """rinetd-run in a mount namespace of its own, ``hosts`` and ``resolv`` bound over
+    its /etc/hosts and /etc/resolv.conf (the host's stay untouched)."""
+    script = (
+        f'mount --bind "{hosts}" /etc/hosts && mount --bind "{resolv}" /etc/resolv.conf '
+        f'&& exec "{BIN / "rinetd-run"}" "{compiled}" --grace 1'
+    )
+    return subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_reload_and_stop_do_not_wait_for_a_silent_resolver(
     tcp_echo: TcpEcho, tmp_path: Path
 ) -> None:
@@ -45,15 +59,7 @@ def test_reload_and_stop_do_not_wait_for_a_silent_resolver(
     compiled = compile_config(rules, tmp_path, "--no-resolve")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind((SILENT, 53))  # queries arrive and are never answered
-        script = (
-            f'mount --bind "{hosts}" /etc/hosts && mount --bind "{resolv}" /etc/resolv.conf '
-            f'&& exec "{BIN / "rinetd-run"}" "{compiled}" --grace 1'
-        )
-        process = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = _start_with_own_resolver(compiled, hosts, resolv)
         try:
             assert process.stderr is not None
             assert "forwarding" in process.stderr.readline()
@@ -97,15 +103,7 @@ def test_a_pool_member_s_silent_name_server_holds_one_lookup_not_one_a_check(
     compiled = compile_config(text, tmp_path, "--no-resolve")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind((POOL_SILENT, 53))
-        script = (
-            f'mount --bind "{hosts}" /etc/hosts && mount --bind "{resolv}" /etc/resolv.conf '
-            f'&& exec "{BIN / "rinetd-run"}" "{compiled}" --grace 1'
-        )
-        process = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = _start_with_own_resolver(compiled, hosts, resolv)
         try:
             assert process.stderr is not None
             said = process.stderr.readline() + process.stderr.readline()
