@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
 import time
 import urllib.request
 from collections import Counter
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BIN, compile_config, wait_until
+from tests.helpers import compile_config, wait_until
 from tests.runtime.harness import (
     Forwarder,
     TcpEcho,
@@ -24,7 +23,6 @@ from tests.runtime.harness import (
     connect_from,
     free_port,
     running,
-    start_forwarder,
 )
 
 
@@ -104,31 +102,6 @@ def test_a_dead_member_costs_no_client_and_is_said_down(
     ]
     # Once down, it is no longer tried: failed connects stop at health-fall.
     assert sum("Connection refused" in e for e in forwarder.errors) <= 1
-
-
-def test_a_member_whose_name_does_not_resolve_is_down_not_a_failed_start(
-    members: list[TcpEcho], tmp_path: Path
-) -> None:
-    """One member's name does not resolve: the others serve, and it is said down; a pool
-    none of whose members resolves fails to load, as a rule's host would."""
-    port, unknown = free_port(), "no-such-member.invalid"
-    text = f"pool web {unknown} 80\n" + _pool(members[:2]) + f"127.0.0.1 {port} @web\n"
-    forwarder = start_forwarder(compile_config(text, tmp_path, "--no-resolve"))
-    try:
-        forwarder.wait_for_stderr(
-            f"pool web member {unknown} 80 is down: {unknown} does not resolve"
-        )
-        for _ in range(10):
-            assert _echo_once(port) == b"ping"
-    finally:
-        forwarder.stop()
-    assert members[0].accepted == members[1].accepted == 5
-    lone = f"pool web {unknown} 80\n127.0.0.1 {free_port()} @web\n"
-    rules = compile_config(lone, tmp_path, "--no-resolve")
-    command = [str(BIN / "rinetd-run"), str(rules)]
-    failed = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
-    assert failed.returncode == 2  # a rule set refused, as for a rule's host
-    assert f'pool member of line 1: cannot resolve host "{unknown}"' in failed.stderr
 
 
 def test_backups_serve_only_when_every_other_member_is_down(tmp_path: Path) -> None:

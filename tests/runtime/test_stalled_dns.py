@@ -122,3 +122,38 @@ def test_a_pool_member_s_silent_name_server_holds_one_lookup_not_one_a_check(
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
     assert threads - before <= 1, (before, threads)  # the one lookup under way
+
+
+def test_a_member_whose_name_does_not_resolve_is_down_not_a_failed_start(
+    tcp_echo: TcpEcho, tmp_path: Path
+) -> None:
+    """One member's name does not resolve: the other serves, and it is said down; a pool
+    none of whose members resolves fails to load, as a rule's host would.  (A resolver
+    of its own that refuses at once: no query leaves the machine.)"""
+    _needs_root()
+    hosts, resolv = tmp_path / "hosts", tmp_path / "resolv.conf"
+    hosts.write_text("127.0.0.1 localhost\n")
+    resolv.write_text("nameserver 127.0.0.78\n")  # nothing listens: refused at once
+    port, unknown = free_ports(1)[0], "no-such-member.rinetd-test.example"
+    text = f"pool web {unknown} 80\npool web 127.0.0.1 {tcp_echo.port}\n127.0.0.1 {port} @web\n"
+    process = _start_with_own_resolver(
+        compile_config(text, tmp_path, "--no-resolve"), hosts, resolv
+    )
+    try:
+        assert process.stderr is not None
+        said = process.stderr.readline() + process.stderr.readline()
+        assert f"pool web member {unknown} 80 is down: {unknown} does not resolve" in said
+        for _ in range(5):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+                client.sendall(b"ping")
+                assert client.recv(16) == b"ping"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    lone = f"pool web {unknown} 80\n127.0.0.1 {port} @web\n"
+    process = _start_with_own_resolver(
+        compile_config(lone, tmp_path, "--no-resolve"), hosts, resolv
+    )
+    _, errors = process.communicate(timeout=30)
+    assert process.returncode == 2  # a rule set refused, as for a rule's host
+    assert f'pool member of line 1: cannot resolve host "{unknown}"' in errors
