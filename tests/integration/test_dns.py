@@ -309,6 +309,13 @@ def test_a_pool_member_whose_name_does_not_resolve_starts_down_and_comes_up_when
         daemon.signal(signal.SIGHUP)
         daemon.wait_for_stderr(f"pool cold member {later} {port} is up: {later} resolves")
         assert Counter(_reached(net, 9521) for _ in range(6)) == {a: 3 for a in SERVED}
+        # The name gone again: the next reload is not refused, the member is down.
+        dns.answer(f"{SERVED[0]} {NAME}\n")
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_for_reload(2)
+        down = f"pool cold member {later} {port} is down: {later} does not resolve"
+        daemon.wait_for_stderr(down, count=2)  # at start, and now
+        assert Counter(_reached(net, 9521) for _ in range(4)) == {SERVED[1]: 4}
     finally:
         daemon.stop()
         for server in servers.values():
