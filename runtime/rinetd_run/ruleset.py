@@ -277,13 +277,16 @@ def resolve(ruleset: RuleSet, lookup: Callable[[str], str | None]) -> RuleSet:
     """Every host name replaced by the address ``lookup`` gives now, as rinetd does at
     start and reload (the runtime passes ``lookup.first_address``)."""
     cache: dict[str, str] = {}
+    failed: dict[str, RuleSetError] = {}  # asked once a load: pool members may share one
 
     def numeric(host: str, line: int, what: str = "rule") -> str:
-        if host not in cache:
+        if host not in cache and host not in failed:
             try:
                 cache[host] = _numeric(host, lookup)
             except RuleSetError as error:
-                raise RuleSetError(f"{what} of line {line}: {error}") from None
+                failed[host] = error
+        if host in failed:
+            raise RuleSetError(f"{what} of line {line}: {failed[host]}") from None
         return cache[host]
 
     rules = []

@@ -18,7 +18,7 @@ from rinetd_run.document import read
 from rinetd_run.logline import connect_failure
 from rinetd_run.plan import plan_reload
 from rinetd_run.ruleset import AccessRule, RuleSetError, resolve
-from tests.helpers import CORPUS
+from tests.helpers import CORPUS, compile_config
 
 A, D = "allow", "deny"
 
@@ -127,6 +127,24 @@ def test_host_names_resolve_at_load() -> None:
     rules = resolve(read(text), table.get).rules
     assert [r.bind.address for r in rules] == ["127.0.0.1", "127.0.0.2"]
     assert rules[0].bind.host == "gateway.example.com"  # logs keep the written name
+
+
+def test_a_pool_member_that_does_not_resolve_is_left_without_an_address(tmp_path: Path) -> None:
+    """Down, not a failed load, while another member resolves; a name asked once a load
+    however many members carry it; no member resolving fails the load."""
+    dead = "".join(f"pool web dead.example {port}\n" for port in (80, 81, 82))
+    conf = dead + "pool web 10.0.0.1 80\n0 80 @web\n"
+    asked: list[str] = []
+
+    def lookup(host: str) -> None:
+        asked.append(host)
+
+    ruleset = resolve(read(compile_config(conf, tmp_path, "--no-resolve").read_text()), lookup)
+    assert [m.address for m in ruleset.pools[0].members] == [None, None, None, "10.0.0.1"]
+    assert asked == ["dead.example"]
+    lone = "pool web dead.example 80\n0 80 @web\n"
+    with pytest.raises(RuleSetError, match='pool member of line 1: cannot resolve host "dead'):
+        resolve(read(compile_config(lone, tmp_path, "--no-resolve").read_text()), lookup)
 
 
 def test_the_descriptor_budget_keeps_a_reserve_and_half_for_tcp() -> None:
