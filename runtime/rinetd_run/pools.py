@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import json
 import os
 import random
@@ -159,7 +160,7 @@ class PoolMembers:
         if lookup is None:
             lookup = getaddrinfo(asyncio.get_running_loop(), member.host)
             self._lookups[member.host] = lookup
-            lookup.add_done_callback(self._looked_up)
+            lookup.add_done_callback(functools.partial(self._looked_up, member.host))
         try:
             async with asyncio.timeout(timeout):
                 found = await asyncio.shield(lookup)  # the lookup outlives a late check
@@ -168,10 +169,8 @@ class PoolMembers:
         if found and state.member is member:  # a reload meanwhile brought its own
             state.take(replace(member, address=str(found[0][4][0])))
 
-    def _looked_up(self, lookup: asyncio.Future[list[Any]]) -> None:
-        for host, pending in list(self._lookups.items()):
-            if pending is lookup:
-                del self._lookups[host]
+    def _looked_up(self, host: str, lookup: asyncio.Future[list[Any]]) -> None:
+        del self._lookups[host]
         if not lookup.cancelled():
             lookup.exception()  # taken here: the check that waited may have given up
 
