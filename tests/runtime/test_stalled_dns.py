@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import BIN, compile_config
-from tests.runtime.harness import TcpEcho, free_ports
+from tests.runtime.harness import Forwarder, TcpEcho, free_ports, recv_all
 
 NAMES = 24
 SILENT = "127.0.0.77"  # a name server that takes queries and answers none
@@ -29,18 +29,22 @@ def _needs_root() -> None:
         pytest.skip("needs root (a mount namespace)")
 
 
-def _start_with_own_resolver(compiled: Path, hosts: Path, resolv: Path) -> subprocess.Popen[str]:
-    """rinetd-run in a mount namespace of its own, ``hosts`` and ``resolv`` bound over
-    its /etc/hosts and /etc/resolv.conf (the host's stay untouched)."""
+def _with_own_resolver(compiled: Path, hosts: Path, resolv: Path) -> list[str]:
+    """The command running rinetd-run in a mount namespace of its own, ``hosts`` and
+    ``resolv`` bound over its /etc/hosts and /etc/resolv.conf (the host's stay
+    untouched)."""
     script = (
         f'mount --bind "{hosts}" /etc/hosts && mount --bind "{resolv}" /etc/resolv.conf '
         f'&& exec "{BIN / "rinetd-run"}" "{compiled}" --grace 1'
     )
-    return subprocess.Popen(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+
+
+def _forwarder_with_own_resolver(compiled: Path, hosts: Path, resolv: Path) -> Forwarder:
+    command = _with_own_resolver(compiled, hosts, resolv)
+    forwarder = Forwarder(subprocess.Popen(command, stderr=subprocess.PIPE), hosts.parent, compiled)
+    forwarder.wait_for_stderr("rinetd-run: forwarding")
+    return forwarder
 
 
 def test_reload_and_stop_do_not_wait_for_a_silent_resolver(
@@ -59,7 +63,9 @@ def test_reload_and_stop_do_not_wait_for_a_silent_resolver(
     compiled = compile_config(rules, tmp_path, "--no-resolve")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind((SILENT, 53))  # queries arrive and are never answered
-        process = _start_with_own_resolver(compiled, hosts, resolv)
+        process = subprocess.Popen(
+            _with_own_resolver(compiled, hosts, resolv), stderr=subprocess.PIPE, text=True
+        )
         try:
             assert process.stderr is not None
             assert "forwarding" in process.stderr.readline()
@@ -103,24 +109,19 @@ def test_a_pool_member_s_silent_name_server_holds_one_lookup_not_one_a_check(
     compiled = compile_config(text, tmp_path, "--no-resolve")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind((POOL_SILENT, 53))
-        process = _start_with_own_resolver(compiled, hosts, resolv)
+        forwarder = _forwarder_with_own_resolver(compiled, hosts, resolv)
         try:
-            assert process.stderr is not None
-            said = process.stderr.readline() + process.stderr.readline()
-            assert "forwarding" in said and "lost.rinetd-test.example does not resolve" in said
-            tasks = f"/proc/{process.pid}/task"
+            forwarder.wait_for_stderr("lost.rinetd-test.example does not resolve")
+            tasks = f"/proc/{forwarder.process.pid}/task"
             before = len(os.listdir(tasks))
             resolv.write_text(f"nameserver {POOL_SILENT}\noptions timeout:5 attempts:2\n")
             # Three checks (a second's wait, a second's sleep), each given up; a lookup
             # of the silent server takes ten.
             time.sleep(6.5)
             threads = len(os.listdir(tasks))
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
-                client.sendall(b"still forwarding")
-                assert client.recv(64) == b"still forwarding"
+            assert _echo_once(port) == b"ping"  # still forwarding
         finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
+            forwarder.stop()
     assert threads - before <= 1, (before, threads)  # the one lookup under way
 
 
@@ -136,24 +137,25 @@ def test_a_member_whose_name_does_not_resolve_is_down_not_a_failed_start(
     resolv.write_text("nameserver 127.0.0.78\n")  # nothing listens: refused at once
     port, unknown = free_ports(1)[0], "no-such-member.rinetd-test.example"
     text = f"pool web {unknown} 80\npool web 127.0.0.1 {tcp_echo.port}\n127.0.0.1 {port} @web\n"
-    process = _start_with_own_resolver(
-        compile_config(text, tmp_path, "--no-resolve"), hosts, resolv
-    )
+    compiled = compile_config(text, tmp_path, "--no-resolve")
+    forwarder = _forwarder_with_own_resolver(compiled, hosts, resolv)
     try:
-        assert process.stderr is not None
-        said = process.stderr.readline() + process.stderr.readline()
-        assert f"pool web member {unknown} 80 is down: {unknown} does not resolve" in said
+        forwarder.wait_for_stderr(
+            f"pool web member {unknown} 80 is down: {unknown} does not resolve"
+        )
         for _ in range(5):
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
-                client.sendall(b"ping")
-                assert client.recv(16) == b"ping"
+            assert _echo_once(port) == b"ping"
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+        forwarder.stop()
     lone = f"pool web {unknown} 80\n127.0.0.1 {port} @web\n"
-    process = _start_with_own_resolver(
-        compile_config(lone, tmp_path, "--no-resolve"), hosts, resolv
-    )
-    _, errors = process.communicate(timeout=30)
-    assert process.returncode == 2  # a rule set refused, as for a rule's host
-    assert f'pool member of line 1: cannot resolve host "{unknown}"' in errors
+    command = _with_own_resolver(compile_config(lone, tmp_path, "--no-resolve"), hosts, resolv)
+    failed = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    assert failed.returncode == 2  # a rule set refused, as for a rule's host
+    assert f'pool member of line 1: cannot resolve host "{unknown}"' in failed.stderr
+
+
+def _echo_once(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(b"ping")
+        client.shutdown(socket.SHUT_WR)
+        return recv_all(client)
