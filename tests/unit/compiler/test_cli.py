@@ -105,6 +105,10 @@ def test_stdin_takes_the_name_and_folder_it_is_given(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere.conf"  # its folder has no rules.conf
     done = run("rinetdc", "check", "--stdin-filename", str(elsewhere), "-", stdin=top.read_bytes())
     assert done.returncode == 1 and f"there is no file {tmp_path / 'rules.conf'}" in done.stdout
+    # Confined as a file's includes are: nothing outside NAME's folder tree is read.
+    _write(tmp_path, GOOD, "outside.conf")
+    done = run("rinetdc", "check", *named, "-", stdin=b"include ../outside.conf\n")
+    assert done.returncode == 1 and "error[E021]" in done.stdout
     piped = run("rinetdc", "compile", *named, "-o", "-", "-", stdin=top.read_bytes())
     written = tmp_path / "rules.json"
     assert run("rinetdc", "compile", str(top), "-o", str(written)).returncode == 0
