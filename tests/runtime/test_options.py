@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from rinetd_run.proxy import header as proxy_header
-from tests.helpers import CORPUS, compile_config, parse_tab
+from tests.helpers import CORPUS, compile_config, parse_tab, wait_until
 from tests.runtime.harness import (
     TcpEcho,
     UdpEcho,
@@ -251,6 +251,8 @@ def test_udp_sessions_beyond_max_udp_connections_end_the_least_recently_used(
             assert _results(fw.log).count("opened") == 5
             clients[0].sendto(b"back", ("127.0.0.1", port))
             assert clients[0].recv(16) == b"back"
+            # The reply can arrive before the log line is written (the log never waits).
+            wait_until(lambda: _results(fw.log).count("opened") >= 6, "the new session's line")
             assert _results(fw.log).count("opened") == 6
     finally:
         for sock in clients:
