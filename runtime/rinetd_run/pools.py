@@ -1,31 +1,27 @@
-"""The pools' members at run time: their states kept across reloads, their active health
-checks (a TCP connect each interval), what a member's change of state says, and the
+"""The pools' members at run time: their states kept across reloads, the results of
+their active health checks counted, what a member's change of state says, and the
 routes of the pool rules (``balance.PoolRoute``) made from them.
 
-The choices are ``balance``'s (pure); this module owns the states and the checks' sockets.
-A pool's checks follow the health options of the first rule (in file order) that
-reaches it over TCP; a pool reached over UDP only has passive marking alone.
+The choices are ``balance``'s (pure); the checks run in a process of their own
+(``checker``), off the forwarding loop: this module tells it the members at each
+(re)load and counts what it answers.  A pool's checks follow the health options of
+the first rule (in file order) that reaches it over TCP; a pool reached over UDP only
+has passive marking alone.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import errno
-import functools
 import json
-import os
-import random
-import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, replace
 from typing import Any
 
 from .balance import MemberState, PoolRoute, after_check
+from .checker_process import HealthChecker
 from .counters import MemberRow
-from .names import getaddrinfo
-from .ruleset import Effective, Member, Rule, RuleSet, effective
+from .health import Checks
+from .ruleset import Effective, Rule, RuleSet, effective
 from .say import say
 
 __all__ = ["MemberStates", "PoolMembers", "member_line"]
@@ -50,27 +46,13 @@ def member_line(state: MemberState, up: bool, why: str) -> str:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Checks:
-    """How a pool is checked: from its first TCP rule's options."""
-
-    interval: int
-    timeout: int
-    rise: int
-    fall: int
-    send: str | None = None
-    expect: str | None = None
-
-
 class PoolMembers:
     """Every pool member's state, the active checks, and the routes of the pool rules."""
 
     def __init__(self, note: Callable[[str], None] | None = None) -> None:
         self.states: dict[StateKey, MemberState] = {}
-        self._checks: dict[StateKey, tuple[_Checks, asyncio.Task[None]]] = {}
-        # A member's name looked up again, by name: one lookup at a time whatever the
-        # checks' pace (a name server that never answers holds one thread, not one a check).
-        self._lookups: dict[str, asyncio.Future[list[Any]]] = {}
+        self._wanted: dict[str, Checks] = {}  # by pool, how its members are checked
+        self._checker: HealthChecker | None = None
         self.note = note  # writes a line to a logjson log; None for other formats
 
     # -- reloads ----------------------------------------------------------------
@@ -109,21 +91,26 @@ class PoolMembers:
                     state.up = True
                     self.counted(state, True, f"{member.host} resolves")
         self.states = states
-        wanted = _checks_of(ruleset)
-        for key, (checks, task) in list(self._checks.items()):
-            if key not in states or wanted.get(key[0]) != checks:
-                task.cancel()
-                del self._checks[key]
-        for key, state in states.items():
-            check = wanted.get(key[0])
-            if check is not None and check.interval and key not in self._checks:
-                task = asyncio.get_running_loop().create_task(self._check_every(state, check))
-                self._checks[key] = (check, task)
+        self._wanted = _checks_of(ruleset)
+        members = [
+            {
+                "pool": pool,
+                "host": state.member.host,
+                "port": state.member.port,
+                "address": state.member.address,
+                "checks": asdict(checks),
+            }
+            for (pool, _key), state in states.items()
+            if (checks := self._wanted.get(pool)) is not None and checks.interval
+        ]
+        if members and self._checker is None:
+            self._checker = HealthChecker(self._checked)
+        if self._checker is not None:
+            self._checker.watch(members)
 
     def close(self) -> None:
-        for _checks, task in self._checks.values():
-            task.cancel()
-        self._checks.clear()
+        if self._checker is not None:
+            self._checker.close()
 
     # -- health -------------------------------------------------------------------
 
@@ -137,42 +124,20 @@ class PoolMembers:
         if self.note is not None:
             self.note(member_line(state, state.up, why))
 
-    async def _check_every(self, state: MemberState, checks: _Checks) -> None:
-        # Members start at random points of the interval: 1,000 of them check in a steady
-        # trickle, never in a burst of 1,000 connects that would hold up forwarding.
-        await asyncio.sleep(random.uniform(0, checks.interval))
-        while True:
-            if state.member.address is None:
-                await self._look_up(state, checks.timeout)
-            passed, why = await _check(state.member, checks)
+    def _checked(self, results: list[list[Any]]) -> None:
+        """The checker's results: each counted against its member's rise and fall."""
+        for pool, host, port, passed, why, address in results:
+            state = self.states.get((pool, (host, port)))
+            checks = self._wanted.get(pool)
+            if state is None or checks is None:
+                continue  # a member or a pool a reload removed meanwhile
+            if address is not None and state.member.address is None:
+                state.take(replace(state.member, address=address))  # its name resolved
             if passed:
                 state.checks_passed += 1
             else:
                 state.checks_failed += 1
             self.counted(state, after_check(state, passed, checks.rise, checks.fall), why)
-            await asyncio.sleep(checks.interval)
-
-    async def _look_up(self, state: MemberState, timeout: int) -> None:
-        """A member whose name did not resolve: look it up again before its check, and
-        take the first address found (as a load would)."""
-        member = state.member
-        lookup = self._lookups.get(member.host)
-        if lookup is None:
-            lookup = getaddrinfo(asyncio.get_running_loop(), member.host)
-            self._lookups[member.host] = lookup
-            lookup.add_done_callback(functools.partial(self._looked_up, member.host))
-        try:
-            async with asyncio.timeout(timeout):
-                found = await asyncio.shield(lookup)  # the lookup outlives a late check
-        except (TimeoutError, OSError, UnicodeError):
-            return
-        if found and state.member is member:  # a reload meanwhile brought its own
-            state.take(replace(member, address=str(found[0][4][0])))
-
-    def _looked_up(self, host: str, lookup: asyncio.Future[list[Any]]) -> None:
-        del self._lookups[host]
-        if not lookup.cancelled():
-            lookup.exception()  # taken here: the check that waited may have given up
 
     def rows(self) -> list[MemberRow]:
         """Per member, for the metrics page: pool, host, port, up, open, opened, connect
@@ -193,13 +158,13 @@ class PoolMembers:
         ]
 
 
-def _checks_of(ruleset: RuleSet) -> dict[str, _Checks]:
-    found: dict[str, _Checks] = {}
+def _checks_of(ruleset: RuleSet) -> dict[str, Checks]:
+    found: dict[str, Checks] = {}
     for rule in ruleset.rules:
         if rule.pool is None or rule.pool in found or rule.connect.protocol != "tcp":
             continue
         options = effective(ruleset, rule)
-        found[rule.pool] = _Checks(
+        found[rule.pool] = Checks(
             options.health_interval,
             options.health_timeout,
             options.health_rise,
@@ -208,79 +173,3 @@ def _checks_of(ruleset: RuleSet) -> dict[str, _Checks]:
             options.health_expect,
         )
     return found
-
-
-async def _check(member: Member, checks: _Checks) -> tuple[bool, str]:
-    """One TCP connect to the member within the timeout; with health-send, the text sent;
-    with health-expect, the answer's first bytes held against it; then closed."""
-    address = member.address
-    if address is None:
-        return False, f"{member.host} does not resolve"
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + checks.timeout
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
-    try:
-        # The connect by hand, not loop.sock_connect: a check is mostly a refused or an
-        # accepted connect, and sock_connect raised and caught two exceptions for each
-        # (a fifth of a check's cost, with 1,000 members checked every few seconds).
-        status: int | None = sock.connect_ex((address, member.port))
-        if status == errno.EINPROGRESS:
-            status = await _connected(loop, sock, deadline)
-        if status is None:
-            return False, f"check: no answer in {checks.timeout} s"
-        if status:
-            return False, f"check: {os.strerror(status)}"
-        if not checks.send and not checks.expect:
-            return True, "check passed"
-        async with asyncio.timeout_at(deadline):  # no task of its own, as wait_for makes
-            return await _converse(loop, sock, checks)
-    except TimeoutError:
-        return False, f"check: no answer in {checks.timeout} s"
-    except OSError as error:
-        return False, f"check: {error.strerror or error}"
-    finally:
-        with contextlib.suppress(OSError):
-            sock.close()
-
-
-async def _connected(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, deadline: float
-) -> int | None:
-    """A connect under way: its error number once the socket is writable (0 when it
-    connected), or None at the deadline."""
-    done: asyncio.Future[bool] = loop.create_future()
-
-    def settle(connected: bool) -> None:
-        if not done.done():
-            done.set_result(connected)
-
-    fd = sock.fileno()
-    loop.add_writer(fd, settle, True)
-    timer = loop.call_at(deadline, settle, False)
-    try:
-        if not await done:
-            return None
-        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-    finally:
-        timer.cancel()
-        loop.remove_writer(fd)
-
-
-async def _converse(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, checks: _Checks
-) -> tuple[bool, str]:
-    if checks.send:
-        await loop.sock_sendall(sock, checks.send.encode("ascii"))
-    if checks.expect:
-        wanted = checks.expect.encode("ascii")
-        answer = b""
-        while len(answer) < len(wanted):
-            data = await loop.sock_recv(sock, len(wanted) - len(answer))
-            if not data:
-                break
-            answer += data
-        if answer != wanted:
-            shown = answer.decode("ascii", "replace").encode("unicode_escape").decode()
-            return False, f"check: the answer began {shown[:40]!r}, not the expected text"
-    return True, "check passed"

@@ -220,6 +220,38 @@ class Forwarder:
         return self.process.returncode
 
 
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started that are still there (zombies aside)."""
+    found: list[int] = []
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                text = Path(f"/proc/{pid}/task/{task}/children").read_text()
+                found += [int(child) for child in text.split() if alive(int(child))]
+    return found
+
+
+def alive(pid: int) -> bool:
+    """``pid`` is running (not gone, not a zombie nobody reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def threads(pid: int) -> int:
+    """Threads of ``pid`` and of every process under it."""
+    count = 0
+    todo = [pid]
+    while todo:
+        this = todo.pop()
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            count += len(os.listdir(f"/proc/{this}/task"))
+        todo += children(this)
+    return count
+
+
 def start_forwarder(
     rules: Path,
     *extra: str,

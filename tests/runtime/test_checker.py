@@ -1,0 +1,121 @@
+"""The health checker runs in a process of its own: started only when a pool has active
+checks, started again when it dies, gone when rinetd-run stops, is killed, or no longer
+has members to check."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import compile_config, wait_until
+from tests.runtime.harness import (
+    TcpEcho,
+    alive,
+    children,
+    free_port,
+    running,
+    start_forwarder,
+)
+
+
+@pytest.fixture
+def members() -> Iterator[list[TcpEcho]]:
+    servers = [TcpEcho(host=f"127.0.1.{n}").start() for n in (4, 5)]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def _text(members: list[TcpEcho], port: int, interval: int = 1) -> str:
+    pool = "".join(f"pool web {m.host} {m.port}\n" for m in members)
+    options = f"health-interval={interval}, health-fall=1, health-rise=1"
+    return f"{pool}127.0.0.1 {port} @web [{options}]\n"
+
+
+def _checker(pid: int) -> int:
+    """The one process rinetd-run ``pid`` has started: its health checker."""
+    found = wait_until(lambda: children(pid), "a health checker process")
+    assert len(found) == 1, found
+    command = Path(f"/proc/{found[0]}/cmdline").read_bytes()
+    assert b"rinetd_run.checker" in command, command
+    return found[0]
+
+
+def _ignores(pid: int, number: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    ignored = next(line for line in status.splitlines() if line.startswith("SigIgn:"))
+    return bool(int(ignored.split()[1], 16) & (1 << (number - 1)))
+
+
+def _gone(pid: int) -> None:
+    wait_until(lambda: not alive(pid), f"process {pid} to end")
+
+
+def test_a_killed_checker_is_started_again_and_its_checks_go_on(
+    members: list[TcpEcho], tmp_path: Path
+) -> None:
+    port = free_port()
+    with running(_text(members, port), tmp_path) as forwarder:
+        first = _checker(forwarder.process.pid)
+        os.kill(first, signal.SIGKILL)
+        forwarder.wait_for_stderr("the health checker was killed by signal 9")
+        second = _checker(forwarder.process.pid)
+        assert second != first
+        # The new checker's checks are counted: a member that stops answering goes down.
+        members[1].stop()
+        forwarder.wait_for_stderr(f"member {members[1].host} {members[1].port} is down")
+        assert forwarder.process.poll() is None
+
+
+def test_a_forwarder_that_stops_or_is_killed_leaves_no_checker(
+    members: list[TcpEcho], tmp_path: Path
+) -> None:
+    port = free_port()
+    compiled = compile_config(_text(members, port), tmp_path)
+    stopped = start_forwarder(compiled)
+    try:
+        checker = _checker(stopped.process.pid)
+        # As systemd stops a unit: SIGTERM to each of its processes (rinetd-run's then
+        # lets its connections finish).  The checker leaves when rinetd-run lets it go,
+        # not first (to be started again).
+        wait_until(lambda: _ignores(checker, signal.SIGTERM), "the checker to be under way")
+        os.kill(checker, signal.SIGTERM)
+        time.sleep(0.5)
+        assert alive(checker)
+    finally:
+        assert stopped.stop() == 0
+    _gone(checker)
+    assert not any("health checker" in line for line in stopped.errors), stopped.errors
+    killed = start_forwarder(compiled)
+    try:
+        checker = _checker(killed.process.pid)
+        killed.process.kill()
+        killed.process.wait()
+        _gone(checker)  # its stdin ended with rinetd-run
+    finally:
+        killed.stop()
+
+
+def test_no_checker_without_active_checks_and_reloads_start_and_stop_it(
+    members: list[TcpEcho], tmp_path: Path
+) -> None:
+    port = free_port()
+    passive = _text(members, port, interval=0)
+    with running(passive, tmp_path) as forwarder:
+        time.sleep(0.5)
+        assert children(forwarder.process.pid) == []
+        compile_config(_text(members, port), tmp_path)
+        forwarder.signal(signal.SIGHUP)
+        forwarder.wait_for_reload()
+        checker = _checker(forwarder.process.pid)
+        compile_config(passive, tmp_path)
+        forwarder.signal(signal.SIGHUP)
+        forwarder.wait_for_reload(count=2)
+        _gone(checker)
+        assert children(forwarder.process.pid) == []
+        assert not any("health checker" in line for line in forwarder.errors), forwarder.errors
