@@ -95,8 +95,12 @@ class HealthChecker:
                 return  # stopped on purpose
             # One that cannot run (a broken install) is not started again every second.
             wait = RESTART if loop.time() - started >= STEADY else wait
-            say(f"the health checker {how}; another starts in {wait:g} s")
+            # Said after the wait, if still wanted: a signal to the whole unit (a stop)
+            # may have ended it a moment before rinetd-run's own stop closes it.
             await asyncio.sleep(wait)
+            if self._task is not this:
+                return
+            say(f"the health checker {how}; another starts after {wait:g} s")
             wait = min(wait * 2, LONGEST)
 
     async def _serve(self) -> str:

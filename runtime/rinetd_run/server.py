@@ -414,13 +414,13 @@ class Server:
             self.kernel.stop()
         for listener in self.listeners.values():
             listener.close()
+        self.context.pools.close()  # no new connection needs a member's health
         deadline = asyncio.get_running_loop().time() + grace
         while self.context.links and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         for link in list(self.context.links):
             link.finish(abort=True)
         self.listeners.clear()
-        self.context.pools.close()
         self.metrics.close()
         self.context.deadlines.close()
         self.context.names.close()

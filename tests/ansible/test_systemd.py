@@ -254,10 +254,26 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30) as so
 def test_a_killed_service_comes_back_and_stop_waits_its_grace_then_ends_every_process(
     machine: Machine,
 ) -> None:
-    play(machine, [_rule(80)], rinetd_workers=2, rinetd_stop_grace=3)
+    # A pool with active checks: each worker has a health checker of its own, which
+    # systemd's stop signals too.
+    checked = {
+        "bind_address": "127.0.0.1",
+        "bind_port": 81,
+        "connect_pool": "echo",
+        "health_interval": 1,
+    }
+    pools = [{"name": "echo", "members": [{"host": "127.0.0.1", "port": ECHO_PORT}]}]
+    play(
+        machine,
+        [_rule(80), checked],
+        rinetd_pools=pools,
+        rinetd_workers=2,
+        rinetd_stop_grace=3,
+    )
     pid = main_pid(machine)
     procs = machine.path("/sys/fs/cgroup/system.slice/rinetd-run.service/cgroup.procs")
-    assert len(procs.read_text().split()) == 3  # the supervisor and its two workers
+    # The supervisor, its two workers and their two checkers.
+    wait_until(lambda: len(procs.read_text().split()) == 5, "five processes in the unit")
     machine.run("kill", "-9", str(pid))
     wait_until(lambda: main_pid(machine) not in (0, pid), "rinetd-run started again", 20)
     wait_until(lambda: reply(machine, 80) == "through systemd", "forwarding again", 20)
@@ -284,6 +300,9 @@ def test_a_killed_service_comes_back_and_stop_waits_its_grace_then_ends_every_pr
     state = machine.run("systemctl", "is-active", "rinetd-run", check=False).stdout.strip()
     assert state == "inactive"
     assert not procs.exists() or procs.read_text().split() == []
+    # The checkers outlived the stop's SIGTERM until their workers let them go.
+    journal = machine.run("journalctl", "-u", "rinetd-run", "-o", "cat", "--no-pager").stdout
+    assert "health checker" not in journal, journal[-2000:]
 
 
 def test_logfile_dash_reaches_the_journal(machine: Machine) -> None:

@@ -4,6 +4,7 @@ has members to check."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -52,6 +53,14 @@ def _ignores(pid: int, number: int) -> bool:
     return bool(int(ignored.split()[1], 16) & (1 << (number - 1)))
 
 
+def _sockets(pid: int) -> set[str]:
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a check's socket, closed meanwhile
+            found.add(os.readlink(fd))
+    return {link for link in found if link.startswith("socket:")}
+
+
 def _gone(pid: int) -> None:
     wait_until(lambda: not alive(pid), f"process {pid} to end")
 
@@ -94,6 +103,10 @@ def test_a_forwarder_that_stops_or_is_killed_leaves_no_checker(
     killed = start_forwarder(compiled)
     try:
         checker = _checker(killed.process.pid)
+        # It holds none of rinetd-run's sockets (a listening one would keep the port
+        # from the next rinetd-run).
+        assert not _sockets(checker) & _sockets(killed.process.pid)
+        assert _sockets(killed.process.pid)
         killed.process.kill()
         killed.process.wait()
         _gone(checker)  # its stdin ended with rinetd-run
