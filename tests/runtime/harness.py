@@ -307,3 +307,12 @@ def recv_all(sock: socket.socket) -> bytes:
     while data := sock.recv(1 << 20):
         chunks.append(data)
     return b"".join(chunks)
+
+
+def echo_once(port: int, payload: bytes = b"ping", source: str = "127.0.0.1") -> bytes:
+    """``payload`` sent through ``port`` from ``source``, the sending side shut, and all
+    that comes back (an echo behind the rule gives ``payload``)."""
+    with connect_from(source, port) as sock:
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        return recv_all(sock)

@@ -23,19 +23,11 @@ from tests.runtime.harness import (
     Forwarder,
     TcpEcho,
     UdpEcho,
-    connect_from,
+    echo_once,
     free_port,
     free_ports,
-    recv_all,
     start_forwarder,
 )
-
-
-def _echo_once(port: int) -> bytes:
-    with connect_from("127.0.0.1", port) as sock:
-        sock.sendall(b"hi")
-        sock.shutdown(socket.SHUT_WR)
-        return recv_all(sock)
 
 
 def _resealed(path: Path, change: Callable[[dict[str, object]], None]) -> str:
@@ -126,11 +118,11 @@ def test_a_hostile_rule_set_on_sighup_keeps_the_old_rules(
         fw.signal(signal.SIGHUP)
         fw.wait_for_stderr("reload failed, keeping the old rules")
         _one_line(fw.errors, _SAYS[kind])
-        assert _echo_once(port) == b"hi"  # forwarding never stopped
+        assert echo_once(port, b"hi") == b"hi"  # forwarding never stopped
         os.replace(good, rules)
         fw.signal(signal.SIGHUP)
         fw.wait_for_stderr("reloaded: forwarding 1 rules")
-        assert _echo_once(port) == b"hi"
+        assert echo_once(port, b"hi") == b"hi"
     finally:
         assert fw.stop() == 0
 
@@ -252,7 +244,7 @@ def test_a_udp_flood_never_starves_a_tcp_rule(
     def keep_asking() -> None:
         while not stop.is_set():
             try:
-                answers.append(_echo_once(tcp_port))
+                answers.append(echo_once(tcp_port, b"hi"))
             except OSError as error:
                 answers.append(repr(error).encode())
 
@@ -267,7 +259,7 @@ def test_a_udp_flood_never_starves_a_tcp_rule(
         stop.set()
         asker.join(timeout=30)
         assert len(answers) > 20 and set(answers) == {b"hi"}, set(answers)
-        assert _echo_once(tcp_port) == b"hi"  # and after
+        assert echo_once(tcp_port, b"hi") == b"hi"  # and after
         said = [line for line in fw.errors if "file descriptors:" in line]
         assert len(said) == 1 and "UDP sessions end" in said[0]  # said once, not per event
         fw.wait_for_log("done-remote-closed")
@@ -408,12 +400,12 @@ def test_a_full_log_disk_loses_whole_lines_only_and_says_how_many(
                     filler.write(b"x" * 4096)
         spare.unlink()
         for _ in range(200):  # ~18 KiB of lines for a 4 KiB page: a write stops mid-line
-            assert _echo_once(port) == b"hi"
+            assert echo_once(port, b"hi") == b"hi"
         fw.wait_for_stderr("cannot write the log: No space left on device")
         (disk / "filler").unlink()
         time.sleep(0.3)
         for _ in range(5):
-            assert _echo_once(port) == b"hi"
+            assert echo_once(port, b"hi") == b"hi"
         fw.wait_for_stderr("log writable again:")
         (said,) = [line for line in fw.errors if "log writable again" in line]
         dropped = int(said.split(": ")[2].split()[0])

@@ -16,6 +16,7 @@ from tests.helpers import BIN, CORPUS, compile_config, parse_tab, wait_until
 from tests.runtime.harness import (
     TcpEcho,
     connect_from,
+    echo_once,
     free_port,
     recv_all,
     running,
@@ -31,13 +32,6 @@ def _refused(port: int) -> bool:
         return False
     except ConnectionRefusedError:
         return True
-
-
-def _echo_once(port: int, message: bytes = b"hi") -> bytes:
-    with connect_from("127.0.0.1", port) as sock:
-        sock.sendall(message)
-        sock.shutdown(socket.SHUT_WR)
-        return recv_all(sock)
 
 
 def test_reload_adds_removes_and_keeps_rules(tmp_path: Path, tcp_echo: TcpEcho) -> None:
@@ -78,7 +72,7 @@ def test_reload_adds_removes_and_keeps_rules(tmp_path: Path, tcp_echo: TcpEcho) 
         prober.join()
 
         assert refusals and not any(refusals)
-        assert _echo_once(added) == b"hi"
+        assert echo_once(added, b"hi") == b"hi"
         assert _refused(removed)
         long_lived.sendall(b"after")
         long_lived.shutdown(socket.SHUT_WR)
@@ -105,11 +99,11 @@ def test_broken_rule_set_on_reload_keeps_the_old_rules(tmp_path: Path, tcp_echo:
         rules.write_text(good.replace(str(port), str(port + 1)))  # edited: digest mismatch
         fw.signal(signal.SIGHUP)
         fw.wait_for_stderr("reload failed, keeping the old rules")
-        assert _echo_once(port) == b"hi"
+        assert echo_once(port, b"hi") == b"hi"
         rules.write_text("{ truncated")
         fw.signal(signal.SIGHUP)
         fw.wait_for_stderr("reload failed, keeping the old rules", count=2)
-        assert _echo_once(port) == b"hi"
+        assert echo_once(port, b"hi") == b"hi"
         assert fw.process.poll() is None
 
 
@@ -129,7 +123,7 @@ def test_reload_that_cannot_bind_changes_nothing(tmp_path: Path, tcp_echo: TcpEc
         fw.signal(signal.SIGHUP)
         fw.wait_for_stderr("reload failed")
         assert f"cannot bind 127.0.0.1 {taken.getsockname()[1]}/tcp" in fw.errors[-1]
-        assert _echo_once(port) == b"hi"  # the rule the new set removes still serves
+        assert echo_once(port, b"hi") == b"hi"  # the rule the new set removes still serves
         assert _refused(added)  # the rule that could have bound was let go
         assert not any("reloaded:" in line for line in fw.errors)
     taken.close()
@@ -138,12 +132,12 @@ def test_reload_that_cannot_bind_changes_nothing(tmp_path: Path, tcp_echo: TcpEc
 def test_reload_reopens_the_log_for_rotation(tmp_path: Path, tcp_echo: TcpEcho) -> None:
     port = free_port()
     with running(f"127.0.0.1 {port} 127.0.0.1 {tcp_echo.port}\nlogfile LOG\n", tmp_path) as fw:
-        _echo_once(port)
+        echo_once(port, b"hi")
         fw.log_lines(2)
         fw.log.rename(tmp_path / "rinetd.log.1")
         fw.signal(signal.SIGHUP)
         fw.wait_for_reload()
-        _echo_once(port)
+        echo_once(port, b"hi")
         assert [parse_tab(line)["result"] for line in fw.log_lines(2)] == [
             "opened",
             "done-remote-closed",
@@ -240,12 +234,12 @@ def test_workers_share_ports_reload_and_stop_together(tmp_path: Path, tcp_echo: 
         workers = Path(f"/proc/{fw.process.pid}/task/{fw.process.pid}/children").read_text().split()
         assert len(workers) == 2
         for _ in range(20):
-            assert _echo_once(port) == b"hi"
+            assert echo_once(port, b"hi") == b"hi"
         compile_config(conf + f"127.0.0.1 {added} 127.0.0.1 {tcp_echo.port}\n", tmp_path)
         fw.signal(signal.SIGHUP)
         fw.wait_for_reload(count=2)  # both workers
         for _ in range(20):  # whichever worker the kernel picks has the new rule
-            assert _echo_once(added) == b"hi"
+            assert echo_once(added, b"hi") == b"hi"
         fw.signal(signal.SIGTERM)
         assert fw.process.wait(timeout=15) == 0
         assert not pidfile.exists()
@@ -265,7 +259,7 @@ def test_workers_write_one_log_without_broken_lines(tmp_path: Path, tcp_echo: Tc
 
         def client(number: int) -> None:
             for _ in range(30):
-                answers.append(_echo_once(port, b"%05d" % number * 20))
+                answers.append(echo_once(port, b"%05d" % number * 20))
 
         threads = [threading.Thread(daemon=True, target=client, args=(n,)) for n in range(20)]
         for thread in threads:
@@ -297,7 +291,7 @@ def test_an_unwritable_pid_file_is_said_and_forwarding_goes_on(
     fw = start_forwarder(compile_config(conf, tmp_path), workers=workers)
     try:
         fw.wait_for_stderr("cannot write pid file")
-        assert _echo_once(port) == b"hi"
+        assert echo_once(port, b"hi") == b"hi"
         fw.signal(signal.SIGTERM)
         assert fw.process.wait(timeout=15) == 0
         time.sleep(0.1)

@@ -21,6 +21,7 @@ from tests.runtime.harness import (
     TcpEcho,
     UdpEcho,
     connect_from,
+    echo_once,
     free_port,
     running,
 )
@@ -42,16 +43,6 @@ def _pool(servers: list[TcpEcho], options: list[str] | None = None, name: str = 
     )
 
 
-def _echo_once(port: int, source: str = "127.0.0.1", payload: bytes = b"ping") -> bytes:
-    with connect_from(source, port) as sock:
-        sock.sendall(payload)
-        sock.shutdown(socket.SHUT_WR)
-        data = b""
-        while chunk := sock.recv(4096):
-            data += chunk
-        return data
-
-
 def _held(port: int) -> socket.socket:
     """A connection through ``port`` that has been answered once, left open."""
     sock = connect_from("127.0.0.1", port)
@@ -69,7 +60,7 @@ def test_weights_hold_and_each_log_line_names_its_member(
     )
     with running(text, tmp_path) as forwarder:
         for _ in range(400):
-            assert _echo_once(port) == b"ping"
+            assert echo_once(port) == b"ping"
         lines = forwarder.log_lines(800)
     counts = [m.accepted for m in members]
     assert sum(counts) == 400
@@ -92,7 +83,7 @@ def test_a_dead_member_costs_no_client_and_is_said_down(
     )
     with running(text, tmp_path) as forwarder:
         for _ in range(60):
-            assert _echo_once(port) == b"ping"
+            assert echo_once(port) == b"ping"
         forwarder.wait_for_stderr(f"pool web member {dead.host} {dead.port} is down")
         lines = forwarder.wait_for_log('"event":"member-down"')
     assert members[0].accepted + members[2].accepted == 60
@@ -124,19 +115,19 @@ def test_backups_serve_only_when_every_other_member_is_down(tmp_path: Path) -> N
     try:
         with running(text, tmp_path) as forwarder:
             for _ in range(20):
-                assert _echo_once(port) == b"ping"
+                assert echo_once(port) == b"ping"
             assert served(forwarder, 20) == [primary.host] * 20
             primary.stop()
             forwarder.wait_for_stderr(f"member {primary.host} {primary.port} is down", timeout=5)
             for _ in range(10):
-                assert _echo_once(port) == b"ping"
+                assert echo_once(port) == b"ping"
             assert served(forwarder, 30)[20:] == [backup.host] * 10
             # The primary back on its port: after health-rise checks it takes over again.
             again = TcpEcho(host=primary.host, port=primary.port).start()
             try:
                 forwarder.wait_for_stderr(f"member {primary.host} {primary.port} is up", timeout=5)
                 for _ in range(10):
-                    assert _echo_once(port) == b"ping"
+                    assert echo_once(port) == b"ping"
                 assert served(forwarder, 40)[30:] == [primary.host] * 10
             finally:
                 again.stop()
@@ -170,10 +161,10 @@ def test_source_keeps_a_client_on_its_member_and_moves_only_a_lost_member_s_clie
     try:
         with running(text, tmp_path) as forwarder:
             for client in clients:
-                assert _echo_once(port, client) == b"ping"
+                assert echo_once(port, source=client) == b"ping"
             first = members_of_clients(forwarder.log, 120, 120)
             for client in clients[:20]:  # again: the same member
-                assert _echo_once(port, client) == b"ping"
+                assert echo_once(port, source=client) == b"ping"
             again = members_of_clients(forwarder.log, 140, 20)
             assert all(first[c] == again[c] for c in clients[:20])
             assert len(set(first.values())) == 4
@@ -181,7 +172,7 @@ def test_source_keeps_a_client_on_its_member_and_moves_only_a_lost_member_s_clie
             lost.stop()
             forwarder.wait_for_stderr(f"member {lost.host} {lost.port} is down", timeout=5)
             for client in clients:
-                assert _echo_once(port, client) == b"ping"
+                assert echo_once(port, source=client) == b"ping"
             after = members_of_clients(forwarder.log, 260, 120)
         moved = [c for c in clients if first[c] != after[c]]
         assert moved and all(first[c] == lost.host for c in moved)
@@ -232,7 +223,7 @@ def test_a_full_member_is_skipped_and_all_full_is_limit_exceeded(
 
         def served() -> bool:
             try:
-                return _echo_once(port) == b"ping"
+                return echo_once(port) == b"ping"
             except OSError:  # still full: refused
                 return False
 
@@ -252,7 +243,7 @@ def test_a_reload_keeps_the_health_of_members_it_keeps(
     text = head + _pool(members) + rule
     with running(text, tmp_path) as forwarder:
         for _ in range(6):
-            assert _echo_once(port) == b"ping"
+            assert echo_once(port) == b"ping"
         forwarder.wait_for_stderr(f"member {dead.host} {dead.port} is down")
         # Reweight another member: the dead one stays down (no connect is tried on it).
         text = head + _pool(members, ["", "weight=3", ""]) + rule
@@ -260,7 +251,7 @@ def test_a_reload_keeps_the_health_of_members_it_keeps(
         forwarder.signal(signal.SIGHUP)
         forwarder.wait_for_reload()
         for _ in range(8):
-            assert _echo_once(port) == b"ping"
+            assert echo_once(port) == b"ping"
         assert sum("is down" in line for line in forwarder.errors) == 1
         assert (members[1].accepted, members[2].accepted) == (3 + 6, 3 + 2)
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5) as page:
@@ -323,7 +314,7 @@ def test_a_blackholed_member_is_passed_over_within_health_timeout(tmp_path: Path
         with running(text, tmp_path):
             started = time.monotonic()
             for _ in range(2):
-                assert _echo_once(port) == b"ping"
+                assert echo_once(port) == b"ping"
             assert time.monotonic() - started < 10
             assert live.accepted == 2
     finally:
@@ -352,7 +343,7 @@ def test_a_check_can_send_a_text_and_expect_the_answer_to_begin_with_another(
         assert any("not the expected text" in line for line in forwarder.errors)
         wait_until(lambda: members[0].accepted >= 2, "two checks of the good member")
         assert not any("pool good" in line for line in forwarder.errors)
-        assert _echo_once(good) == b"ping"
+        assert echo_once(good) == b"ping"
 
 
 def test_a_pool_whose_only_member_refuses_fails_its_clients_as_a_refusing_backend(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import BIN, compile_config
-from tests.runtime.harness import Forwarder, TcpEcho, free_ports, recv_all, threads
+from tests.runtime.harness import Forwarder, TcpEcho, echo_once, free_ports, threads
 
 NAMES = 24
 SILENT = "127.0.0.77"  # a name server that takes queries and answers none
@@ -119,7 +119,7 @@ def test_a_pool_member_s_silent_name_server_holds_one_lookup_not_one_a_check(
             # of the silent server takes ten.
             time.sleep(6.5)
             after = threads(pid)
-            assert _echo_once(port) == b"ping"  # still forwarding
+            assert echo_once(port) == b"ping"  # still forwarding
         finally:
             forwarder.stop()
     assert after - before <= 1, (before, after)  # the one lookup under way
@@ -144,7 +144,7 @@ def test_a_member_whose_name_does_not_resolve_is_down_not_a_failed_start(
             f"pool web member {unknown} 80 is down: {unknown} does not resolve"
         )
         for _ in range(5):
-            assert _echo_once(port) == b"ping"
+            assert echo_once(port) == b"ping"
     finally:
         forwarder.stop()
     lone = f"pool web {unknown} 80\n127.0.0.1 {port} @web\n"
@@ -152,10 +152,3 @@ def test_a_member_whose_name_does_not_resolve_is_down_not_a_failed_start(
     failed = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
     assert failed.returncode == 2  # a rule set refused, as for a rule's host
     assert f'pool member of line 1: cannot resolve host "{unknown}"' in failed.stderr
-
-
-def _echo_once(port: int) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
-        client.sendall(b"ping")
-        client.shutdown(socket.SHUT_WR)
-        return recv_all(client)
