@@ -98,6 +98,36 @@ def hello(args: argparse.Namespace) -> dict[str, Any]:
         return {"error": type(error).__name__}
 
 
+def hellos(args: argparse.Namespace) -> dict[str, Any]:
+    """``--count`` connections one after another (each ended both ways before the next),
+    from each ``--sources`` address in turn (bound before connecting): which backend each
+    source reached last, and how many connections each backend took."""
+    sources = args.sources.split(",") if args.sources else [""]
+    counts: dict[str, int] = {}
+    last: dict[str, str] = {}
+    errors = 0
+    for number in range(args.count):
+        source = sources[number % len(sources)]
+        try:
+            with socket.socket(_family(args.host)) as sock:
+                sock.settimeout(10)
+                if source:
+                    sock.bind((source, 0))
+                sock.connect((args.host, args.port))
+                backend = _hello_line(sock)
+                # Ended both ways before the next: the forwarder has let this one go
+                # (its member's count of open connections) when the end reaches us.
+                sock.shutdown(socket.SHUT_WR)
+                while sock.recv(4096):
+                    pass
+        except OSError:
+            errors += 1
+            continue
+        counts[backend] = counts.get(backend, 0) + 1
+        last[source] = backend
+    return {"counts": counts, "last": last, "errors": errors}
+
+
 def udp_echo(args: argparse.Namespace) -> None:
     server = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -314,6 +344,11 @@ def main() -> None:
         command.add_argument("--host", required=True)
         command.add_argument("--port", type=int, required=True)
     addressed["hello"].add_argument("--hold", default="")
+    command = sub.add_parser("hellos")
+    command.add_argument("--host", required=True)
+    command.add_argument("--port", type=int, required=True)
+    command.add_argument("--count", type=int, required=True)
+    command.add_argument("--sources", default="")
     command = sub.add_parser("capture")
     command.add_argument("--iface", required=True)
     command.add_argument("--port", type=int, required=True)
@@ -338,6 +373,7 @@ def main() -> None:
         "http-get": http_get,
         "http-body": http_body,
         "hello": hello,
+        "hellos": hellos,
         "handshake": handshake,
     }
     if args.command in servers:
