@@ -8,7 +8,9 @@ three with balance=source, which sends this bench's one client address to one me
 one backend again in a process of its own, whose ratio is what two processes differ by
 in this run; and a rule with one backend in a process that checks 1,000 pool members
 (health-interval 5), to be read against that one: what the checks cost the forwarding
-path.
+path.  The checks run in a process of rinetd-run's own (the health checker): the CPU
+per connection is the forwarding process's alone, and the checker's share of a core
+over the run is printed apart.
 Each round runs them in a shuffled order, so that no one always follows another
 (bench/run.py's fixed order favours its first forwarder by ~10% on a shared 2-core
 machine).
@@ -27,6 +29,7 @@ import random
 import statistics
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from run import (
@@ -105,17 +108,21 @@ def main() -> None:
             pids.update(dict.fromkeys(names, pid))
         for port in (*POOL, *ports.values()):
             wait_port(port)
+        checked = pids["one backend, 1000 checked"]
+        checker = _children(checked)
+        started, checker_before = time.monotonic(), _cpu(checker)
         order = list(VARIANTS)
         for _round in range(args.rounds):
             random.shuffle(order)
             for name in order:
-                before = cpu_seconds(pids[name])
+                before = _cpu([pids[name]])
                 found = wrk(ports[name], args.seconds, close=True)
-                after = cpu_seconds(pids[name])
+                after = _cpu([pids[name]])
                 assert found["errors"] == 0, (name, found)
                 rates[name].append(found["rate"])
                 count = found["rate"] * args.seconds
-                cpu[name].append((after[0] - before[0] + after[1] - before[1]) * 1e6 / count)
+                cpu[name].append((after - before) * 1e6 / count)
+        share = (_cpu(checker) - checker_before) / (time.monotonic() - started)
     base_rate = statistics.median(rates["one backend"])
     base_cpu = statistics.median(cpu["one backend"])
     print(
@@ -131,6 +138,22 @@ def main() -> None:
         )
     print(f"{args.rounds} rounds of {args.seconds} s each, medians, shuffled order each round")
     print("paired ratio: each round's churn over the one backend's in the same round")
+    print(f"the health checker of 1,000 members (its own process): {share:.1%} of a core")
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (its health checker), waited for a while."""
+    for _ in range(100):
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        if text.split():
+            return [int(child) for child in text.split()]
+        time.sleep(0.05)
+    raise SystemExit(f"rinetd-run {pid} started no health checker")
+
+
+def _cpu(pids: list[int]) -> float:
+    """User and system CPU seconds of these processes (not of their children)."""
+    return sum(sum(cpu_seconds(pid, children=False)) for pid in pids)
 
 
 def _quartiles(values: list[float]) -> str:

@@ -225,12 +225,13 @@ def wrk(
     }
 
 
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds used so far by ``pid`` and its children (the workers)."""
+def cpu_seconds(pid: int, children: bool = True) -> tuple[float, float]:
+    """User and system CPU seconds used so far by ``pid`` and its children (the workers,
+    the health checker), or by ``pid`` alone."""
     tick = os.sysconf("SC_CLK_TCK")
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     user = system = 0.0
-    for each in (pid, *map(int, children.split())):
+    for each in (pid, *(map(int, found.split()) if children else ())):
         with contextlib.suppress(FileNotFoundError):
             fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
             user += int(fields[11]) / tick
