@@ -58,6 +58,20 @@ def start_rinetd(topology: Topology, conf: str, name: str, ports: list[str]) -> 
     raise AssertionError(f"rinetd did not bind {ports}: {daemon.errors}")
 
 
+def hello_server(topology: Topology, address: str, port: int) -> subprocess.Popen[bytes]:
+    """A server on the backend host's ``address`` that says that address on a line, then
+    echoes: a client sees which backend it reached.  Returned once it listens."""
+    process = topology.spawn(
+        "be",
+        [sys.executable, AGENT, "tcp-hello", "--host", address, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == b"ready"
+    return process
+
+
 def agent(topology: Topology, role: str, *args: str) -> dict[str, Any]:
     done = topology.run(role, [sys.executable, AGENT, *args], timeout=60)
     result: dict[str, Any] = json.loads(done.stdout)

@@ -21,7 +21,7 @@ import pytest
 
 from tests.helpers import compile_config, wait_until
 from tests.integration.conftest import AGENT
-from tests.integration.daemons import Daemon, agent, start_ours
+from tests.integration.daemons import Daemon, agent, hello_server, start_ours
 from tests.integration.topology import Topology
 
 C1_FW = "10.61.4.1"  # the firewall, as client 1 sees it
@@ -38,15 +38,7 @@ class Backends:
         self.servers: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, address: str) -> None:
-        process = self.net.spawn(
-            "be",
-            [sys.executable, AGENT, "tcp-hello", "--host", address, "--port", str(PORT)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == b"ready"
-        self.servers[address] = process
+        self.servers[address] = hello_server(self.net, address, PORT)
 
     def stop(self, address: str) -> None:
         self.net.stop(self.servers.pop(address))
