@@ -49,7 +49,7 @@ class KernelSide:
         self._log = log
         self._run = run
         self._following: set[asyncio.Task[None]] = set()
-        names.on_change = self.names_changed
+        names.on_change.append(self.names_changed)
 
     def dataplane(self, ruleset: RuleSet) -> str:
         return dataplane_of(ruleset, self.override)

@@ -34,8 +34,9 @@ class Names:
         # Per connection: the table's own methods, not a call through this one.
         self.of = self.table.of  # the addresses to connect to, first one first
         self.connected = self.table.connected
-        # Told when a lookup changed a name's addresses (the kernel's table follows).
-        self.on_change: Callable[[], None] | None = None
+        # Told when a lookup changed a name's addresses (the kernel's table and the
+        # pools' health checks follow).
+        self.on_change: list[Callable[[], None]] = []
 
     def plan(self, ruleset: RuleSet) -> None:
         """The names of a rule set just (re)loaded: the address its load found, and every
@@ -70,8 +71,9 @@ class Names:
         line = self.table.settled(key, addresses, error)
         if line is not None:
             say(line)
-        if self.on_change is not None and self.table.addresses.get(key) != before:
-            self.on_change()
+        if self.table.addresses.get(key) != before:
+            for listener in self.on_change:
+                listener()
         if every and key in self.table.addresses:
             self._timers[key] = self.loop.call_later(every, self.look_up, key)
 

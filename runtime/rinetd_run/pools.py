@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .balance import MemberState, PoolRoute, after_check
 from .checker_process import HealthChecker
 from .counters import MemberRow
 from .health import Checks
+from .names import Names
 from .ruleset import Effective, Rule, RuleSet, effective
 from .say import say
 
@@ -49,10 +50,16 @@ def member_line(state: MemberState, up: bool, why: str) -> str:
 class PoolMembers:
     """Every pool member's state, the active checks, and the routes of the pool rules."""
 
-    def __init__(self, note: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, names: Names | None = None, note: Callable[[str], None] | None = None
+    ) -> None:
         self.states: dict[StateKey, MemberState] = {}
-        self._wanted: dict[str, Checks] = {}  # by pool, how its members are checked
+        self._wanted: dict[str, _Wanted] = {}  # by pool, how its members are checked
         self._checker: HealthChecker | None = None
+        self._closed = False  # a stop has begun: no checker any more
+        self.names = names  # dns-refresh's addresses, which the checks follow
+        if names is not None:
+            names.on_change.append(self._send)
         self.note = note  # writes a line to a logjson log; None for other formats
 
     # -- reloads ----------------------------------------------------------------
@@ -92,23 +99,37 @@ class PoolMembers:
                     self.counted(state, True, f"{member.host} resolves")
         self.states = states
         self._wanted = _checks_of(ruleset)
+        self._send()
+
+    def _send(self) -> None:
+        """Tell the checker the members to check now, each at the address its clients
+        are sent to (dns-refresh's first, once a lookup has found it)."""
+        if self._closed:
+            return
         members = [
             {
                 "pool": pool,
                 "host": state.member.host,
                 "port": state.member.port,
-                "address": state.member.address,
-                "checks": asdict(checks),
+                "address": self._address(state, wanted.refresh),
+                "checks": asdict(wanted.checks),
             }
-            for (pool, _key), state in states.items()
-            if (checks := self._wanted.get(pool)) is not None and checks.interval
+            for (pool, _key), state in self.states.items()
+            if (wanted := self._wanted.get(pool)) is not None and wanted.checks.interval
         ]
         if members and self._checker is None:
             self._checker = HealthChecker(self._checked)
         if self._checker is not None:
             self._checker.watch(members)
 
+    def _address(self, state: MemberState, refresh: int) -> str | None:
+        address = state.member.address
+        if address is None or self.names is None:
+            return address
+        return self.names.of(state.member.host, refresh, address)[0]
+
     def close(self) -> None:
+        self._closed = True
         if self._checker is not None:
             self._checker.close()
 
@@ -128,9 +149,10 @@ class PoolMembers:
         """The checker's results: each counted against its member's rise and fall."""
         for pool, host, port, passed, why, address in results:
             state = self.states.get((pool, (host, port)))
-            checks = self._wanted.get(pool)
-            if state is None or checks is None:
+            wanted = self._wanted.get(pool)
+            if state is None or wanted is None:
                 continue  # a member or a pool a reload removed meanwhile
+            checks = wanted.checks
             if address is not None and state.member.address is None:
                 state.take(replace(state.member, address=address))  # its name resolved
             if passed:
@@ -158,13 +180,22 @@ class PoolMembers:
         ]
 
 
-def _checks_of(ruleset: RuleSet) -> dict[str, Checks]:
-    found: dict[str, Checks] = {}
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    """How a pool's members are checked, and the dns-refresh their names follow: the
+    options of the pool's first TCP rule."""
+
+    checks: Checks
+    refresh: int
+
+
+def _checks_of(ruleset: RuleSet) -> dict[str, _Wanted]:
+    found: dict[str, _Wanted] = {}
     for rule in ruleset.rules:
         if rule.pool is None or rule.pool in found or rule.connect.protocol != "tcp":
             continue
         options = effective(ruleset, rule)
-        found[rule.pool] = Checks(
+        checks = Checks(
             options.health_interval,
             options.health_timeout,
             options.health_rise,
@@ -172,4 +203,5 @@ def _checks_of(ruleset: RuleSet) -> dict[str, Checks]:
             options.health_send,
             options.health_expect,
         )
+        found[rule.pool] = _Wanted(checks, options.dns_refresh)
     return found

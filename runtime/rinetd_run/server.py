@@ -183,6 +183,7 @@ class Server:
         self.counters = Counters()
         self.metrics = MetricsServer(self._page)
         loop = asyncio.get_running_loop()
+        names = Names(loop)
         self.context = Context(
             global_access=ruleset.access,
             log=self.logger.log,
@@ -192,9 +193,9 @@ class Server:
                 enabled=not os.environ.get("RINETD_RUN_NO_BUDGET"),
             ),
             deadlines=DeadlineTimer(loop),
-            names=Names(loop),
+            names=names,
             max_connections=ruleset.max_connections,
-            pools=PoolMembers(note=self.logger.note),
+            pools=PoolMembers(names, note=self.logger.note),
         )
         self._count_with(ruleset)
         self.listeners: dict[Key, _Listener] = {}

@@ -19,7 +19,7 @@ import pytest
 
 from tests.helpers import wait_until
 from tests.integration.conftest import AGENT
-from tests.integration.daemons import Daemon, agent, start_ours
+from tests.integration.daemons import Daemon, agent, hello_server, start_ours
 from tests.integration.topology import Topology
 
 C1_FW = "10.61.4.1"
@@ -74,7 +74,7 @@ def dns(net: Topology) -> Iterator[NameServer]:
             net.run("be", ["ip", "addr", "add", f"{address}/24", "dev", interface])
             added.append(address)
         for address in SERVED:
-            helloes.append(_hello(net, address, HELLO))
+            helloes.append(hello_server(net, address, HELLO))
         netns_etc.mkdir(parents=True)
         (netns_etc / "resolv.conf").write_text(f"nameserver {SERVED[0]}\n")
         server.process = net.spawn(
@@ -108,18 +108,6 @@ def dns(net: Topology) -> Iterator[NameServer]:
         for address in added:
             command = net.command("be", ["ip", "addr", "del", f"{address}/24", "dev", interface])
             subprocess.run(command, capture_output=True, check=False)
-
-
-def _hello(net: Topology, address: str, port: int) -> subprocess.Popen[bytes]:
-    process = net.spawn(
-        "be",
-        [sys.executable, AGENT, "tcp-hello", "--host", address, "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == b"ready"
-    return process
 
 
 def _reached(net: Topology, port: int) -> Any:
@@ -185,7 +173,7 @@ def test_a_refused_address_gives_way_to_the_name_s_next_one(
     assert sorted(order) == sorted([DEAD, SERVED[1]]), order
     # Whatever order the resolver gives, the first address is the one that refuses.
     live, dead = order[1], order[0]
-    _hello(net, live, FAILOVER)
+    hello_server(net, live, FAILOVER)
     config = f"0 9503 {MULTI} {FAILOVER}\nlogfile LOG\n"
     daemon = start_ours(net, config, request.node.name, "--no-resolve")
     try:
@@ -247,7 +235,7 @@ def test_a_pool_across_the_namespaces_survives_a_killed_member_and_follows_a_mem
     by name: one killed in the middle of traffic costs no client; the named member then
     follows its name (dns-refresh), and the killed one comes back after its checks."""
     net, port = dns.net, 7300
-    servers = {address: _hello(net, address, port) for address in (*SERVED, DEAD)}
+    servers = {address: hello_server(net, address, port) for address in (*SERVED, DEAD)}
     dns.answer(f"{SERVED[0]} {NAME}\n")
     config = (
         f"pool web {NAME} {port}\npool web {SERVED[1]} {port}\npool web {DEAD} {port}\n"
@@ -266,7 +254,7 @@ def test_a_pool_across_the_namespaces_survives_a_killed_member_and_follows_a_mem
         daemon.wait_for_stderr(f"pool web member {DEAD} {port} is down", timeout=10)
         assert DEAD not in [_reached(net, 9510) for _ in range(6)]
         # The named member follows its name to the dead address, where a server starts again.
-        servers[DEAD] = _hello(net, DEAD, port)
+        servers[DEAD] = hello_server(net, DEAD, port)
         dns.answer(f"{DEAD} {NAME}\n")
         daemon.wait_for_stderr(f"pool web member {DEAD} {port} is up", timeout=10)
         wait_until(
@@ -288,7 +276,7 @@ def test_a_pool_member_whose_name_does_not_resolve_starts_down_and_comes_up_when
     resolves, the member's checks find the address and it takes its share.  In a pool
     without checks (health-interval=0) it comes up at the next reload."""
     net, port, later = dns.net, 7400, f"later.{NAME}"
-    servers = {address: _hello(net, address, port) for address in SERVED}
+    servers = {address: hello_server(net, address, port) for address in SERVED}
     config = "".join(
         f"pool {pool} {later} {port}\npool {pool} {SERVED[1]} {port}\n" for pool in ("web", "cold")
     ) + (
@@ -316,6 +304,32 @@ def test_a_pool_member_whose_name_does_not_resolve_starts_down_and_comes_up_when
         down = f"pool cold member {later} {port} is down: {later} does not resolve"
         daemon.wait_for_stderr(down, count=2)  # at start, and now
         assert Counter(_reached(net, 9521) for _ in range(4)) == {SERVED[1]: 4}
+    finally:
+        daemon.stop()
+        for server in servers.values():
+            net.stop(server)
+
+
+def test_a_pool_member_s_checks_follow_its_name(
+    dns: NameServer, request: pytest.FixtureRequest
+) -> None:
+    """A member by name with dns-refresh: its checks go where its clients go, the name's
+    address as the last lookup found it, not the one found at start."""
+    net, port = dns.net, 7600
+    servers = {address: hello_server(net, address, port) for address in SERVED}
+    dns.answer(f"{SERVED[0]} {NAME}\n")
+    options = "dns-refresh=1, health-interval=1, health-fall=1, health-rise=1"
+    config = f"pool web {NAME} {port}\npool web {SERVED[1]} {port}\n0 9530 @web [{options}]\n"
+    daemon = start_ours(net, config + "logfile LOG\n", request.node.name, "--no-resolve")
+    try:
+        assert Counter(_reached(net, 9530) for _ in range(4)) == {a: 2 for a in SERVED}
+        # The name moves to an address where nothing listens (the old one still answers):
+        # the checks find it out, no client needed.
+        dns.answer(f"{DEAD} {NAME}\n")
+        daemon.wait_for_stderr(f"pool web member {NAME} {port} is down: check:")
+        servers[DEAD] = hello_server(net, DEAD, port)
+        daemon.wait_for_stderr(f"pool web member {NAME} {port} is up")
+        assert Counter(_reached(net, 9530) for _ in range(4)) == {DEAD: 2, SERVED[1]: 2}
     finally:
         daemon.stop()
         for server in servers.values():
