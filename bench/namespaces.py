@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import functools
 import os
+import random
 import statistics
 import subprocess
 import tempfile
@@ -175,15 +176,22 @@ def main() -> None:
         targets = {"direct": (DIRECT, HTTP, IPERF)} | {
             name: (FRONT, *PORTS[name]) for name in PORTS
         }
+        order = list(targets)
         for _round in range(args.rounds):
-            for name, (host, _http, bulk) in targets.items():
+            # A shuffled order each round: no one always follows another (a fixed order
+            # favoured whoever ran first on this shared 2-core machine).
+            random.shuffle(order)
+            for name in order:
+                host, _http, bulk = targets[name]
                 record(name, "bulk 1 stream (Gbit/s)", iperf(bulk, 1, args.seconds, host, client))
-            for name, (host, http, _bulk) in targets.items():
+            for name in order:
+                host, http, _bulk = targets[name]
                 found = wrk(http, args.seconds, False, host, client)
                 record(name, "kept-alive requests/s", found["rate"])
                 record(name, "latency p99 (ms)", found["p99"])
                 record(name, "kept-alive errors", found["errors"])
-            for name, (host, http, _bulk) in targets.items():
+            for name in order:
+                host, http, _bulk = targets[name]
                 pid = running[name].pid if name in running else None
                 load = functools.partial(wrk, http, args.seconds, True, host, client)
                 found, cpu = _churn_cpu(pid, load) if pid else (load(), (0.0, 0.0))
@@ -210,6 +218,7 @@ def main() -> None:
                 _stop(logged)
             running["run kernel"] = _start(work, "run kernel")
     report(results)
+    goals(results)
     log = work / "kernel.log"
     print(
         f"lines the kernel data plane logged: {sum(1 for _ in log.open()) if log.exists() else 0}"
@@ -231,6 +240,27 @@ def report(results: dict[str, dict[str, list[float]]]) -> None:
         ratios = [cells[n] / base if base else float("nan") for n in ours]
         print(f"{metric:40}" + "".join(f"{cells[n]:14.2f}" for n in names)
               + "".join(f"{r:18.2f}" for r in ratios))  # fmt: skip
+
+
+def goals(results: dict[str, dict[str, list[float]]]) -> None:
+    """The kernel data plane's goals as ratios paired round by round (each round's
+    kernel figure over the other one's in the same round): median and middle half."""
+    kernel = results.get("run kernel", {})
+    for metric, base, goal in (
+        ("bulk 1 stream (Gbit/s)", "direct", 0.9),
+        ("kept-alive requests/s", "rinetd", 1.5),
+        ("churn requests/s", "rinetd", 1.5),
+    ):
+        ours, theirs = kernel.get(metric, []), results.get(base, {}).get(metric, [])
+        ratios = [a / b for a, b in zip(ours, theirs, strict=True) if b]
+        if not ratios:
+            continue
+        middle = statistics.median(ratios)
+        spread = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [middle] * 3
+        print(
+            f"run kernel / {base}, {metric}: paired {middle:.2f}x "
+            f"({spread[0]:.2f}x-{spread[2]:.2f}x), goal {goal}x"
+        )
 
 
 if __name__ == "__main__":
