@@ -26,6 +26,7 @@ __all__ = ["HealthChecker"]
 RESTART = 1.0  # seconds between a checker's death and the next one ...
 LONGEST = 64.0  # ... doubled while each lives less than STEADY, up to this
 STEADY = 10.0
+LINE_LIMIT = 1 << 24  # a line of results is ~100 bytes a result, ten lines a second
 # Where the package lies (a folder, or the zipapp itself): the checker imports it there.
 _ROOT = str(Path(__file__).resolve().parent.parent)
 _START = "import sys; sys.path.insert(0, sys.argv[1]); from rinetd_run.checker import main; main()"
@@ -43,6 +44,9 @@ class _Lines(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         *lines, self.partial = (self.partial + data).split(b"\n")
+        if len(self.partial) > LINE_LIMIT:  # never a line of results: not kept
+            say("health checker: a line of results too long, dropped")
+            self.partial = b""
         for line in lines:
             try:
                 results = json.loads(line)["results"]
