@@ -104,7 +104,7 @@ class HealthChecker:
             await asyncio.sleep(wait)
             if self._task is not this:
                 return
-            say(f"the health checker {how}; another starts after {wait:g} s")
+            say(f"the health checker {how}; starting another (after {wait:g} s)")
             wait = min(wait * 2, LONGEST)
 
     async def _serve(self) -> str:

@@ -7,17 +7,21 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import compile_config, wait_until
+from tests.helpers import BIN, compile_config, wait_until
 from tests.runtime.harness import (
+    Forwarder,
     TcpEcho,
     alive,
     children,
+    echo_once,
     free_port,
     running,
     start_forwarder,
@@ -132,3 +136,40 @@ def test_no_checker_without_active_checks_and_reloads_start_and_stop_it(
         _gone(checker)
         assert children(forwarder.process.pid) == []
         assert not any("health checker" in line for line in forwarder.errors), forwarder.errors
+
+
+def test_a_checker_that_cannot_start_is_said_and_tried_again_later_while_forwarding_goes_on(
+    members: list[TcpEcho], tmp_path: Path
+) -> None:
+    """A broken install (the interpreter rinetd-run was started with is gone): each
+    attempt is said, the next one waits twice as long, the rule forwards all the same,
+    and once the interpreter is back a checker runs again."""
+    port = free_port()
+    compiled = compile_config(_text(members, port), tmp_path)
+    bundle = tmp_path / "rinetd-run.pyz"
+    done = subprocess.run([str(BIN / "rinetdc"), "bundle", "-o", str(bundle)], check=False)
+    assert done.returncode == 0
+    interpreter = tmp_path / "bin" / "python3"
+    interpreter.parent.mkdir()
+    interpreter.symlink_to(os.path.realpath(sys.executable))
+    process = subprocess.Popen(
+        [str(interpreter), str(bundle), str(compiled)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    forwarder = Forwarder(process, tmp_path, compiled)
+    try:
+        forwarder.wait_for_stderr("rinetd-run: forwarding")
+        checker = _checker(process.pid)
+        interpreter.unlink()
+        os.kill(checker, signal.SIGKILL)
+        forwarder.wait_for_stderr("the health checker was killed by signal 9; starting another")
+        forwarder.wait_for_stderr("the health checker could not start (")
+        said = [line for line in forwarder.errors if "health checker" in line]
+        assert said[-1].endswith("starting another (after 2 s)"), said
+        assert echo_once(port) == b"ping"
+        interpreter.symlink_to(os.path.realpath(sys.executable))
+        _checker(process.pid)  # within the next wait (4 s)
+        assert forwarder.process.poll() is None
+    finally:
+        forwarder.stop()
