@@ -1,7 +1,7 @@
 """rinetd-run's end of the health checker process (``checker``): started when a rule set
 has members to check, told each (re)load's members, read for results from the loop;
 started again after it dies (a second later, longer if it dies again soon), stopped
-when nothing is left to check and at exit.
+when nothing is left to check and when a stop begins.
 
 The checker is this interpreter running this package (a zipapp's too), isolated from
 the environment (``-I``); it inherits stderr and nothing else (listening sockets stay
