@@ -36,8 +36,8 @@ class Context:
     budget: Budget
     deadlines: DeadlineTimer
     names: Names
+    pools: PoolMembers
     max_connections: int = 0  # TCP connections of the process; 0: the budget only
-    pools: PoolMembers = field(default_factory=PoolMembers)
     links: set[Link] = field(default_factory=set)  # TCP links and UDP sessions
     udp_sessions: int = 0
     _said: set[str] = field(default_factory=set)

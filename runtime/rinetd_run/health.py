@@ -18,12 +18,11 @@ __all__ = ["Checks", "check"]
 
 @dataclass(frozen=True, slots=True)
 class Checks:
-    """How a pool is checked: from its first TCP rule's options."""
+    """How a pool's members are checked: from its first TCP rule's options (its rise and
+    fall are counted by rinetd-run, not here)."""
 
     interval: int
     timeout: int
-    rise: int
-    fall: int
     send: str | None = None
     expect: str | None = None
 

@@ -50,16 +50,13 @@ def member_line(state: MemberState, up: bool, why: str) -> str:
 class PoolMembers:
     """Every pool member's state, the active checks, and the routes of the pool rules."""
 
-    def __init__(
-        self, names: Names | None = None, note: Callable[[str], None] | None = None
-    ) -> None:
+    def __init__(self, names: Names, note: Callable[[str], None] | None = None) -> None:
         self.states: dict[StateKey, MemberState] = {}
         self._wanted: dict[str, _Wanted] = {}  # by pool, how its members are checked
         self._checker: HealthChecker | None = None
         self._closed = False  # a stop has begun: no checker any more
         self.names = names  # dns-refresh's addresses, which the checks follow
-        if names is not None:
-            names.on_change.append(self._send)
+        names.on_change.append(self._send)
         self.note = note  # writes a line to a logjson log; None for other formats
 
     # -- reloads ----------------------------------------------------------------
@@ -124,8 +121,8 @@ class PoolMembers:
 
     def _address(self, state: MemberState, refresh: int) -> str | None:
         address = state.member.address
-        if address is None or self.names is None:
-            return address
+        if address is None:
+            return None
         return self.names.of(state.member.host, refresh, address)[0]
 
     def close(self) -> None:
@@ -152,14 +149,13 @@ class PoolMembers:
             wanted = self._wanted.get(pool)
             if state is None or wanted is None:
                 continue  # a member or a pool a reload removed meanwhile
-            checks = wanted.checks
             if address is not None and state.member.address is None:
                 state.take(replace(state.member, address=address))  # its name resolved
             if passed:
                 state.checks_passed += 1
             else:
                 state.checks_failed += 1
-            self.counted(state, after_check(state, passed, checks.rise, checks.fall), why)
+            self.counted(state, after_check(state, passed, wanted.rise, wanted.fall), why)
 
     def rows(self) -> list[MemberRow]:
         """Per member, for the metrics page: pool, host, port, up, open, opened, connect
@@ -182,10 +178,12 @@ class PoolMembers:
 
 @dataclass(frozen=True, slots=True)
 class _Wanted:
-    """How a pool's members are checked, and the dns-refresh their names follow: the
-    options of the pool's first TCP rule."""
+    """How a pool's members are checked, how many checks in a row move them, and the
+    dns-refresh their names follow: the options of the pool's first TCP rule."""
 
     checks: Checks
+    rise: int
+    fall: int
     refresh: int
 
 
@@ -198,10 +196,10 @@ def _checks_of(ruleset: RuleSet) -> dict[str, _Wanted]:
         checks = Checks(
             options.health_interval,
             options.health_timeout,
-            options.health_rise,
-            options.health_fall,
             options.health_send,
             options.health_expect,
         )
-        found[rule.pool] = _Wanted(checks, options.dns_refresh)
+        found[rule.pool] = _Wanted(
+            checks, options.health_rise, options.health_fall, options.dns_refresh
+        )
     return found
