@@ -4,6 +4,7 @@ firewall (its own /etc/netns/NS/resolv.conf), and its answer changes during the 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import shutil
 import signal
 import subprocess
@@ -108,6 +109,22 @@ def dns(net: Topology) -> Iterator[NameServer]:
         for address in added:
             command = net.command("be", ["ip", "addr", "del", f"{address}/24", "dev", interface])
             subprocess.run(command, capture_output=True, check=False)
+
+
+@contextlib.contextmanager
+def _hello_servers(
+    net: Topology, addresses: tuple[str, ...], port: int
+) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """A hello server on each address, by address: the test may stop some and start
+    others in the dict; every one there at the end is stopped, however the test ends."""
+    servers: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for address in addresses:
+            servers[address] = hello_server(net, address, port)
+        yield servers
+    finally:
+        for server in servers.values():
+            net.stop(server)
 
 
 def _reached(net: Topology, port: int) -> Any:
@@ -235,37 +252,35 @@ def test_a_pool_across_the_namespaces_survives_a_killed_member_and_follows_a_mem
     by name: one killed in the middle of traffic costs no client; the named member then
     follows its name (dns-refresh), and the killed one comes back after its checks."""
     net, port = dns.net, 7300
-    servers = {address: hello_server(net, address, port) for address in (*SERVED, DEAD)}
-    dns.answer(f"{SERVED[0]} {NAME}\n")
-    config = (
-        f"pool web {NAME} {port}\npool web {SERVED[1]} {port}\npool web {DEAD} {port}\n"
-        "0 9510 @web [dns-refresh=1, health-interval=1, health-fall=1, health-rise=1]\n"
-        "logfile LOG\n"
-    )
-    daemon = start_ours(net, config, request.node.name, "--no-resolve")
-    try:
-        assert Counter(_reached(net, 9510) for _ in range(6)) == {a: 2 for a in servers}
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            during = [pool.submit(_reached, net, 9510) for _ in range(16)]
-            wait_until(lambda: sum(f.done() for f in during) >= 4, "traffic under way")
-            net.stop(servers.pop(DEAD))  # killed mid-traffic
-            reached = [f.result() for f in during]
-        assert None not in reached, reached  # no client failed
-        daemon.wait_for_stderr(f"pool web member {DEAD} {port} is down", timeout=10)
-        assert DEAD not in [_reached(net, 9510) for _ in range(6)]
-        # The named member follows its name to the dead address, where a server starts again.
-        servers[DEAD] = hello_server(net, DEAD, port)
-        dns.answer(f"{DEAD} {NAME}\n")
-        daemon.wait_for_stderr(f"pool web member {DEAD} {port} is up", timeout=10)
-        wait_until(
-            lambda: SERVED[0] not in {_reached(net, 9510) for _ in range(6)},
-            f"the member {NAME} to follow its name away from {SERVED[0]}",
-            timeout=10,
+    with _hello_servers(net, (*SERVED, DEAD), port) as servers:
+        dns.answer(f"{SERVED[0]} {NAME}\n")
+        config = (
+            f"pool web {NAME} {port}\npool web {SERVED[1]} {port}\npool web {DEAD} {port}\n"
+            "0 9510 @web [dns-refresh=1, health-interval=1, health-fall=1, health-rise=1]\n"
+            "logfile LOG\n"
         )
-    finally:
-        daemon.stop()
-        for server in servers.values():
-            net.stop(server)
+        daemon = start_ours(net, config, request.node.name, "--no-resolve")
+        try:
+            assert Counter(_reached(net, 9510) for _ in range(6)) == {a: 2 for a in servers}
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                during = [pool.submit(_reached, net, 9510) for _ in range(16)]
+                wait_until(lambda: sum(f.done() for f in during) >= 4, "traffic under way")
+                net.stop(servers.pop(DEAD))  # killed mid-traffic
+                reached = [f.result() for f in during]
+            assert None not in reached, reached  # no client failed
+            daemon.wait_for_stderr(f"pool web member {DEAD} {port} is down", timeout=10)
+            assert DEAD not in [_reached(net, 9510) for _ in range(6)]
+            # The named member follows its name to the dead address, where a server starts again.
+            servers[DEAD] = hello_server(net, DEAD, port)
+            dns.answer(f"{DEAD} {NAME}\n")
+            daemon.wait_for_stderr(f"pool web member {DEAD} {port} is up", timeout=10)
+            wait_until(
+                lambda: SERVED[0] not in {_reached(net, 9510) for _ in range(6)},
+                f"the member {NAME} to follow its name away from {SERVED[0]}",
+                timeout=10,
+            )
+        finally:
+            daemon.stop()
 
 
 def test_a_pool_member_whose_name_does_not_resolve_starts_down_and_comes_up_when_it_does(
@@ -276,38 +291,37 @@ def test_a_pool_member_whose_name_does_not_resolve_starts_down_and_comes_up_when
     resolves, the member's checks find the address and it takes its share.  In a pool
     without checks (health-interval=0) it comes up at the next reload."""
     net, port, later = dns.net, 7400, f"later.{NAME}"
-    servers = {address: hello_server(net, address, port) for address in SERVED}
-    config = "".join(
-        f"pool {pool} {later} {port}\npool {pool} {SERVED[1]} {port}\n" for pool in ("web", "cold")
-    ) + (
-        "0 9520 @web [health-interval=1, health-rise=1]\n"
-        "0 9521 @cold [health-interval=0]\nlogfile LOG\n"
-    )
-    daemon = start_ours(net, config, request.node.name, "--no-resolve")
-    try:
-        for pool in ("web", "cold"):
-            daemon.wait_for_stderr(
-                f"pool {pool} member {later} {port} is down: {later} does not resolve"
-            )
-        assert Counter(_reached(net, 9520) for _ in range(6)) == {SERVED[1]: 6}
-        dns.answer(f"{SERVED[0]} {NAME}\n{SERVED[0]} {later}\n")
-        daemon.wait_for_stderr(f"pool web member {later} {port} is up", timeout=10)
-        assert Counter(_reached(net, 9520) for _ in range(6)) == {a: 3 for a in SERVED}
-        assert Counter(_reached(net, 9521) for _ in range(4)) == {SERVED[1]: 4}
-        daemon.signal(signal.SIGHUP)
-        daemon.wait_for_stderr(f"pool cold member {later} {port} is up: {later} resolves")
-        assert Counter(_reached(net, 9521) for _ in range(6)) == {a: 3 for a in SERVED}
-        # The name gone again: the next reload is not refused, the member is down.
-        dns.answer(f"{SERVED[0]} {NAME}\n")
-        daemon.signal(signal.SIGHUP)
-        daemon.wait_for_reload(2)
-        down = f"pool cold member {later} {port} is down: {later} does not resolve"
-        daemon.wait_for_stderr(down, count=2)  # at start, and now
-        assert Counter(_reached(net, 9521) for _ in range(4)) == {SERVED[1]: 4}
-    finally:
-        daemon.stop()
-        for server in servers.values():
-            net.stop(server)
+    with _hello_servers(net, SERVED, port):
+        config = "".join(
+            f"pool {pool} {later} {port}\npool {pool} {SERVED[1]} {port}\n"
+            for pool in ("web", "cold")
+        ) + (
+            "0 9520 @web [health-interval=1, health-rise=1]\n"
+            "0 9521 @cold [health-interval=0]\nlogfile LOG\n"
+        )
+        daemon = start_ours(net, config, request.node.name, "--no-resolve")
+        try:
+            for pool in ("web", "cold"):
+                daemon.wait_for_stderr(
+                    f"pool {pool} member {later} {port} is down: {later} does not resolve"
+                )
+            assert Counter(_reached(net, 9520) for _ in range(6)) == {SERVED[1]: 6}
+            dns.answer(f"{SERVED[0]} {NAME}\n{SERVED[0]} {later}\n")
+            daemon.wait_for_stderr(f"pool web member {later} {port} is up", timeout=10)
+            assert Counter(_reached(net, 9520) for _ in range(6)) == {a: 3 for a in SERVED}
+            assert Counter(_reached(net, 9521) for _ in range(4)) == {SERVED[1]: 4}
+            daemon.signal(signal.SIGHUP)
+            daemon.wait_for_stderr(f"pool cold member {later} {port} is up: {later} resolves")
+            assert Counter(_reached(net, 9521) for _ in range(6)) == {a: 3 for a in SERVED}
+            # The name gone again: the next reload is not refused, the member is down.
+            dns.answer(f"{SERVED[0]} {NAME}\n")
+            daemon.signal(signal.SIGHUP)
+            daemon.wait_for_reload(2)
+            down = f"pool cold member {later} {port} is down: {later} does not resolve"
+            daemon.wait_for_stderr(down, count=2)  # at start, and now
+            assert Counter(_reached(net, 9521) for _ in range(4)) == {SERVED[1]: 4}
+        finally:
+            daemon.stop()
 
 
 def test_a_pool_member_s_checks_follow_its_name(
@@ -316,21 +330,19 @@ def test_a_pool_member_s_checks_follow_its_name(
     """A member by name with dns-refresh: its checks go where its clients go, the name's
     address as the last lookup found it, not the one found at start."""
     net, port = dns.net, 7600
-    servers = {address: hello_server(net, address, port) for address in SERVED}
-    dns.answer(f"{SERVED[0]} {NAME}\n")
-    options = "dns-refresh=1, health-interval=1, health-fall=1, health-rise=1"
-    config = f"pool web {NAME} {port}\npool web {SERVED[1]} {port}\n0 9530 @web [{options}]\n"
-    daemon = start_ours(net, config + "logfile LOG\n", request.node.name, "--no-resolve")
-    try:
-        assert Counter(_reached(net, 9530) for _ in range(4)) == {a: 2 for a in SERVED}
-        # The name moves to an address where nothing listens (the old one still answers):
-        # the checks find it out, no client needed.
-        dns.answer(f"{DEAD} {NAME}\n")
-        daemon.wait_for_stderr(f"pool web member {NAME} {port} is down: check:")
-        servers[DEAD] = hello_server(net, DEAD, port)
-        daemon.wait_for_stderr(f"pool web member {NAME} {port} is up")
-        assert Counter(_reached(net, 9530) for _ in range(4)) == {DEAD: 2, SERVED[1]: 2}
-    finally:
-        daemon.stop()
-        for server in servers.values():
-            net.stop(server)
+    with _hello_servers(net, SERVED, port) as servers:
+        dns.answer(f"{SERVED[0]} {NAME}\n")
+        options = "dns-refresh=1, health-interval=1, health-fall=1, health-rise=1"
+        config = f"pool web {NAME} {port}\npool web {SERVED[1]} {port}\n0 9530 @web [{options}]\n"
+        daemon = start_ours(net, config + "logfile LOG\n", request.node.name, "--no-resolve")
+        try:
+            assert Counter(_reached(net, 9530) for _ in range(4)) == {a: 2 for a in SERVED}
+            # The name moves to an address where nothing listens (the old one still answers):
+            # the checks find it out, no client needed.
+            dns.answer(f"{DEAD} {NAME}\n")
+            daemon.wait_for_stderr(f"pool web member {NAME} {port} is down: check:")
+            servers[DEAD] = hello_server(net, DEAD, port)
+            daemon.wait_for_stderr(f"pool web member {NAME} {port} is up")
+            assert Counter(_reached(net, 9530) for _ in range(4)) == {DEAD: 2, SERVED[1]: 2}
+        finally:
+            daemon.stop()
