@@ -42,12 +42,23 @@ def _text(members: list[TcpEcho], port: int, interval: int = 1) -> str:
     return f"{pool}127.0.0.1 {port} @web [{options}]\n"
 
 
+def _command(pid: int) -> bytes:
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    return b""
+
+
 def _checker(pid: int) -> int:
-    """The one process rinetd-run ``pid`` has started: its health checker."""
-    found = wait_until(lambda: children(pid), "a health checker process")
-    assert len(found) == 1, found
-    command = Path(f"/proc/{found[0]}/cmdline").read_bytes()
-    assert b"rinetd_run.checker" in command, command
+    """The one process rinetd-run ``pid`` has started: its health checker, once it runs
+    (a child just forked still shows rinetd-run's own command line until its exec)."""
+
+    def started() -> list[int]:
+        found = children(pid)
+        checkers = [child for child in found if b"rinetd_run.checker" in _command(child)]
+        return found if checkers == found else []
+
+    found = wait_until(started, "a health checker process and nothing else")
+    assert len(found) == 1, [_command(child) for child in found]
     return found[0]
 
 
